@@ -1,0 +1,73 @@
+"""The `gennorm` command: one verb per module, imported only when that verb runs.
+
+Each verb module defines `DESCRIPTION` (help text with examples), `add_arguments(parser)` and
+`run(args) -> int | None`. User errors (`GennormError`) print one line and exit with their code;
+Ctrl-C exits 130 without a traceback.
+"""
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+# verb -> (module, one-line summary). Order is the order of `gennorm --help`.
+VERBS: dict[str, tuple[str, str]] = {
+    "quickstart": ("gennorm.quickstart", "the main job on the built-in data, end to end (CPU, offline)"),
+    "data": ("gennorm.data.command", "write the built-in scenes dataset (paired and unpaired layouts)"),
+    "train": ("gennorm.train.command", "train a CycleGAN or pix2pix model from a config or preset"),
+    "translate": ("gennorm.train.translate", "translate a folder of images with a run dir or a models/ folder"),
+    "eval": ("gennorm.metrics.command", "FID, KID, LPIPS, PSNR, SSIM between two folders"),
+    "weights": ("gennorm.metrics.weights_command", "status / fetch of the metric networks' weight files"),
+    "nets": ("gennorm.networks.command", "architecture summaries: layers, output shapes, parameters"),
+    "bench": ("gennorm.bench", "benchmarks: `bench layers`, `bench train`"),
+    "export": ("gennorm.train.export", "export a run dir as a models/ folder (safetensors + card)"),
+    "demo": ("gennorm.demo", "the Gradio side-by-side demo on 127.0.0.1"),
+    "study": ("gennorm.study", "train and evaluate a grid of norms x batch sizes x seeds, write a report"),
+}
+
+
+def _top_help() -> str:
+    width = max(map(len, VERBS))
+    lines = ["usage: gennorm VERB [options]   (gennorm VERB --help for each verb's options and examples)", "", "verbs:"]
+    lines += [f"  {verb:<{width}}  {summary}" for verb, (_, summary) in VERBS.items()]
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if not argv or argv[0] in ("-h", "--help", "help"):
+        print(_top_help())
+        return 0
+    if argv[0] == "--version":
+        from gennorm import __version__
+
+        print(__version__)
+        return 0
+    verb, rest = argv[0], argv[1:]
+    if verb not in VERBS:
+        print(f"gennorm: unknown verb {verb!r}; known verbs: {', '.join(VERBS)}", file=sys.stderr)
+        return 2
+
+    from gennorm.errors import GennormError
+
+    module = importlib.import_module(VERBS[verb][0])
+    parser = argparse.ArgumentParser(
+        prog=f"gennorm {verb}",
+        description=module.DESCRIPTION,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    module.add_arguments(parser)
+    args = parser.parse_args(rest)
+    try:
+        code = module.run(args)
+    except GennormError as err:
+        print(f"gennorm {verb}: error: {err}", file=sys.stderr)
+        return err.exit_code
+    except KeyboardInterrupt:
+        print(f"gennorm {verb}: interrupted", file=sys.stderr)
+        return 130
+    return int(code or 0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

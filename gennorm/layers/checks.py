@@ -1,0 +1,27 @@
+"""Input validation shared by the layers: errors that name the layer and the problem."""
+from __future__ import annotations
+
+import torch
+
+
+def check_input(x: torch.Tensor, layer: str, channels: int | None = None) -> None:
+    """x must be a floating-point [N, C, H, W] tensor with `channels` channels."""
+    if not isinstance(x, torch.Tensor):
+        raise TypeError(f"{layer} expects a torch.Tensor, got {type(x).__name__}")
+    if x.dim() != 4:
+        raise ValueError(f"{layer} expects input of shape [N, C, H, W] (4 dims), got {x.dim()} dims: {tuple(x.shape)}")
+    if not x.is_floating_point():
+        raise TypeError(f"{layer} expects a floating-point input (float32/float64/float16/bfloat16), got {x.dtype}")
+    if channels is not None and x.shape[1] != channels:
+        raise ValueError(f"{layer} expects {channels} input channels, got {x.shape[1]} (input shape {tuple(x.shape)})")
+
+
+def check_window_fits(padded: torch.Tensor, kernel_size, dilation, layer: str) -> None:
+    """The (dilated) kernel must fit inside the padded input."""
+    for axis in (0, 1):
+        span = dilation[axis] * (kernel_size[axis] - 1) + 1
+        if span > padded.shape[2 + axis]:
+            raise ValueError(
+                f"{layer}: kernel size {tuple(kernel_size)} (dilation {tuple(dilation)}) is larger than the "
+                f"padded input {tuple(padded.shape[2:])}"
+            )
