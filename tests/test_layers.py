@@ -1,0 +1,243 @@
+"""NC, KNConv, KernelNorm and PONO against the literal im2col definitions (SPEC.md 1-3), float64."""
+from __future__ import annotations
+
+import pytest
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+from torch.testing import assert_close
+
+import literal
+from gennorm import PONO, DynamicMomentShortcut, KernelNorm2d, KNConv2d, MomentShortcut, NCConv2d
+from gennorm.layers import NORMS, conv_norm, create_norm, get_norm_layer
+from gennorm.layers.nc_conv import pad_like_conv
+
+torch.manual_seed(0)
+f64 = torch.float64
+
+NC_CASES = [
+    # kernel, stride, padding, dilation, groups
+    (3, 1, 0, 1, 1),
+    (3, 2, 1, 1, 1),
+    (3, 1, 2, 2, 2),
+    ((3, 2), 2, (1, 2), 1, 4),
+    (1, 1, 0, 1, 2),
+    (1, 2, 1, 1, 1),
+    ((2, 3), 1, (2, 0), (2, 1), 1),
+    (3, 1, "same", 2, 4),
+    (4, 2, 1, 1, 2),
+]
+
+
+def literal_nc(m: NCConv2d, x):
+    return literal.nc_conv(pad_like_conv(x, m), m.weight, m.bias, m.stride, m.dilation, m.groups, m.eps,
+                           m.weight_standardization)
+
+
+@pytest.mark.parametrize("padding_mode", ["zeros", "reflect", "replicate", "circular"])
+@pytest.mark.parametrize("kernel,stride,padding,dilation,groups", NC_CASES)
+@pytest.mark.parametrize("bias", [True, False])
+def test_nc_matches_literal_values_and_grads(padding_mode, kernel, stride, padding, dilation, groups, bias):
+    m = NCConv2d(8, 8, kernel, stride, padding, dilation, groups, bias=bias, padding_mode=padding_mode).to(f64)
+    x = torch.randn(2, 8, 9, 10, dtype=f64, requires_grad=True)
+    out = m(x)
+    ref = literal_nc(m, x)
+    assert_close(out, ref, rtol=1e-10, atol=1e-10)
+    g = torch.randn_like(out)
+    got = torch.autograd.grad(out, [x, m.weight] + ([m.bias] if bias else []), g)
+    want = torch.autograd.grad(ref, [x, m.weight] + ([m.bias] if bias else []), g)
+    for a, b in zip(got, want):
+        assert_close(a, b, rtol=1e-9, atol=1e-9)
+
+
+def test_nc_kernel_equal_to_input_and_weight_standardization():
+    x = torch.randn(3, 4, 5, 5, dtype=f64)
+    m = NCConv2d(4, 6, 5, weight_standardization=True).to(f64)
+    out = m(x)
+    assert out.shape == (3, 6, 1, 1)
+    assert_close(out, literal_nc(m, x), rtol=1e-10, atol=1e-10)
+
+
+@pytest.mark.parametrize("groups,padding_mode,impl", [(1, "zeros", "torch"), (2, "reflect", "torch"), (2, "circular", "op")])
+def test_nc_gradcheck(groups, padding_mode, impl):
+    m = NCConv2d(4, 4, 3, stride=2, padding=1, groups=groups, padding_mode=padding_mode, impl=impl).to(f64)
+    x = torch.randn(1, 4, 6, 5, dtype=f64, requires_grad=True)
+    w, b = m.weight.detach().clone().requires_grad_(), m.bias.detach().clone().requires_grad_()
+    call = lambda x, w, b: torch.func.functional_call(m, {"weight": w, "bias": b}, (x,))  # noqa: E731
+    assert torch.autograd.gradcheck(call, (x, w, b))
+
+
+def test_nc_float32_accuracy_large_mean():
+    """x = 300 +- 0.01: E[x^2] - E[x]^2 would cancel; the shift keeps float32 within 1e-3."""
+    torch.manual_seed(1)
+    for groups, mode in [(1, "zeros"), (2, "reflect")]:
+        m = NCConv2d(8, 8, 3, padding=1, groups=groups, padding_mode=mode)
+        x = torch.randn(2, 8, 16, 16) * 0.01 + 300
+        out = m(x)
+        ref = literal_nc(m.to(f64), x.to(f64))
+        assert torch.isfinite(out).all()
+        rel = (out.to(f64) - ref).norm() / ref.norm()
+        assert rel < 1e-3, rel
+
+
+def test_nc_state_dict_is_conv2d_compatible():
+    m = NCConv2d(3, 5, 3, padding=1, eps=1e-3)
+    plain = nn.Conv2d(3, 5, 3, padding=1)
+    plain.load_state_dict(m.state_dict())
+    again = NCConv2d(3, 5, 3, padding=1, eps=1e-3)
+    again.load_state_dict(plain.state_dict())
+    x = torch.randn(1, 3, 8, 8)
+    assert_close(again(x), m(x))
+
+
+def test_nc_bf16_autocast_cpu():
+    m = NCConv2d(4, 4, 3, padding=1)
+    x = torch.randn(1, 4, 8, 8)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        out = m(x)
+    assert torch.isfinite(out).all()
+    assert_close(out.float(), m(x), rtol=0.05, atol=0.05)
+
+
+# ---- KNConv2d / KernelNorm2d -------------------------------------------------------------
+
+
+@pytest.mark.parametrize("kernel,stride,padding,groups", [(3, 1, 1, 1), (3, 2, (0, 1, 2, 1), 1), ((2, 3), 1, (1, 0), 2), (1, 1, 0, 1)])
+def test_knconv_matches_literal_in_eval(kernel, stride, padding, groups):
+    m = KNConv2d(4, 6, kernel, stride, padding, groups=groups).to(f64).eval()
+    x = torch.randn(2, 4, 7, 8, dtype=f64, requires_grad=True)
+    xp = F.pad(x, m.kn_padding)
+    # Statistics over all channels (one group), then the (possibly grouped) conv on the windows.
+    rows, (ho, wo) = literal.im2col_rows(xp, m.kernel_size, m.stride, (1, 1), 1)
+    z = literal.standardize_rows(rows, m.eps)  # [N, 1, L, C*kh*kw]
+    cin = 4 // groups
+    z = z.view(2, ho * wo, groups, -1)  # channels are the slowest index of a row
+    w = m.weight.view(groups, 6 // groups, -1)
+    ref = torch.einsum("gok,nLgk->ngoL", w, z).reshape(2, 6, ho, wo) + m.bias.view(1, -1, 1, 1)
+    out = m(x)
+    assert_close(out, ref, rtol=1e-10, atol=1e-10)
+    g = torch.randn_like(out)
+    assert_close(torch.autograd.grad(out, x, g)[0], torch.autograd.grad(ref, x, g)[0], rtol=1e-9, atol=1e-9)
+    assert cin * m.kernel_size[0] * m.kernel_size[1] == w.shape[-1]
+
+
+def test_knconv_dropout_only_on_statistics_in_training():
+    m = KNConv2d(3, 4, 3, padding=1, dropout_p=0.5).to(f64).train()
+    x = torch.randn(1, 3, 6, 6, dtype=f64)
+    torch.manual_seed(5)
+    out = m(x)
+    torch.manual_seed(5)
+    xp = F.pad(x, m.kn_padding)
+    dropped = F.dropout(xp, 0.5, training=True)
+    mean, rstd = literal.window_moments(dropped, m.kernel_size, m.stride, (1, 1), 1, m.eps)
+    y = F.conv2d(xp, m.weight)
+    ref = (y - mean * m.weight.sum((1, 2, 3)).view(1, -1, 1, 1)) * rstd + m.bias.view(1, -1, 1, 1)
+    assert_close(out, ref, rtol=1e-10, atol=1e-10)
+    m.eval()
+    assert_close(m(x), m(x))  # no dropout in eval ...
+    m.dropout_in_eval = True
+    assert not torch.equal(m(x), m(x))  # ... unless asked to reproduce the authors' module
+
+
+@pytest.mark.parametrize("kernel,stride,padding", [(2, 2, 0), (3, 1, 1), ((2, 3), (1, 2), (0, 1, 1, 0))])
+def test_kernel_norm_tiles_match_literal(kernel, stride, padding):
+    m = KernelNorm2d(kernel, stride, padding).to(f64).eval()
+    x = torch.randn(2, 3, 6, 7, dtype=f64, requires_grad=True)
+    out = m(x)
+    ref = literal.kernel_norm_tiles(F.pad(x, m.padding), m.kernel_size, m.stride, m.eps)
+    assert out.shape == ref.shape
+    assert_close(out, ref, rtol=1e-10, atol=1e-10)
+    g = torch.randn_like(out)
+    assert_close(torch.autograd.grad(out, x, g)[0], torch.autograd.grad(ref, x, g)[0], rtol=1e-9, atol=1e-9)
+
+
+def test_kn_gradcheck():
+    m = KNConv2d(3, 2, 3, stride=2, padding=(1, 0, 1, 1), dropout_p=0.0).to(f64)
+    x = torch.randn(1, 3, 5, 6, dtype=f64, requires_grad=True)
+    assert torch.autograd.gradcheck(m, (x,))
+    k = KernelNorm2d(2, 1, dropout_p=0.0).to(f64)
+    assert torch.autograd.gradcheck(k, (x,))
+
+
+# ---- PONO and moment shortcuts -----------------------------------------------------------
+
+
+def test_pono_matches_definition_and_gradcheck():
+    x = torch.randn(2, 5, 4, 3, dtype=f64, requires_grad=True)
+    for got, want in zip(PONO()(x), literal.pono(x, 1e-5)):
+        assert_close(got, want, rtol=1e-10, atol=1e-10)
+    assert torch.autograd.gradcheck(lambda t: PONO()(t), (x,))
+    y, mean, std = PONO(unbiased=True)(x)
+    assert_close(std, torch.sqrt(x.var(1, keepdim=True) + 1e-5))
+    assert_close(MomentShortcut()(*PONO()(x)), x, rtol=1e-4, atol=1e-4)  # eps makes it inexact
+
+
+def test_pono_float32_large_mean():
+    x = torch.randn(2, 8, 6, 6) * 0.01 + 300
+    y, mean, std = PONO()(x)
+    ref = literal.pono(x.to(f64), 1e-5)[0]
+    assert torch.isfinite(y).all()
+    assert ((y.to(f64) - ref).norm() / ref.norm()) < 1e-3
+
+
+def test_dynamic_moment_shortcut_starts_as_ms():
+    h = torch.randn(2, 4, 6, 6)
+    _, mean, std = PONO()(torch.randn(2, 3, 6, 6))
+    assert_close(DynamicMomentShortcut()(h, mean, std), MomentShortcut()(h, mean, std))
+    with pytest.raises(ValueError, match="do not match"):
+        MomentShortcut()(h, mean[..., :3, :3], std[..., :3, :3])
+
+
+# ---- clear errors ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("layer", [lambda: NCConv2d(4, 4, 3), lambda: KNConv2d(4, 4, 3)])
+def test_errors_name_the_problem(layer):
+    m = layer()
+    with pytest.raises(ValueError, match="4 dims"):
+        m(torch.randn(4, 8, 8))
+    with pytest.raises(ValueError, match="expects 4 input channels, got 3"):
+        m(torch.randn(1, 3, 8, 8))
+    with pytest.raises(TypeError, match="floating-point"):
+        m(torch.ones(1, 4, 8, 8, dtype=torch.int64))
+    with pytest.raises(ValueError, match="larger than the padded input"):
+        m(torch.randn(1, 4, 2, 8))
+
+
+def test_constructor_errors():
+    with pytest.raises(ValueError, match="divisible by groups"):
+        NCConv2d(6, 4, 3, groups=4)
+    with pytest.raises(ValueError, match=r"unknown norm 'layer'.*instance"):
+        get_norm_layer("layer")
+    with pytest.raises(ValueError, match="padding"):
+        KNConv2d(3, 3, 3, padding=(1, 2, 3))
+    with pytest.raises(ValueError, match="dropout_p"):
+        KernelNorm2d(3, dropout_p=1.5)
+    with pytest.raises(TypeError, match="PONO expects"):
+        PONO()(torch.ones(1, 2, 3, 3, dtype=torch.int32))
+
+
+# ---- registry ----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", list(NORMS))
+def test_registry_builds_every_norm(name):
+    block = conv_norm(name, 4, 8, 3, stride=2, padding=1)
+    out = block(torch.randn(2, 4, 8, 8))
+    assert out.shape == (2, 8, 4, 4)
+    assert isinstance(create_norm(name, 8), nn.Module)
+
+
+def test_registry_accepts_callables_and_classic_bias_rule():
+    spec = get_norm_layer(nn.BatchNorm2d)
+    assert spec.conv_bias is False
+    assert get_norm_layer(lambda c: nn.InstanceNorm2d(c)).conv_bias is True
+    assert get_norm_layer("Instance").name == "instance"
+    assert conv_norm("instance", 3, 4, 3)[0].bias is not None
+    assert conv_norm("batch", 3, 4, 3)[0].bias is None
+
+
+def test_train_eval_modes_do_not_change_nc():
+    m = NCConv2d(3, 3, 3, padding=1)
+    x = torch.randn(1, 3, 5, 5)
+    assert_close(m.train()(x), m.eval()(x))
