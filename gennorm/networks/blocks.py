@@ -1,0 +1,72 @@
+"""Pieces shared by the generators: upsampling "conv + norm", the input-size check.
+
+Upsampling comes in two flavours, both available for every generator and every norm:
+- "resize": nearest x2, then a 3x3 conv + norm through `conv_norm` (padding 1, zeros). The only
+  way to upsample with a fused norm (NC, KN, ConvNorm), which are defined on direct convs
+  (SPEC section 1), and free of checkerboard artifacts. Default for "nc" and "kn".
+- "transpose": the classic ConvTranspose2d followed by the norm layer. Fused norms have no
+  transposed form, so for them (NormSpec.make_norm is None) it is a ConvTranspose2d with bias
+  and no norm ("spectral" wraps it in spectral norm, which is defined for transposed convs).
+"""
+from __future__ import annotations
+
+import torch
+import torch.nn as nn
+
+from gennorm.layers import NormSpec, conv_norm
+
+UPSAMPLE_MODES = ("resize", "transpose")
+_RESIZE_BY_DEFAULT = ("nc", "kn")
+
+
+def default_upsample(spec: NormSpec) -> str:
+    return "resize" if spec.name in _RESIZE_BY_DEFAULT else "transpose"
+
+
+def resolve_upsample(upsample: str | None, spec: NormSpec) -> str:
+    if upsample is None:
+        return default_upsample(spec)
+    if upsample not in UPSAMPLE_MODES:
+        raise ValueError(f"unknown upsample {upsample!r}; known: {', '.join(UPSAMPLE_MODES)}")
+    return upsample
+
+
+def _transpose(spec: NormSpec, in_ch: int, out_ch: int, kernel_size: int, output_padding: int,
+               bias: bool) -> nn.Module:
+    conv = nn.ConvTranspose2d(in_ch, out_ch, kernel_size, stride=2, padding=1, output_padding=output_padding,
+                              bias=bias)
+    return nn.utils.spectral_norm(conv) if spec.name == "spectral" else conv
+
+
+def up_conv_norm(spec: NormSpec, mode: str, in_ch: int, out_ch: int, kernel_size: int = 3,
+                 output_padding: int = 1) -> nn.Module:
+    """x2 upsampling conv + norm: [N, in_ch, H, W] -> [N, out_ch, 2H, 2W].
+
+    kernel_size/output_padding are the transposed conv's (ResNet: 3/1, U-Net: 4/0).
+    """
+    if mode == "resize":
+        return nn.Sequential(nn.Upsample(scale_factor=2, mode="nearest"), conv_norm(spec, in_ch, out_ch, 3, 1, 1))
+    if spec.make_norm is None:  # fused norm: no transposed form -> plain transposed conv with bias
+        return _transpose(spec, in_ch, out_ch, kernel_size, output_padding, bias=True)
+    conv = _transpose(spec, in_ch, out_ch, kernel_size, output_padding, bias=spec.conv_bias)
+    return nn.Sequential(conv, spec.make_norm(out_ch))
+
+
+def up_conv_plain(mode: str, in_ch: int, out_ch: int, kernel_size: int = 4, output_padding: int = 0) -> nn.Module:
+    """x2 upsampling conv without norm and with bias (the U-Net's last layer)."""
+    if mode == "resize":
+        return nn.Sequential(nn.Upsample(scale_factor=2, mode="nearest"), nn.Conv2d(in_ch, out_ch, 3, 1, 1))
+    return nn.ConvTranspose2d(in_ch, out_ch, kernel_size, stride=2, padding=1, output_padding=output_padding)
+
+
+def check_image(x: torch.Tensor, arch: str, channels: int, multiple: int) -> None:
+    """A clear ValueError when x is not [N, channels, H, W] with H, W multiples of `multiple`."""
+    if x.dim() != 4:
+        raise ValueError(f"{arch}: expected a 4-D input [N, C, H, W], got shape {tuple(x.shape)}")
+    if x.shape[1] != channels:
+        raise ValueError(f"{arch}: expected {channels} input channels, got {x.shape[1]} (shape {tuple(x.shape)})")
+    h, w = x.shape[-2:]
+    if h % multiple or w % multiple or h == 0 or w == 0:
+        raise ValueError(f"{arch}: input height and width must be positive multiples of {multiple}, got {h}x{w}"
+                         f" (e.g. resize or crop to {max(multiple, h // multiple * multiple)}x"
+                         f"{max(multiple, w // multiple * multiple)})")

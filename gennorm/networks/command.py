@@ -1,0 +1,83 @@
+"""`gennorm nets`: look at the networks without training them.
+
+    gennorm nets summary resnet_9blocks --norm nc --size 64
+    gennorm nets list
+"""
+from __future__ import annotations
+
+DESCRIPTION = """\
+Architecture summaries: every layer with its output shape and parameter count, and the total.
+
+examples:
+  gennorm nets summary resnet_9blocks --norm instance            # the CycleGAN generator
+  gennorm nets summary resnet_9blocks --norm pono-ms --size 64   # PONO-MS (0 extra parameters)
+  gennorm nets summary unet_256 --norm batch --ngf 32
+  gennorm nets summary basic --norm convnorm --size 256          # 70x70 PatchGAN, 30x30 output
+  gennorm nets summary pixel --kind discriminator --norm batch
+  gennorm nets list                                              # architectures and norms
+"""
+
+
+def add_arguments(parser) -> None:
+    actions = parser.add_subparsers(dest="action", required=True, metavar="ACTION")
+    actions.add_parser("list", help="the architectures and norm names")
+    summary = actions.add_parser("summary", help="layers, output shapes, parameters of one network")
+    summary.add_argument("arch", help="resnet_9blocks | resnet_6blocks | unet_256 | unet_128 (generators), "
+                                      "basic | n_layers | pixel (discriminators)")
+    summary.add_argument("--kind", choices=("generator", "discriminator"), default=None,
+                         help="default: from the architecture name")
+    summary.add_argument("--norm", default="instance", help="a norm name (gennorm nets list); default instance")
+    summary.add_argument("--size", type=int, default=256, help="input height = width (default 256)")
+    summary.add_argument("--batch", type=int, default=1, help="batch size of the zero input (default 1)")
+    summary.add_argument("--ngf", type=int, default=64, help="generator width (default 64)")
+    summary.add_argument("--ndf", type=int, default=64, help="discriminator width (default 64)")
+    summary.add_argument("--input-nc", type=int, default=3, help="input channels (default 3)")
+    summary.add_argument("--output-nc", type=int, default=3, help="generator output channels (default 3)")
+    summary.add_argument("--n-layers", type=int, default=3, help="PatchGAN depth for arch n_layers (default 3)")
+    summary.add_argument("--upsample", choices=("resize", "transpose"), default=None,
+                         help="generator upsampling (default: resize for nc/kn, transpose otherwise)")
+    summary.add_argument("--dropout", action="store_true", help="generator dropout layers")
+
+
+def _build(args):
+    from gennorm.errors import ConfigError
+    from gennorm.networks.factory import DISCRIMINATORS, GENERATORS, build_discriminator, build_generator
+
+    kind = args.kind or ("generator" if args.arch in GENERATORS else "discriminator" if args.arch in DISCRIMINATORS
+                         else None)
+    known = {"generator": list(GENERATORS), "discriminator": list(DISCRIMINATORS)}.get(
+        kind, [*GENERATORS, *DISCRIMINATORS])
+    if args.arch not in known:
+        raise ConfigError(f"unknown {kind or 'architecture'} {args.arch!r}; known: {', '.join(known)}")
+    try:
+        if kind == "generator":
+            return build_generator(args.arch, args.input_nc, args.output_nc, args.ngf, args.norm,
+                                   use_dropout=args.dropout, upsample=args.upsample)
+        return build_discriminator(args.arch, args.input_nc, args.ndf, args.n_layers, args.norm)
+    except (ValueError, TypeError) as err:
+        raise ConfigError(str(err)) from None
+
+
+def run(args) -> int:
+    from gennorm.errors import ConfigError
+    from gennorm.layers import NORMS
+    from gennorm.networks.factory import DISCRIMINATORS, GENERATORS
+    from gennorm.networks.summary import summarize
+
+    if args.action == "list":
+        print("generators:     " + ", ".join(GENERATORS))
+        print("discriminators: " + ", ".join(DISCRIMINATORS))
+        print("norms:          " + ", ".join(NORMS))
+        return 0
+    if args.size < 1 or args.batch < 1:
+        raise ConfigError(f"--size and --batch must be positive, got size={args.size}, batch={args.batch}")
+    net = _build(args)
+    try:
+        summary = summarize(net, (args.batch, args.input_nc, args.size, args.size))
+    except ValueError as err:  # e.g. a size the architecture cannot take
+        raise ConfigError(f"--size {args.size}: {err}") from None
+    hidden = ("kind", "arch", "init_type", "init_gain")
+    options = ", ".join(f"{k}={v}" for k, v in net.options.items() if k not in hidden)
+    print(f"{net.options['kind']} {args.arch} ({options})")
+    print(summary.table())
+    return 0

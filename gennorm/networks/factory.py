@@ -1,0 +1,77 @@
+"""build_generator / build_discriminator: the networks by name, any norm, initialized.
+
+Each network gets `net.options`, the dict of its build options (arch, kind, channels, width,
+norm, ...), which checkpoints save next to the weights so that a mismatch can be explained
+(`load_network_state`).
+"""
+from __future__ import annotations
+
+from typing import Callable
+
+import torch.nn as nn
+
+from gennorm.layers import NormSpec, get_norm_layer
+from gennorm.networks.blocks import resolve_upsample
+from gennorm.networks.init import init_weights
+from gennorm.networks.patchgan import NLayerDiscriminator, PixelDiscriminator
+from gennorm.networks.resnet import ResnetGenerator
+from gennorm.networks.unet import UnetGenerator
+
+GENERATORS = {"resnet_9blocks": 9, "resnet_6blocks": 6, "unet_256": 8, "unet_128": 7}  # arch -> blocks / downs
+DISCRIMINATORS = ("basic", "n_layers", "pixel")
+
+
+def _norm_name(norm, spec: NormSpec) -> str:
+    return spec.name if isinstance(norm, (str, NormSpec)) else f"callable:{spec.name}"
+
+
+def _check_channels(**channels: int) -> None:
+    for name, value in channels.items():
+        if not isinstance(value, int) or value < 1:
+            raise ValueError(f"{name} must be a positive integer, got {value!r}")
+
+
+def build_generator(arch: str, input_nc: int = 3, output_nc: int = 3, ngf: int = 64,
+                    norm: str | Callable[[int], nn.Module] | NormSpec = "instance", use_dropout: bool = False,
+                    init_type: str = "normal", init_gain: float = 0.02, upsample: str | None = None,
+                    n_blocks: int | None = None) -> nn.Module:
+    """A generator by name: resnet_9blocks | resnet_6blocks | unet_256 | unet_128.
+
+    upsample: "resize" (nearest x2 + 3x3 conv + norm) or "transpose" (classic); None = "resize"
+    for nc/kn, "transpose" otherwise. n_blocks overrides the ResNet's residual block count
+    (or the U-Net's number of downsamplings).
+    """
+    if arch not in GENERATORS:
+        raise ValueError(f"unknown generator arch {arch!r}; known: {', '.join(GENERATORS)}")
+    _check_channels(input_nc=input_nc, output_nc=output_nc, ngf=ngf)
+    spec = get_norm_layer(norm)
+    mode = resolve_upsample(upsample, spec)
+    depth = GENERATORS[arch] if n_blocks is None else int(n_blocks)
+    if arch.startswith("resnet"):
+        net = ResnetGenerator(input_nc, output_nc, ngf, spec, use_dropout, depth, mode, arch)
+    else:
+        net = UnetGenerator(input_nc, output_nc, depth, ngf, spec, use_dropout, mode, arch)
+    init_weights(net, init_type, init_gain)
+    net.options = {"kind": "generator", "arch": arch, "input_nc": input_nc, "output_nc": output_nc, "ngf": ngf,
+                   "norm": _norm_name(norm, spec), "use_dropout": bool(use_dropout), "upsample": mode,
+                   "n_blocks": depth, "init_type": init_type, "init_gain": init_gain}
+    return net
+
+
+def build_discriminator(arch: str, input_nc: int = 3, ndf: int = 64, n_layers: int = 3,
+                        norm: str | Callable[[int], nn.Module] | NormSpec = "instance", init_type: str = "normal",
+                        init_gain: float = 0.02) -> nn.Module:
+    """A discriminator by name: basic (70x70 PatchGAN, n_layers=3) | n_layers (PatchGAN) | pixel (1x1)."""
+    if arch not in DISCRIMINATORS:
+        raise ValueError(f"unknown discriminator arch {arch!r}; known: {', '.join(DISCRIMINATORS)}")
+    _check_channels(input_nc=input_nc, ndf=ndf)
+    spec = get_norm_layer(norm)
+    if arch == "pixel":
+        net, n_layers = PixelDiscriminator(input_nc, ndf, spec), 1
+    else:
+        n_layers = 3 if arch == "basic" else int(n_layers)
+        net = NLayerDiscriminator(input_nc, ndf, n_layers, spec)
+    init_weights(net, init_type, init_gain)
+    net.options = {"kind": "discriminator", "arch": arch, "input_nc": input_nc, "ndf": ndf, "n_layers": n_layers,
+                   "norm": _norm_name(norm, spec), "init_type": init_type, "init_gain": init_gain}
+    return net

@@ -1,0 +1,86 @@
+"""The CycleGAN ResNet generator (Johnson et al.; the classic `ResnetGenerator`), any norm.
+
+    stem: reflect-pad 3, 7x7 conv + norm, ReLU                       [N, ngf, H, W]
+    down: 2 x (3x3 stride-2 conv + norm, ReLU)                         [N, 4ngf, H/4, W/4]
+    blocks: n_blocks residual blocks (reflect-pad, 3x3 conv + norm, ReLU, [dropout], ..., + x)
+    up: 2 x (x2 upsampling conv + norm, ReLU)                          [N, ngf, H, W]
+    head: reflect-pad 3, 7x7 conv (bias, no norm), tanh                [N, output_nc, H, W]
+
+PONO-MS (SPEC section 2; norm "pono-ms"/"pono-dms"): each downsampling block (conv, norm, ReLU)
+is followed by PONO whose moments are kept; before each upsampling conv the moments of the
+same resolution are put back by a moment shortcut (H/4 first, then H/2). Static MS adds no
+parameters; the dynamic one adds its small conv stack per shortcut.
+"""
+from __future__ import annotations
+
+import torch
+import torch.nn as nn
+
+from gennorm.layers import PONO, DynamicMomentShortcut, MomentShortcut, NormSpec, conv_norm
+from gennorm.networks.blocks import check_image, up_conv_norm
+
+N_DOWNSAMPLING = 2
+
+
+class ResnetBlock(nn.Module):
+    """x + [reflect-pad 1, conv3x3 + norm, ReLU, (dropout 0.5), reflect-pad 1, conv3x3 + norm](x)."""
+
+    def __init__(self, dim: int, spec: NormSpec, use_dropout: bool):
+        super().__init__()
+        layers = [nn.ReflectionPad2d(1), conv_norm(spec, dim, dim, 3), nn.ReLU(True)]
+        if use_dropout:
+            layers.append(nn.Dropout(0.5))
+        layers += [nn.ReflectionPad2d(1), conv_norm(spec, dim, dim, 3)]
+        self.conv_block = nn.Sequential(*layers)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x + self.conv_block(x)  # [N, dim, h, w]
+
+
+def _shortcut(positional: str) -> nn.Module:
+    return DynamicMomentShortcut() if positional == "dms" else MomentShortcut()
+
+
+class ResnetGenerator(nn.Module):
+    """ResNet generator; H and W must be multiples of 4 (two stride-2 convs and their inverse)."""
+
+    size_multiple = 2 ** N_DOWNSAMPLING
+
+    def __init__(self, input_nc: int, output_nc: int, ngf: int, spec: NormSpec, use_dropout: bool,
+                 n_blocks: int, upsample: str, arch: str = "resnet"):
+        super().__init__()
+        if n_blocks < 0:
+            raise ValueError(f"n_blocks must be >= 0, got {n_blocks}")
+        self.arch, self.input_nc = arch, input_nc
+        self.stem = nn.Sequential(nn.ReflectionPad2d(3), conv_norm(spec, input_nc, ngf, 7), nn.ReLU(True))
+        self.down = nn.ModuleList(
+            nn.Sequential(conv_norm(spec, ngf * 2 ** i, ngf * 2 ** (i + 1), 3, stride=2, padding=1), nn.ReLU(True))
+            for i in range(N_DOWNSAMPLING))
+        dim = ngf * 2 ** N_DOWNSAMPLING
+        self.blocks = nn.Sequential(*(ResnetBlock(dim, spec, use_dropout) for _ in range(n_blocks)))
+        self.up = nn.ModuleList(
+            nn.Sequential(up_conv_norm(spec, upsample, dim // 2 ** i, dim // 2 ** (i + 1), 3, 1), nn.ReLU(True))
+            for i in range(N_DOWNSAMPLING))
+        self.head = nn.Sequential(nn.ReflectionPad2d(3), nn.Conv2d(ngf, output_nc, 7), nn.Tanh())
+        self.positional = spec.positional
+        if spec.positional:
+            self.pono = PONO()
+            # shortcuts[i] runs before up[i]: i = 0 at H/4 (moments of down[1]), i = 1 at H/2 (down[0])
+            self.shortcuts = nn.ModuleList(_shortcut(spec.positional) for _ in range(N_DOWNSAMPLING))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        check_image(x, self.arch, self.input_nc, self.size_multiple)
+        h = self.stem(x)  # [N, ngf, H, W]
+        moments = []
+        for down in self.down:
+            h = down(h)  # [N, 2ngf, H/2, W/2], then [N, 4ngf, H/4, W/4]
+            if self.positional:
+                h, mean, std = self.pono(h)  # mean, std [N, 1, h, w]
+                moments.append((mean, std))
+        h = self.blocks(h)  # [N, 4ngf, H/4, W/4]
+        for i, up in enumerate(self.up):
+            if self.positional:
+                mean, std = moments[-1 - i]
+                h = self.shortcuts[i](h, mean, std)
+            h = up(h)  # [N, 2ngf, H/2, W/2], then [N, ngf, H, W]
+        return self.head(h)  # [N, output_nc, H, W]
