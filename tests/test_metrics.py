@@ -1,0 +1,310 @@
+"""gennorm.metrics: Frechet/KID math against literal definitions, FID/KID/LPIPS through the real
+loading code with locally made random-valued weights (nothing downloads), PSNR/SSIM against
+scikit-image, and the CLI's errors (missing weights, unmatched names, --run contract).
+
+Inception at 299x299 costs ~0.1-0.3 s per image on CPU, so the FID tests use a handful of 32x32
+images and share one module-scoped evaluation.
+"""
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import types
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+from scipy import linalg
+from torch.testing import assert_close
+
+from gennorm.errors import DataError, MissingWeightsError
+from gennorm.metrics import (
+    available_metrics,
+    evaluate_folders,
+    evaluate_tensors,
+    feature_stats,
+    frechet_distance,
+    frechet_distance_features,
+    kernel_inception_distance,
+    polynomial_mmd,
+)
+from gennorm.metrics import cache, inception, weights
+
+INCEPTION = weights.WEIGHT_FILES["inception"].filename
+ALEXNET = weights.WEIGHT_FILES["alexnet"].filename
+SQUEEZE = weights.WEIGHT_FILES["squeezenet1_1"].filename
+
+
+@pytest.fixture(autouse=True)
+def _isolated(tmp_path, monkeypatch):
+    """No user cache, no user weights: the hub cache and the feature cache point into tmp."""
+    monkeypatch.setenv("GENNORM_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch_home"))
+    monkeypatch.delenv("GENNORM_WEIGHTS", raising=False)
+
+
+def _write_images(folder: Path, seed: int, n: int = 6, size=(32, 32), names=None, low=0) -> list[Path]:
+    """Smooth random RGB PNGs (plus one grayscale file, to go through the RGB conversion);
+    colours drawn from [low, 255]."""
+    folder.mkdir(parents=True, exist_ok=True)
+    g = np.random.default_rng(seed)
+    paths = []
+    for i in range(n):
+        h, w = size
+        base = g.uniform(low, 255, (4, 4, 3))
+        img = np.asarray(Image.fromarray(base.astype(np.uint8)).resize((w, h), Image.BICUBIC), dtype=np.float64)
+        img = np.clip(img + g.normal(0, 12, img.shape), 0, 255).astype(np.uint8)
+        im = Image.fromarray(img).convert("L") if i == n - 1 else Image.fromarray(img)
+        path = folder / f"{(names[i] if names else f'{i:04d}')}.png"
+        im.save(path)
+        paths.append(path)
+    return paths
+
+
+# ---------------------------------------------------------------- Frechet distance and KID math
+
+def _sqrtm_fid(mu1, s1, mu2, s2):
+    """The classic pytorch-fid formula with scipy.linalg.sqrtm (full-rank covariances)."""
+    covmean = linalg.sqrtm(s1 @ s2).real
+    return float(((mu1 - mu2) ** 2).sum() + np.trace(s1) + np.trace(s2) - 2 * np.trace(covmean))
+
+
+def test_frechet_closed_form_diagonal_and_1d():
+    g = np.random.default_rng(0)
+    mu1, mu2 = g.normal(size=5), g.normal(size=5)
+    a, b = g.uniform(0.1, 3, 5), g.uniform(0.1, 3, 5)
+    expected = ((mu1 - mu2) ** 2).sum() + ((np.sqrt(a) - np.sqrt(b)) ** 2).sum()  # commuting covariances
+    assert frechet_distance(mu1, np.diag(a), mu2, np.diag(b)) == pytest.approx(expected, rel=1e-12)
+    # 1-D: (m1 - m2)^2 + (s1 - s2)^2 with standard deviations s
+    assert frechet_distance([1.0], [[4.0]], [-2.0], [[9.0]]) == pytest.approx(9.0 + 1.0, rel=1e-12)
+
+
+def test_frechet_matches_scipy_sqrtm_on_general_covariances():
+    g = np.random.default_rng(1)
+    d = 16
+    x, y = g.normal(size=(200, d)), g.normal(size=(300, d)) @ g.normal(size=(d, d)) * 0.5 + 1.0
+    (mu1, s1), (mu2, s2) = feature_stats(x), feature_stats(y)
+    assert frechet_distance(mu1, s1, mu2, s2) == pytest.approx(_sqrtm_fid(mu1, s1, mu2, s2), rel=1e-9)
+
+
+def test_frechet_from_few_features_equals_the_covariance_route():
+    g = np.random.default_rng(4)
+    x, y = g.normal(size=(7, 40)), g.normal(size=(9, 40)) * 1.5 + 0.3  # N < D: the nuclear-norm route
+    expected = frechet_distance(*feature_stats(x), *feature_stats(y))
+    assert frechet_distance_features(x, y) == pytest.approx(expected, rel=1e-9)
+    assert abs(frechet_distance_features(x, x)) < 1e-12 * expected
+
+
+def test_frechet_of_rank_deficient_set_with_itself_is_zero():
+    x = np.random.default_rng(2).normal(size=(8, 64))  # N < D: singular covariance, like 8 images in 2048-d
+    mu, s = feature_stats(x)
+    assert abs(frechet_distance(mu, s, mu, s)) < 1e-9 * np.trace(s)
+
+
+def test_polynomial_mmd_matches_literal_definition():
+    g = torch.Generator().manual_seed(0)
+    x, y = torch.randn(5, 3, generator=g, dtype=torch.float64), torch.randn(5, 3, generator=g, dtype=torch.float64)
+    k = lambda a, b: (a @ b / 3 + 1) ** 3  # noqa: E731
+    m = 5
+    xx = sum(k(x[i], x[j]) for i in range(m) for j in range(m) if i != j) / (m * (m - 1))
+    yy = sum(k(y[i], y[j]) for i in range(m) for j in range(m) if i != j) / (m * (m - 1))
+    xy = sum(k(x[i], y[j]) for i in range(m) for j in range(m)) / (m * m)
+    assert_close(polynomial_mmd(x, y), xx + yy - 2 * xy)
+
+
+def test_kid_lowers_subset_size_with_a_warning():
+    g = np.random.default_rng(3)
+    with pytest.warns(UserWarning, match="subset size lowered from 1000 to 20"):
+        out = kernel_inception_distance(g.normal(size=(20, 8)), g.normal(size=(30, 8)) + 2, subsets=10)
+    assert out["kid_subset_size"] == 20 and out["kid"] > 0
+
+
+# ---------------------------------------------------------------- FID/KID through the real loading code
+
+@pytest.fixture(scope="module")
+def random_weights(tmp_path_factory) -> Path:
+    """A weights folder with Inception, AlexNet and SqueezeNet files of the right architecture and
+    random values (He-normal convs so activations keep their scale through the deep Inception)."""
+    import torchvision
+    from torch_fidelity import feature_extractor_inceptionv3 as fe
+
+    folder = tmp_path_factory.mktemp("weights")
+    torch.manual_seed(0)
+    with pytest.MonkeyPatch.context() as mp:  # build the module without its download/load step
+        mp.setattr(fe, "load_state_dict_from_url", lambda *a, **k: {})
+        mp.setattr(fe.FeatureExtractorInceptionV3, "load_state_dict", lambda self, sd, *a, **k: None)
+        net = fe.FeatureExtractorInceptionV3("inception-v3-compat", ["2048"])
+    for mod in net.modules():
+        if isinstance(mod, torch.nn.Conv2d):
+            torch.nn.init.kaiming_normal_(mod.weight, nonlinearity="relu")
+    torch.save(net.state_dict(), folder / INCEPTION)
+    torch.save(torchvision.models.alexnet().state_dict(), folder / ALEXNET)
+    torch.save(torchvision.models.squeezenet1_1().state_dict(), folder / SQUEEZE)
+    return folder
+
+
+@pytest.fixture(scope="module")
+def fid_runs(random_weights, tmp_path_factory):
+    """Set A against a copy of A (self), then against a different set B (cache hit on A)."""
+    root = tmp_path_factory.mktemp("fid")
+    _write_images(root / "a", seed=10)
+    shutil.copytree(root / "a", root / "a_copy")
+    _write_images(root / "b", seed=11, size=(40, 24), low=160)  # brighter, another size (per-image resize)
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("GENNORM_CACHE", str(root / "cache"))
+        kw = dict(metrics=("fid", "kid"), weights_dir=random_weights, verify_weights=False, batch_size=4,
+                  kid_subsets=20, progress=False)
+        with pytest.warns(UserWarning):
+            same = evaluate_folders(root / "a", root / "a_copy", **kw)
+            other = evaluate_folders(root / "a", root / "b", **kw)
+    return same, other
+
+
+def test_fid_and_kid_of_a_set_with_itself_are_zero(fid_runs):
+    same, other = fid_runs
+    assert other["metrics"]["fid"] > 1e-3  # the random network still tells the sets apart
+    assert abs(same["metrics"]["fid"]) < 1e-6 * other["metrics"]["fid"]
+    # unbiased MMD of a set with itself: not exactly 0 (diagonal terms), but tiny next to another set
+    assert abs(same["metrics"]["kid"]) < 0.2 * other["metrics"]["kid"]
+    assert same["metrics"]["kid_subset_size"] == 6 and any("subset size lowered" in w for w in same["warnings"])
+
+
+def test_fid_result_records_protocol_weights_counts_and_cache(fid_runs, random_weights):
+    same, other = fid_runs
+    assert same["counts"] == {"real": 6, "fake": 6}
+    assert same["protocol"]["inception"] == inception.PROTOCOL and "antialias=True" in inception.PROTOCOL["resize"]
+    w = same["weights"]["inception"]
+    assert w["file"] == str(random_weights / INCEPTION) and w["verified"] is False and len(w["sha256"]) == 64
+    assert same["cache"]["real_features"] == "miss" and other["cache"]["real_features"] == "hit"
+    assert Path(other["cache"]["file"]).is_file()
+    assert {"torch", "torchmetrics", "torch-fidelity"} <= set(same["versions"])
+
+
+def test_inception_features_match_torchmetrics_antialiased_path(random_weights):
+    from torchmetrics.image.fid import NoTrainInceptionV3
+
+    gen = torch.Generator().manual_seed(0)
+    imgs = torch.randint(0, 256, (2, 3, 32, 32), dtype=torch.uint8, generator=gen)
+    ours = inception.inception_features(inception.load_inception(random_weights / INCEPTION),
+                                        inception.preprocess(list(imgs)))
+    tm = NoTrainInceptionV3("inception-v3-compat", ["2048"], str(random_weights / INCEPTION), antialias=True)
+    with torch.no_grad():
+        assert_close(ours, tm(imgs), rtol=1e-4, atol=1e-4 * float(ours.abs().max()))
+
+
+def test_cache_key_changes_when_a_file_changes(tmp_path):
+    paths = _write_images(tmp_path / "r", seed=0, n=2)
+    key = cache.folder_key(tmp_path / "r", paths, inception.PROTOCOL, "x")
+    os.utime(paths[0], ns=(1, 1))
+    assert cache.folder_key(tmp_path / "r", paths, inception.PROTOCOL, "x") != key
+    assert cache.folder_key(tmp_path / "r", paths, inception.PROTOCOL, "y") != cache.folder_key(
+        tmp_path / "r", paths, inception.PROTOCOL, "x")
+
+
+# ---------------------------------------------------------------- LPIPS, PSNR, SSIM
+
+def test_lpips_of_identical_images_is_zero(random_weights):
+    g = torch.Generator().manual_seed(0)
+    x, y = torch.rand(3, 3, 32, 32, generator=g), torch.rand(3, 3, 32, 32, generator=g)
+    kw = dict(metrics=("lpips", "lpips-squeeze"), weights_dir=random_weights, verify_weights=False)
+    same, diff = evaluate_tensors(x, x.clone(), **kw), evaluate_tensors(x, y, **kw)
+    for m in ("lpips", "lpips-squeeze"):
+        assert same["metrics"][m] == pytest.approx(0.0, abs=1e-7) and diff["metrics"][m] > 1e-4
+    assert same["weights"]["lpips_alex"]["verified"] is True  # the heads shipped with torchmetrics
+
+
+def test_psnr_ssim_equal_scikit_image_on_png_files(tmp_path):
+    from skimage.metrics import peak_signal_noise_ratio, structural_similarity
+
+    names = ["cat", "dog", "sub_a"]
+    _write_images(tmp_path / "real", seed=1, n=3, names=names)
+    _write_images(tmp_path / "fake", seed=2, n=3, names=names)
+    (tmp_path / "real" / "dog.png").unlink()  # one pair of another size: 24x40
+    _write_images(tmp_path / "tmp", seed=3, n=1, size=(24, 40), names=["dog"])
+    shutil.move(tmp_path / "tmp" / "dog.png", tmp_path / "real" / "dog.png")
+    fake_dog = np.asarray(Image.open(tmp_path / "real" / "dog.png").convert("RGB")).astype(int) + 9
+    Image.fromarray(np.clip(fake_dog, 0, 255).astype(np.uint8)).save(tmp_path / "fake" / "dog.jpg", quality=95)
+    (tmp_path / "fake" / "dog.png").unlink()  # pairs match by name without extension
+
+    _write_images(tmp_path / "fake" / "inputs", seed=4, n=2)  # subfolders (gennorm translate's) are ignored
+    res = evaluate_folders(tmp_path / "real", tmp_path / "fake", metrics="psnr,ssim", batch_size=2, progress=False)
+    psnr, ssim = [], []
+    for n in names:
+        a = np.asarray(Image.open(tmp_path / "real" / f"{n}.png").convert("RGB"))
+        b = np.asarray(Image.open(next((tmp_path / "fake").glob(f"{n}.*"))).convert("RGB"))
+        # data_range=255 on uint8 == our data_range=1 on x/255; Gaussian 11x11 window, sigma 1.5
+        psnr.append(peak_signal_noise_ratio(a, b, data_range=255))
+        ssim.append(structural_similarity(a, b, data_range=255, channel_axis=-1, gaussian_weights=True,
+                                          sigma=1.5, use_sample_covariance=False))
+    assert res["metrics"]["psnr"] == pytest.approx(np.mean(psnr), rel=1e-12)
+    assert res["metrics"]["ssim"] == pytest.approx(np.mean(ssim), rel=1e-12)
+    assert res["counts"] == {"real": 3, "fake": 3, "pairs": 3, "pairs_resized": 0}
+    assert available_metrics() == ["psnr", "ssim"]  # no official network files in the isolated dirs
+
+
+def test_paired_metrics_with_mismatched_names_fail_clearly(tmp_path):
+    _write_images(tmp_path / "real", seed=1, n=3, names=["a", "b", "c"])
+    _write_images(tmp_path / "fake", seed=2, n=2, names=["a", "x"])
+    with pytest.raises(DataError, match=r"3 real vs 2 fake.*only in .*real: b, c.*only in .*fake: x"):
+        evaluate_folders(tmp_path / "real", tmp_path / "fake", metrics=("psnr",))
+
+
+# ---------------------------------------------------------------- weights and the CLI
+
+def test_missing_weights_raise_before_reading_images(tmp_path):
+    with pytest.raises(MissingWeightsError, match=INCEPTION.replace(".", r"\.") + r".*put it in " + str(tmp_path)):
+        evaluate_folders(tmp_path / "nope", tmp_path / "nope", metrics=("fid",), weights_dir=tmp_path)
+
+
+def test_non_official_weight_file_is_refused_when_verifying(random_weights):
+    with pytest.raises(MissingWeightsError, match="is not the official"):
+        weights.require("lpips", random_weights, verify=True)
+
+
+def test_cli_missing_weights_message_exit_2_no_traceback(tmp_path):
+    _write_images(tmp_path / "real", seed=1, n=2)
+    empty = tmp_path / "empty_weights"
+    empty.mkdir()
+    env = {**os.environ, "TORCH_HOME": str(tmp_path / "th"), "GENNORM_CACHE": str(tmp_path / "c")}
+    env.pop("GENNORM_WEIGHTS", None)
+    proc = subprocess.run([sys.executable, "-m", "gennorm", "eval", str(tmp_path / "real"), str(tmp_path / "real"),
+                           "--metrics", "fid", "--weights-dir", str(empty)], capture_output=True, text=True, env=env)
+    assert proc.returncode == 2, proc.stderr
+    assert INCEPTION in proc.stderr and str(empty) in proc.stderr and "Traceback" not in proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1
+
+
+def test_cli_eval_writes_json_and_run_contract(tmp_path, monkeypatch, capsys):
+    import json
+
+    from gennorm.cli import main
+
+    _write_images(tmp_path / "real", seed=1, n=3)
+    _write_images(tmp_path / "fake", seed=2, n=3)
+    assert main(["eval", str(tmp_path / "real"), str(tmp_path / "fake"), "--metrics", "psnr,ssim",
+                 "--json", str(tmp_path / "e.json")]) == 0
+    data = json.loads((tmp_path / "e.json").read_text())
+    assert set(data["metrics"]) == {"psnr", "ssim"} and data["counts"]["pairs"] == 3 and "versions" in data
+
+    # --run without gennorm.train.translate.translate_test_split: one clear error, exit 2
+    monkeypatch.setitem(sys.modules, "gennorm.train.translate", types.ModuleType("gennorm.train.translate"))
+    assert main(["eval", "--run", str(tmp_path)]) == 2
+    assert "translate_test_split" in capsys.readouterr().err
+
+    # --run with a module honouring the contract: real/fake folders + paired flag
+    def translate_test_split(run_dir, out_dir, *, device="cpu", batch_size=8):
+        shutil.copytree(tmp_path / "fake", out_dir)
+        return {"real": tmp_path / "real", "fake": Path(out_dir), "paired": True}
+
+    mod = types.ModuleType("gennorm.train.translate")
+    mod.translate_test_split = translate_test_split
+    monkeypatch.setitem(sys.modules, "gennorm.train.translate", mod)
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    assert main(["eval", "--run", str(run_dir), "--metrics", "psnr,ssim", "--quiet"]) == 0
+    data = json.loads((run_dir / "eval" / "metrics.json").read_text())
+    assert data["run"] == str(run_dir) and data["counts"]["pairs"] == 3
