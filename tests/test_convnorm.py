@@ -1,0 +1,194 @@
+"""ConvNorm2d against the literal definition of SPEC.md section 4, in float64."""
+from __future__ import annotations
+
+import itertools
+import math
+
+import pytest
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from gennorm.layers.convnorm import ConvNorm2d, schedule_momentum
+
+@pytest.fixture(autouse=True)
+def _float64():
+    previous = torch.get_default_dtype()
+    torch.set_default_dtype(torch.float64)
+    yield
+    torch.set_default_dtype(previous)
+
+
+def literal_V(weight: torch.Tensor, P: int, Q: int, eps: float) -> torch.Tensor:
+    """V[o, u, v] = (sum_c |FFT2_PxQ(W[o, c])[u, v]|^2 + eps)^(-1/2): each kernel zero-padded to P x Q."""
+    o, c, kh, kw = weight.shape
+    padded = torch.zeros(o, c, P, Q, dtype=torch.complex128)
+    padded[:, :, :kh, :kw] = weight.detach().to(torch.complex128)
+    spectrum = torch.fft.fft2(padded)  # complex [O, C, P, Q]
+    power = (spectrum * spectrum.conj()).real.sum(1)  # sum_c |.|^2
+    return (power + eps) ** -0.5  # [O, P, Q]
+
+
+def literal_convnorm(layer: ConvNorm2d, x: torch.Tensor, V_weight: torch.Tensor | None = None) -> torch.Tensor:
+    """The definition, step by step, with complex FFTs; V from V_weight (default: the layer's weight)."""
+    W = layer.weight
+    (kh, kw), (sh, sw), (ph, pw) = layer.kernel_size, layer.stride, layer.padding
+    H, Wd = x.shape[-2:]
+    Ho, Wo = (H + 2 * ph - kh) // sh + 1, (Wd + 2 * pw - kw) // sw + 1
+    # Padding beyond k-1: ConvNorm of x zero-padded by the excess (module docstring).
+    eh, ew = max(ph - kh + 1, 0), max(pw - kw + 1, 0)
+    x = F.pad(x, (ew, ew, eh, eh))
+    y = F.conv2d(x, W, None, 1, (kh - 1, kw - 1))  # full conv [N, O, P, Q]
+    P, Q = y.shape[-2:]
+    V = literal_V(W if V_weight is None else V_weight, P, Q, layer.eps)
+    z = torch.fft.ifft2(torch.fft.fft2(y.to(torch.complex128)) * V).real
+    rows = [kh - 1 - ph + eh + sh * i for i in range(Ho)]
+    cols = [kw - 1 - pw + ew + sw * j for j in range(Wo)]
+    out = z[:, :, rows][:, :, :, cols]
+    if layer.bias is not None:
+        out = out + layer.bias.view(1, -1, 1, 1)
+    if layer.affine:
+        out = out * layer.scale.view(1, -1, 1, 1) + layer.shift.view(1, -1, 1, 1)
+    return out
+
+
+def _randomize(layer: ConvNorm2d) -> ConvNorm2d:
+    with torch.no_grad():
+        for p in layer.parameters():
+            p.copy_(torch.randn_like(p))
+    return layer
+
+
+CASES = list(itertools.product([1, 3, 4], [1, 2], [0, 1, 2], [True, False], [True, False]))
+
+
+@pytest.mark.parametrize("k,s,p,bias,affine", CASES)
+def test_matches_literal_definition(k, s, p, bias, affine):
+    torch.manual_seed(k * 100 + s * 10 + p)
+    layer = _randomize(ConvNorm2d(3, 4, k, s, p, bias=bias, affine=affine))
+    x = torch.randn(2, 3, 7, 6)
+    out = layer(x)
+    reference = nn.Conv2d(3, 4, k, s, p)(x)
+    assert out.shape == reference.shape
+    torch.testing.assert_close(out, literal_convnorm(layer, x), rtol=1e-10, atol=1e-10)
+
+
+def test_patchgan_layer_and_rectangular_kernel():
+    torch.manual_seed(0)
+    layer = _randomize(ConvNorm2d(3, 5, 4, stride=2, padding=1, bias=False))
+    x = torch.randn(1, 3, 16, 16)
+    out = layer(x)
+    assert out.shape == (1, 5, 8, 8) == nn.Conv2d(3, 5, 4, 2, 1)(x).shape
+    torch.testing.assert_close(out, literal_convnorm(layer, x), rtol=1e-10, atol=1e-10)
+    rect = _randomize(ConvNorm2d(2, 3, (2, 3), stride=(1, 2), padding=(0, 3)))
+    x = torch.randn(1, 2, 5, 6)
+    assert rect(x).shape == nn.Conv2d(2, 3, (2, 3), (1, 2), (0, 3))(x).shape
+    torch.testing.assert_close(rect(x), literal_convnorm(rect, x), rtol=1e-10, atol=1e-10)
+
+
+def test_input_smaller_than_kernel_lags_alias():
+    torch.manual_seed(1)
+    layer = _randomize(ConvNorm2d(2, 2, 4, padding=2))  # 2x2 input: P = 5 < 2k-1 = 7
+    x = torch.randn(1, 2, 2, 2)
+    torch.testing.assert_close(layer(x), literal_convnorm(layer, x), rtol=1e-10, atol=1e-10)
+
+
+def test_gradcheck():
+    torch.manual_seed(2)
+    layer = _randomize(ConvNorm2d(2, 2, 3, stride=2, padding=1))
+    x = torch.randn(1, 2, 5, 4, requires_grad=True)
+    layer(x)  # one training step sets running_V for this size
+    layer.eval()  # eval: V is the stored running_V, a constant, so every gradient is exact
+    params = (x, layer.weight, layer.bias, layer.scale, layer.shift)
+    assert torch.autograd.gradcheck(lambda *_: layer(x), params)
+    layer.train()  # training: V is detached, so the gradient w.r.t. x is exact too
+    assert torch.autograd.gradcheck(lambda inp: layer(inp), (x,))
+
+
+def test_running_V_schedule():
+    assert schedule_momentum(0) == 1.0
+    assert schedule_momentum(20000) == pytest.approx(0.5)
+    assert schedule_momentum(10000) == pytest.approx((math.cos(math.pi / 4) + 1) / 2)
+    assert schedule_momentum(10**6) == 0.01
+    torch.manual_seed(3)
+    layer = _randomize(ConvNorm2d(2, 3, 3, padding=1))
+    x = torch.randn(1, 2, 6, 5)
+    assert layer.running_V.numel() == 0 and int(layer.num_batches_tracked) == 0
+    layer(x)  # t = 0: running_V is V
+    P, Q = 8, 7
+    first = literal_V(layer.weight, P, Q, layer.eps)[..., : Q // 2 + 1]
+    torch.testing.assert_close(layer.running_V, first)
+    assert layer.running_V_size.tolist() == [P, Q] and int(layer.num_batches_tracked) == 1
+    layer.num_batches_tracked.fill_(10000)
+    _randomize(layer)
+    layer(x)
+    a = (math.cos(math.pi / 4) + 1) / 2
+    expected = a * literal_V(layer.weight, P, Q, layer.eps)[..., : Q // 2 + 1] + (1 - a) * first
+    torch.testing.assert_close(layer.running_V, expected)
+    assert int(layer.num_batches_tracked) == 10001
+
+
+def test_fixed_momentum_and_1x1():
+    torch.manual_seed(4)
+    layer = _randomize(ConvNorm2d(3, 2, 1, momentum=0.25))
+    x = torch.randn(1, 3, 4, 4)
+    layer(x)
+    first = (layer.weight.detach().square().sum((1, 2, 3)) + layer.eps) ** -0.5
+    torch.testing.assert_close(layer.running_V, first)
+    _randomize(layer)
+    layer(torch.randn(1, 3, 5, 3))  # 1x1: V does not depend on the size
+    second = (layer.weight.detach().square().sum((1, 2, 3)) + layer.eps) ** -0.5
+    torch.testing.assert_close(layer.running_V, 0.25 * second + 0.75 * first)
+
+
+def test_eval_uses_running_V_or_recomputes_for_other_sizes():
+    torch.manual_seed(5)
+    layer = _randomize(ConvNorm2d(2, 3, 3, stride=2, padding=1))
+    x = torch.randn(1, 2, 6, 6)
+    layer(x)
+    old_weight = layer.weight.detach().clone()
+    _randomize(layer)  # now the running V and V of the current weights differ
+    layer.eval()
+    with torch.no_grad():
+        torch.testing.assert_close(layer(x), literal_convnorm(layer, x, V_weight=old_weight))
+        other = torch.randn(2, 2, 9, 7)
+        torch.testing.assert_close(layer(other), literal_convnorm(layer, other))
+    assert int(layer.num_batches_tracked) == 1  # eval changes nothing
+
+
+def test_eval_before_any_training_step():
+    layer = _randomize(ConvNorm2d(2, 2, 3, padding=1)).eval()
+    x = torch.randn(1, 2, 4, 4)
+    torch.testing.assert_close(layer(x), literal_convnorm(layer, x))
+
+
+def test_state_dict_round_trip(tmp_path):
+    torch.manual_seed(6)
+    layer = _randomize(ConvNorm2d(2, 3, 4, stride=2, padding=1))
+    x = torch.randn(1, 2, 8, 8)
+    for _ in range(3):
+        layer(x)
+    state = layer.state_dict()
+    assert {"weight", "bias", "scale", "shift", "running_V", "running_V_size", "num_batches_tracked"} <= set(state)
+    torch.save(state, tmp_path / "convnorm.pt")
+    fresh = ConvNorm2d(2, 3, 4, stride=2, padding=1)
+    fresh.load_state_dict(torch.load(tmp_path / "convnorm.pt", weights_only=True))
+    assert int(fresh.num_batches_tracked) == 3
+    torch.testing.assert_close(fresh.running_V, layer.running_V)
+    torch.testing.assert_close(fresh.eval()(x), layer.eval()(x))
+    conv_keys = set(nn.Conv2d(2, 3, 4).state_dict())
+    assert conv_keys <= set(state)  # same names as nn.Conv2d for weight and bias
+
+
+def test_errors():
+    layer = ConvNorm2d(3, 2, 3)
+    with pytest.raises(ValueError, match="4 dims"):
+        layer(torch.randn(3, 5, 5))
+    with pytest.raises(ValueError, match="3 input channels"):
+        layer(torch.randn(1, 2, 5, 5))
+    with pytest.raises(TypeError, match="floating-point"):
+        layer(torch.ones(1, 3, 5, 5, dtype=torch.long))
+    with pytest.raises(ValueError, match="larger than the padded input"):
+        layer(torch.randn(1, 3, 2, 5))
+    with pytest.raises(ValueError, match="momentum"):
+        ConvNorm2d(3, 2, 3, momentum=0)
