@@ -8,6 +8,13 @@ import torch
 import torch.nn.functional as F
 
 
+def pad_like_conv(x, conv):
+    """Pad x exactly as nn.Conv2d would (any padding_mode, 'same', asymmetric)."""
+    pad = conv._reversed_padding_repeated_twice  # (left, right, top, bottom)
+    mode = "constant" if conv.padding_mode == "zeros" else conv.padding_mode
+    return F.pad(x, pad, mode=mode) if any(pad) else x
+
+
 def im2col_rows(xp, kernel_size, stride, dilation, groups):
     """xp [N, C, Hp, Wp] (padded) -> rows [N, g, L, K], K = C/g * kh * kw, and (Ho, Wo)."""
     n, c, hp, wp = xp.shape

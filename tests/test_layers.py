@@ -10,7 +10,6 @@ from torch.testing import assert_close
 import literal
 from gennorm import PONO, DynamicMomentShortcut, KernelNorm2d, KNConv2d, MomentShortcut, NCConv2d
 from gennorm.layers import NORMS, conv_norm, create_norm, get_norm_layer
-from gennorm.layers.nc_conv import pad_like_conv
 
 torch.manual_seed(0)
 f64 = torch.float64
@@ -30,7 +29,7 @@ NC_CASES = [
 
 
 def literal_nc(m: NCConv2d, x):
-    return literal.nc_conv(pad_like_conv(x, m), m.weight, m.bias, m.stride, m.dilation, m.groups, m.eps,
+    return literal.nc_conv(literal.pad_like_conv(x, m), m.weight, m.bias, m.stride, m.dilation, m.groups, m.eps,
                            m.weight_standardization)
 
 

@@ -9,12 +9,12 @@ from __future__ import annotations
 
 import torch
 import torch.nn as nn
-import torch.nn.functional as F
 
 from gennorm.layers.checks import check_input, check_window_fits
 from gennorm.layers.kn_conv import statistics_input
 from gennorm.layers.padding import four_sided
-from gennorm.ops import center, moment_epilogue, patch_moments
+from gennorm.ops import moment_epilogue, patch_moments
+from gennorm.ops.center import pad_and_center
 
 
 def _pair(v) -> tuple[int, int]:
@@ -36,11 +36,10 @@ class KernelNorm2d(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         check_input(x, "KernelNorm2d")
-        padded = F.pad(x, self.padding) if any(self.padding) else x
-        check_window_fits(padded, self.kernel_size, (1, 1), "KernelNorm2d")
+        shifted, shift = pad_and_center(x, self.padding)  # x~ - c [N, C, Hp, Wp], c [N, C, 1, 1]
+        check_window_fits(shifted, self.kernel_size, (1, 1), "KernelNorm2d")
         (kh, kw), (sh, sw) = self.kernel_size, self.stride
-        shifted, shift = center(padded, source=x)
-        stats = statistics_input(padded, shift, self.dropout_p, self.training or self.dropout_in_eval)
+        stats = statistics_input(shifted, shift, self.dropout_p, self.training or self.dropout_in_eval)
         mean, rstd = patch_moments(stats, self.kernel_size, self.stride, 1, 1, self.eps, self.impl)  # [N, 1, Ho, Wo]
         n, c = x.shape[:2]
         ho, wo = mean.shape[-2:]

@@ -16,14 +16,19 @@ import torch.nn.functional as F
 
 from gennorm.layers.checks import check_input, check_window_fits
 from gennorm.layers.padding import four_sided
-from gennorm.ops import center, moment_epilogue, patch_moments
+from gennorm.ops import moment_epilogue, patch_moments
+from gennorm.ops.center import pad_and_center
 
 
-def statistics_input(padded: torch.Tensor, shift: torch.Tensor, p: float, active: bool) -> torch.Tensor:
-    """dropout(x~) - c when dropout is active, else x~ - c. padded [N, C, Hp, Wp], shift [N, 1, 1, 1]."""
+def statistics_input(shifted: torch.Tensor, shift: torch.Tensor, p: float, active: bool) -> torch.Tensor:
+    """The input of the statistics: dropout(x~) - c when dropout is active, else x~ - c.
+
+    shifted = x~ - c [N, C, Hp, Wp], shift = c [N, C, 1, 1]. Dropout acts on x~ itself (a dropped
+    value is 0, not c), as in the authors' code.
+    """
     if p > 0 and active:
-        return F.dropout(padded, p, training=True) - shift
-    return padded - shift
+        return F.dropout(shifted + shift, p, training=True) - shift
+    return shifted
 
 
 class KNConv2d(nn.Conv2d):
@@ -46,10 +51,9 @@ class KNConv2d(nn.Conv2d):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         check_input(x, "KNConv2d", self.in_channels)
-        padded = F.pad(x, self.kn_padding) if any(self.kn_padding) else x  # [N, C, Hp, Wp]
-        check_window_fits(padded, self.kernel_size, (1, 1), "KNConv2d")
-        shifted, shift = center(padded, source=x)
-        stats = statistics_input(padded, shift, self.dropout_p, self.training or self.dropout_in_eval)
+        shifted, shift = pad_and_center(x, self.kn_padding)  # x~ - c [N, C, Hp, Wp], c [N, C, 1, 1]
+        check_window_fits(shifted, self.kernel_size, (1, 1), "KNConv2d")
+        stats = statistics_input(shifted, shift, self.dropout_p, self.training or self.dropout_in_eval)
         mean, rstd = patch_moments(stats, self.kernel_size, self.stride, 1, 1, self.eps, self.impl)  # [N, 1, Ho, Wo]
         y = F.conv2d(shifted, self.weight, None, self.stride, 0, 1, self.groups)  # [N, O, Ho, Wo]
         return moment_epilogue(y, mean, rstd, self.weight.sum((1, 2, 3)), self.bias, self.impl)

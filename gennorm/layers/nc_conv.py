@@ -13,16 +13,8 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from gennorm.layers.checks import check_input, check_window_fits
-from gennorm.ops import center, moment_epilogue, patch_moments
-
-
-def pad_like_conv(x: torch.Tensor, conv: nn.Conv2d) -> torch.Tensor:
-    """Pad x exactly as nn.Conv2d would (any padding_mode, 'same', asymmetric)."""
-    pad = conv._reversed_padding_repeated_twice  # (left, right, top, bottom)
-    if not any(pad):
-        return x
-    mode = "constant" if conv.padding_mode == "zeros" else conv.padding_mode
-    return F.pad(x, pad, mode=mode)
+from gennorm.ops import moment_epilogue, patch_moments
+from gennorm.ops.center import pad_and_center
 
 
 def standardize_weight(weight: torch.Tensor, eps: float) -> torch.Tensor:
@@ -52,9 +44,9 @@ class NCConv2d(nn.Conv2d):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         check_input(x, type(self).__name__, self.in_channels)
-        padded = pad_like_conv(x, self)  # [N, C, Hp, Wp]
-        check_window_fits(padded, self.kernel_size, self.dilation, type(self).__name__)
-        shifted, _ = center(padded, self.groups, source=x)  # x~ - c, per (sample, group)
+        # x~ - c: padded as nn.Conv2d pads, minus a per-(sample, group) constant. [N, C, Hp, Wp]
+        shifted, _ = pad_and_center(x, self._reversed_padding_repeated_twice, self.padding_mode, self.groups)
+        check_window_fits(shifted, self.kernel_size, self.dilation, type(self).__name__)
         weight = standardize_weight(self.weight, self.eps) if self.weight_standardization else self.weight
         y = F.conv2d(shifted, weight, None, self.stride, 0, self.dilation, self.groups)  # [N, O, Ho, Wo]
         mean, rstd = patch_moments(shifted, self.kernel_size, self.stride, self.dilation, self.groups, self.eps, self.impl)

@@ -10,7 +10,8 @@ import torch
 import torch.nn as nn
 
 from gennorm.layers.checks import check_input
-from gennorm.ops import center, moment_epilogue, patch_moments
+from gennorm.ops import moment_epilogue, patch_moments
+from gennorm.ops.center import group_mean
 
 
 class PONO(nn.Module):
@@ -34,7 +35,8 @@ class PONO(nn.Module):
             mean = x.mean(1, keepdim=True)
             std = (x.var(1, unbiased=True, keepdim=True) + self.eps).sqrt()
             return (x - mean) / std, mean, std
-        shifted, shift = center(x)  # x - c, c [N, 1, 1, 1] a per-sample constant
+        shift = group_mean(x, 1)[:, :1]  # c [N, 1, 1, 1], a per-sample constant for accuracy
+        shifted = x - shift
         mean, rstd = patch_moments(shifted, 1, 1, 1, 1, self.eps, self.impl)  # [N, 1, H, W]
         normalized = moment_epilogue(shifted, mean, rstd, x.new_ones(x.shape[1]), None, self.impl)
         return normalized, (mean + shift).to(x.dtype), rstd.reciprocal().to(x.dtype)
