@@ -1,0 +1,256 @@
+"""The model zoo: what is in `models/`, grouped into comparable sets, with the cards' metrics.
+
+    from gennorm.zoo import list_models, model_sets
+    for info in list_models("models"):            # one ModelInfo per model folder (sorted)
+        print(info.name, info.model_set, info.norm, info.metrics)
+    model_sets("models")   # {"scenes": [scenes-instance, scenes-pono-ms, scenes-nc], ...}
+
+A model folder is what `gennorm export` writes: `config.yaml` (the resolved training config),
+`generator.safetensors` and `card.md`. A training run directory (config.yaml + checkpoints/)
+is listed too, without a card. Nothing here loads weights or imports torch: listing a zoo is
+cheap, and a broken folder is skipped with a warning instead of hiding the others.
+
+Which set a model belongs to (models in one set translate the same task and differ in their
+normalization, so the demo shows them side by side), first match wins:
+1. `zoo.json` in the zoo root: `{"scenes-nc": {"set": "scenes"}, ...}`;
+2. `set:` in the YAML front matter of card.md (`---` lines at the top);
+3. the folder name minus its norm suffix: `scenes-pono-ms` with g_norm pono-ms -> `scenes`;
+4. the dataset folder of `data.root` (`data/scenes/paired` -> `scenes`), plus `-cyclegan` for
+   unpaired (CycleGAN) runs.
+
+Metrics come from card.md: the first section whose heading mentions "metric", as a markdown
+table (`| metric | value |` rows, or one header row of metric names over one row of values) or
+as `- name: value` lines. Names are lower-cased (`FID ↓` -> `fid`); `12.3 ± 0.4` reads 12.3.
+A `metrics:` mapping in the front matter, then a `metrics.json` ({name: number}, or
+{"metrics": {...}}) next to the card, override the values read from the card's text.
+"""
+from __future__ import annotations
+
+import json
+import re
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import yaml
+
+WEIGHTS_FILE = "generator.safetensors"
+CONFIG_FILE = "config.yaml"
+CARD_FILE = "card.md"
+ZOO_FILE = "zoo.json"
+
+# Display order inside a set and the label of each norm; the classic norms are the baseline.
+BASELINE_NORMS = ("instance", "batch", "group", "none", "spectral")
+NORM_LABELS = {"instance": "InstanceNorm", "batch": "BatchNorm", "group": "GroupNorm", "none": "no norm",
+               "spectral": "spectral", "pono-ms": "PONO-MS", "pono-dms": "PONO-DMS", "nc": "NC",
+               "kn": "KN", "convnorm": "ConvNorm"}
+_ORDER = (*BASELINE_NORMS, "pono-ms", "pono-dms", "nc", "kn", "convnorm")
+_NUMBER = re.compile(r"[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?")
+
+
+@dataclass
+class ModelInfo:
+    """One model of the zoo (a models/ folder or a run directory)."""
+
+    name: str  # folder name, e.g. "scenes-nc"
+    path: Path
+    model_set: str  # e.g. "scenes": the models the demo puts side by side
+    norm: str  # generator norm from config.yaml (model.g_norm)
+    task: str  # "pix2pix" | "cyclegan" (train.task)
+    arch: str = ""  # model.g_arch
+    metrics: dict[str, float] = field(default_factory=dict)
+    card: str = ""  # card.md text ("" when there is none)
+
+    @property
+    def norm_label(self) -> str:
+        return NORM_LABELS.get(self.norm, self.norm)
+
+    @property
+    def role(self) -> str:
+        """"baseline" for the classic norms, else the norm's label (e.g. "PONO-MS")."""
+        return "baseline" if self.norm in BASELINE_NORMS else self.norm_label
+
+    @property
+    def sort_key(self) -> tuple:
+        return (_ORDER.index(self.norm) if self.norm in _ORDER else len(_ORDER), self.name)
+
+
+# ----------------------------------------------------------------------------------------------
+# listing
+
+
+def is_model_dir(path: Path) -> bool:
+    """A released model folder (config + safetensors) or a run dir (config + checkpoints/)."""
+    path = Path(path)
+    return (path / CONFIG_FILE).is_file() and ((path / WEIGHTS_FILE).is_file() or (path / "checkpoints").is_dir())
+
+
+def list_models(root: str | Path = "models") -> list[ModelInfo]:
+    """Every model folder directly under `root` (sorted by set, then baseline/PONO-MS/NC order)."""
+    root = Path(root)
+    if not root.is_dir():
+        return []
+    overrides = _read_zoo_json(root)
+    infos = []
+    for path in sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")):
+        if not is_model_dir(path):
+            continue
+        try:
+            infos.append(read_model(path, overrides.get(path.name, {})))
+        except (OSError, ValueError, yaml.YAMLError) as err:
+            warnings.warn(f"skipping model folder {path}: {err}", stacklevel=2)
+    return sorted(infos, key=lambda i: (i.model_set, *i.sort_key))
+
+
+def model_sets(root: str | Path = "models") -> dict[str, list[ModelInfo]]:
+    """Set name -> its models, baseline first, then PONO-MS, NC, KN, ConvNorm."""
+    sets: dict[str, list[ModelInfo]] = {}
+    for info in list_models(root):
+        sets.setdefault(info.model_set, []).append(info)
+    return sets
+
+
+def read_model(path: str | Path, override: dict | None = None) -> ModelInfo:
+    """The ModelInfo of one folder; ValueError when its config.yaml is not a mapping."""
+    path = Path(path)
+    config = yaml.safe_load((path / CONFIG_FILE).read_text()) or {}
+    if not isinstance(config, dict):
+        raise ValueError(f"{path / CONFIG_FILE} is not a mapping of config keys")
+    model, train, data = (config.get(k) or {} for k in ("model", "train", "data"))
+    norm = str(model.get("g_norm", "instance"))
+    task = str(train.get("task", "pix2pix"))
+    card_path = path / CARD_FILE
+    card = card_path.read_text(encoding="utf-8", errors="replace") if card_path.is_file() else ""
+    front = parse_front_matter(card)
+    metrics = parse_card_metrics(card)
+    if isinstance(front.get("metrics"), dict):  # front matter `metrics: {fid: 41.2, ...}`
+        metrics.update(_numbers(front["metrics"]))
+    metrics.update(_read_metrics_json(path / "metrics.json"))
+    model_set = (override or {}).get("set") or front.get("set") or _set_from_name(path.name, norm) \
+        or _set_from_data(str(data.get("root", "")), task)
+    return ModelInfo(name=path.name, path=path, model_set=str(model_set), norm=norm, task=task,
+                     arch=str(model.get("g_arch", "")), metrics=metrics, card=card)
+
+
+def _read_zoo_json(root: Path) -> dict[str, dict]:
+    path = root / ZOO_FILE
+    if not path.is_file():
+        return {}
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError) as err:
+        warnings.warn(f"ignoring {path}: {err}", stacklevel=3)
+        return {}
+    return {str(k): v for k, v in data.items() if isinstance(v, dict)} if isinstance(data, dict) else {}
+
+
+def _read_metrics_json(path: Path) -> dict[str, float]:
+    if not path.is_file():
+        return {}
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return {}
+    return _numbers(data.get("metrics", data) if isinstance(data, dict) else {})
+
+
+def _numbers(data: dict) -> dict[str, float]:
+    """{name: number} entries of a mapping (booleans and non-numbers dropped), names normalized."""
+    return {_metric_key(k): float(v) for k, v in data.items()
+            if isinstance(v, (int, float)) and not isinstance(v, bool) and _metric_key(k)}
+
+
+def _set_from_name(name: str, norm: str) -> str | None:
+    suffix = f"-{norm}"
+    if name.endswith(suffix) and len(name) > len(suffix):
+        return name[: -len(suffix)]
+    return None
+
+
+def _set_from_data(root: str, task: str) -> str:
+    parts = [p for p in Path(root).parts if p not in ("paired", "unpaired", "aligned", "unaligned", ".", "/")]
+    dataset = parts[-1] if parts else "models"
+    return dataset if task == "pix2pix" else f"{dataset}-{task}"
+
+
+# ----------------------------------------------------------------------------------------------
+# cards
+
+
+def parse_front_matter(card: str) -> dict:
+    """The YAML mapping between a leading `---` line and the next `---` line ({} if none)."""
+    lines = card.splitlines()
+    if not lines or lines[0].strip() != "---":
+        return {}
+    for end in range(1, len(lines)):
+        if lines[end].strip() in ("---", "..."):
+            try:
+                data = yaml.safe_load("\n".join(lines[1:end]))
+            except yaml.YAMLError:
+                return {}
+            return data if isinstance(data, dict) else {}
+    return {}
+
+
+def _metric_key(name: str) -> str:
+    return re.sub(r"[^a-z0-9_@-]+", "", str(name).lower().replace(" ", "_")).strip("_-")
+
+
+def _number(cell: str) -> float | None:
+    match = _NUMBER.search(cell.replace(",", ""))
+    return float(match.group()) if match else None
+
+
+def _metrics_section(card: str) -> list[str]:
+    lines, out, inside, level = card.splitlines(), [], False, 0
+    for line in lines:
+        heading = re.match(r"^(#+)\s*(.*)$", line)
+        if heading and inside and len(heading.group(1)) <= level:
+            break
+        if heading and not inside and "metric" in heading.group(2).lower():
+            inside, level = True, len(heading.group(1))
+            continue
+        if inside:
+            out.append(line)
+    return out
+
+
+def _cells(line: str) -> list[str]:
+    return [c.strip() for c in line.strip().strip("|").split("|")]
+
+
+def parse_card_metrics(card: str) -> dict[str, float]:
+    """{metric: value} from the card's metrics section (table or `- name: value` lines)."""
+    section = _metrics_section(card)
+    rows = [_cells(line) for line in section if line.strip().startswith("|")]
+    rows = [r for r in rows if not all(re.fullmatch(r":?-{2,}:?", c or "--") for c in r)]  # drop |---|
+    out: dict[str, float] = {}
+    if rows:
+        header = [_metric_key(c) for c in rows[0]]
+        if len(header) >= 2 and header[0] in ("metric", "metrics", "name") and len(rows) > 1:
+            for row in rows[1:]:  # | metric | value | rows
+                value = _number(row[1]) if len(row) > 1 else None
+                if _metric_key(row[0]) and value is not None:
+                    out[_metric_key(row[0])] = value
+        elif len(rows) > 1:  # one header row of names over one row of values
+            for name, cell in zip(header, rows[1]):
+                value = _number(cell)
+                if name and value is not None:
+                    out[name] = value
+    for line in section:
+        item = re.match(r"^\s*[-*]\s*\**([^:*]+?)\**\s*:\s*(.+)$", line)
+        if item and _number(item.group(2)) is not None:
+            out.setdefault(_metric_key(item.group(1)), _number(item.group(2)))
+    return out
+
+
+def metrics_table(infos: list[ModelInfo]) -> tuple[list[str], list[list]]:
+    """(headers, rows) for a table of the models' metrics: set, model, norm, then each metric."""
+    names: list[str] = []
+    for info in infos:
+        names += [k for k in info.metrics if k not in names]
+    preferred = [m for m in ("fid", "kid", "lpips", "psnr", "ssim") if m in names]
+    names = preferred + [m for m in names if m not in preferred]
+    headers = ["set", "model", "norm", *names]
+    rows = [[i.model_set, i.name, i.norm_label, *(i.metrics.get(m) for m in names)] for i in infos]
+    return headers, rows

@@ -1,0 +1,96 @@
+"""The demo in a real browser: headless Chromium (Debian's `chromium`) driven by Playwright.
+
+    .venv/bin/pytest -m browser tests/test_browser.py
+    GENNORM_SAVE_SCREENSHOT=1 GENNORM_DEMO_MODELS=models .venv/bin/pytest -m browser tests/test_browser.py
+
+Loads the page, uploads a label map from assets/, clicks Translate, waits for one output per
+model and takes a screenshot (into pytest's tmp dir; also to docs/demo.png when
+GENNORM_SAVE_SCREENSHOT=1). Models: $GENNORM_DEMO_MODELS (e.g. the real zoo) or, by default,
+three tiny untrained ones (their outputs are noise; the test checks the plumbing, not quality).
+Skips when /usr/bin/chromium is absent (`apt-get install chromium`); Playwright's own browser
+download is not used.
+"""
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+                 "--disable-sync"]
+REPO = Path(__file__).resolve().parent.parent
+
+pytestmark = [
+    pytest.mark.browser,
+    pytest.mark.filterwarnings("ignore:.*(no_silent_downcasting|copy keyword).*"),  # gradio's pandas use
+    pytest.mark.skipif(not CHROMIUM.is_file(), reason=f"{CHROMIUM} not found: install Debian's chromium package "
+                                                       "(apt-get install chromium) to run the browser tests"),
+]
+
+
+@pytest.fixture(scope="module")
+def served(tmp_path_factory):
+    pytest.importorskip("playwright.sync_api")
+    from test_demo import NORMS, _free_port, write_tiny_model
+
+    from gennorm.demo import load_app_module
+    from gennorm.zoo import model_sets
+
+    models = os.environ.get("GENNORM_DEMO_MODELS")
+    if models:
+        root = Path(models)
+    else:
+        root = tmp_path_factory.mktemp("zoo") / "models"
+        for k, norm in enumerate(NORMS):
+            write_tiny_model(root / f"scenes-{norm}", norm, fid=30.0 - k)
+    first_set = next(iter(model_sets(root).values()))
+    demo = load_app_module()
+    app = demo.build_app(root, device="cpu")
+    _, url, _ = demo.launch(app, "127.0.0.1", _free_port(), prevent_thread_lock=True, quiet=True)
+    yield url, [i.name for i in first_set]
+    app.close()
+
+
+def test_upload_translate_screenshot(served, tmp_path):
+    from playwright.sync_api import expect, sync_playwright
+
+    url, names = served
+    example = sorted((REPO / "assets").glob("*.png"))[0]
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page(viewport={"width": 1440, "height": 1000})
+            page.goto(url, wait_until="domcontentloaded", timeout=120_000)
+            expect(page.locator("#translate-button")).to_be_visible(timeout=120_000)
+            page.locator("#input-image input[type=file]").set_input_files(str(example))
+            expect(page.locator("#input-image img").first).to_be_visible(timeout=60_000)
+            page.locator("#translate-button").click()
+            expect(page.locator("#status")).to_contain_text(" ms", timeout=180_000)
+            for k, name in enumerate(names):
+                slot = page.locator(f"#output-{k}")
+                expect(slot.locator("img").first).to_be_visible(timeout=60_000)
+                expect(slot).to_contain_text(name)
+                expect(slot).to_contain_text(" ms")
+            expect(page.locator("#slider img").first).to_be_visible(timeout=60_000)
+            page.wait_for_timeout(500)  # let the images finish fading in
+            shot = tmp_path / "demo.png"
+            page.screenshot(path=str(shot), full_page=True)
+            page.get_by_role("tab", name="Model zoo").click()
+            expect(page.locator("#zoo-table")).to_contain_text(names[0], timeout=30_000)
+            page.screenshot(path=str(tmp_path / "zoo.png"), full_page=True)
+        finally:
+            browser.close()
+    assert shot.stat().st_size > 10_000
+    if os.environ.get("GENNORM_SAVE_SCREENSHOT") == "1":
+        from PIL import Image
+
+        (REPO / "docs").mkdir(exist_ok=True)
+        with Image.open(shot) as im:  # 256-colour palette: a third of the size, same look
+            im.convert("RGB").quantize(256, dither=Image.Dither.NONE).save(REPO / "docs" / "demo.png", optimize=True)
+    keep = os.environ.get("GENNORM_SCREENSHOT_DIR")
+    if keep:
+        for name in ("demo.png", "zoo.png"):
+            shutil.copyfile(tmp_path / name, Path(keep) / name)

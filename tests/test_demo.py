@@ -1,0 +1,297 @@
+"""The Gradio demo: zoo listing, upload handling, the /translate API, and what the server refuses.
+
+One app is served in-process (prevent_thread_lock) on a free 127.0.0.1 port for the module,
+over a temporary zoo of three tiny pix2pix generators (instance / pono-ms / nc, ngf=4) written
+in the `gennorm export` folder format: config.yaml + generator.safetensors + card.md.
+"""
+from __future__ import annotations
+
+import socket
+from io import BytesIO
+from pathlib import Path
+
+import pytest
+from PIL import Image
+
+pytest.importorskip("gradio")
+pytestmark = pytest.mark.filterwarnings("ignore:.*(no_silent_downcasting|copy keyword).*")  # gradio's pandas use
+gradio_client = pytest.importorskip("gradio_client")
+
+from gennorm.demo import find_app, load_app_module  # noqa: E402
+from gennorm.zoo import list_models, metrics_table, model_sets, parse_card_metrics, parse_front_matter  # noqa: E402
+
+REPO = Path(__file__).resolve().parent.parent
+NORMS = ("instance", "pono-ms", "nc")
+CARD = """# {name}
+
+pix2pix on scenes, generator norm {norm}.
+
+## Metrics (gennorm eval)
+
+| metric | value |
+|---|---|
+| FID ↓ | {fid} |
+| SSIM ↑ | 0.61 ± 0.02 |
+
+## Command
+
+    gennorm train pix2pix-{norm}
+"""
+
+
+def write_tiny_model(folder: Path, norm: str, fid: float) -> None:
+    """A models/ folder as `gennorm export` writes it, with an untrained ngf=4 generator."""
+    import torch
+    from safetensors.torch import save_file
+
+    from gennorm.train.config import load_config, save_config
+    from gennorm.train.task import build_generator_from
+
+    folder.mkdir(parents=True)
+    cfg = load_config(f"pix2pix-{norm}", ["model.ngf=4", "model.g_arch=resnet_6blocks", f"out=runs/{folder.name}"])
+    save_config(cfg, folder / "config.yaml")
+    torch.manual_seed(0)
+    net = build_generator_from(cfg.model, 3, 3)
+    save_file({k: v.detach().contiguous().clone() for k, v in net.state_dict().items()},
+              str(folder / "generator.safetensors"))
+    (folder / "card.md").write_text(CARD.format(name=folder.name, norm=norm, fid=fid), encoding="utf-8")
+
+
+@pytest.fixture(scope="module")
+def zoo(tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("zoo") / "models"
+    for k, norm in enumerate(NORMS):
+        write_tiny_model(root / f"scenes-{norm}", norm, fid=30.0 - k)
+    return root
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def server(zoo):
+    demo = load_app_module()
+    app = demo.build_app(zoo, device="cpu")
+    _, url, _ = demo.launch(app, "127.0.0.1", _free_port(), max_file_size="256kb", prevent_thread_lock=True,
+                            quiet=True)
+    yield url.rstrip("/")
+    app.close()
+
+
+@pytest.fixture(scope="module")
+def client(server):
+    return gradio_client.Client(server, verbose=False)
+
+
+def _png(path: Path, size=(96, 64), mode="RGB") -> Path:
+    Image.new(mode, size, (152, 251, 152) if mode == "RGB" else 128).save(path)
+    return path
+
+
+# ----------------------------------------------------------------------------------------------
+# zoo
+
+
+def test_zoo_sets_and_metrics(zoo):
+    infos = list_models(zoo)
+    assert [i.name for i in infos] == ["scenes-instance", "scenes-pono-ms", "scenes-nc"]  # baseline first
+    sets = model_sets(zoo)
+    assert list(sets) == ["scenes"]
+    assert [i.role for i in sets["scenes"]] == ["baseline", "PONO-MS", "NC"]
+    assert infos[2].metrics == {"fid": 28.0, "ssim": 0.61}
+    headers, rows = metrics_table(infos)
+    assert headers == ["set", "model", "norm", "fid", "ssim"]
+    assert rows[0] == ["scenes", "scenes-instance", "InstanceNorm", 30.0, 0.61]
+
+
+def test_card_formats():
+    wide = "## Metrics\n| FID | KID | PSNR |\n|---|---|---|\n| 41.5 | 0.012 ± 0.003 | 18.2 |\n## Other\n| x | 1 |"
+    assert parse_card_metrics(wide) == {"fid": 41.5, "kid": 0.012, "psnr": 18.2}
+    bullets = "# m\n### Test metrics\n- **LPIPS**: 0.31\n- SSIM: 0.55 (test split)\n- note: none\n"
+    assert parse_card_metrics(bullets) == {"lpips": 0.31, "ssim": 0.55}
+    assert parse_card_metrics("# no metrics here\n| FID | 3 |") == {}
+    assert parse_front_matter("---\nset: scenes-cyclegan\nnorm: nc\n---\n# card") == {"set": "scenes-cyclegan",
+                                                                                      "norm": "nc"}
+
+
+def test_set_from_front_matter_and_zoo_json(zoo, tmp_path):
+    import json
+    import shutil
+
+    root = tmp_path / "models"
+    shutil.copytree(zoo / "scenes-nc", root / "my-nc-model")
+    shutil.copytree(zoo / "scenes-instance", root / "other")
+    card = root / "my-nc-model" / "card.md"
+    card.write_text("---\nset: scenes-x\nmetrics: {fid: 12.5}\n---\n" + card.read_text(encoding="utf-8"),
+                    encoding="utf-8")
+    (root / "zoo.json").write_text(json.dumps({"other": {"set": "scenes-x"}}))
+    (root / "other" / "metrics.json").write_text(json.dumps({"metrics": {"LPIPS": 0.3, "note": "x"}}))
+    (root / "not-a-model").mkdir()
+    sets = model_sets(root)
+    assert list(sets) == ["scenes-x"] and [i.name for i in sets["scenes-x"]] == ["other", "my-nc-model"]
+    other, mine = sets["scenes-x"]
+    assert mine.metrics == {"fid": 12.5, "ssim": 0.61}  # front matter over the card's table
+    assert other.metrics == {"fid": 30.0, "ssim": 0.61, "lpips": 0.3}  # metrics.json added
+
+
+def test_a_broken_model_does_not_hide_the_others(zoo):
+    """Demo.translate with a stub loader: one model fails to load, the others still translate."""
+    demo_module = load_app_module()
+
+    class Stub:
+        def translate(self, image):
+            return image.transpose(Image.Transpose.FLIP_LEFT_RIGHT)
+
+    def loader(path, device):
+        if path.name == "scenes-pono-ms":
+            raise RuntimeError("weights do not match\nsecond line")
+        return Stub()
+
+    demo = demo_module.Demo(zoo, device="cpu", loader=loader)
+    with pytest.warns(UserWarning, match="scenes-pono-ms: weights do not match"):
+        results = demo.translate(Image.new("RGB", (8, 4)), "scenes")
+    assert [r.error for r in results] == ["", "weights do not match", ""]
+    assert results[0].image.size == (8, 4) and results[1].image is None
+    assert "failed: weights do not match" in results[1].caption and "(baseline" in results[0].short_label
+
+
+# ----------------------------------------------------------------------------------------------
+# uploads
+
+
+def test_prepare_image_normalizes_uploads():
+    demo = load_app_module()
+    rotated = Image.new("RGB", (40, 20), "red")
+    exif = rotated.getexif()
+    exif[0x0112] = 6  # orientation: rotate 90 degrees on display
+    buf = BytesIO()
+    rotated.save(buf, "JPEG", exif=exif.tobytes())
+    out = demo.prepare_image(Image.open(BytesIO(buf.getvalue())))
+    assert out.mode == "RGB" and out.size == (20, 40)
+    clear = demo.prepare_image(Image.new("RGBA", (8, 8), (0, 0, 0, 0)))
+    assert clear.mode == "RGB" and clear.getpixel((0, 0)) == (255, 255, 255)  # transparent -> white
+    assert demo.prepare_image(Image.new("L", (8, 8), 7)).getpixel((1, 1)) == (7, 7, 7)
+    deep = demo.prepare_image(Image.new("I;16", (8, 8), 65535))
+    assert deep.getpixel((0, 0)) == (255, 255, 255)
+    big = demo.prepare_image(Image.new("RGB", (2000, 1000)))
+    assert big.size == (1024, 512)
+
+
+def test_translate_api_returns_one_image_per_model(client, tmp_path):
+    gallery, timings = client.predict(gradio_client.handle_file(str(_png(tmp_path / "in.png"))), "scenes",
+                                      api_name="/translate")
+    assert all(t["error"] is None for t in timings.values()), timings  # a model that failed says why
+    assert len(gallery) == len(NORMS)
+    for item, norm in zip(gallery, NORMS):
+        assert f"scenes-{norm}" in item["caption"] and " ms" in item["caption"]
+        with Image.open(item["image"]) as out:
+            assert out.size == (96, 64) and out.mode == "RGB"
+    assert list(timings) == [f"scenes-{n}" for n in NORMS]
+    assert all(t["ms"] > 0 and t["size"] == [96, 64] for t in timings.values())
+
+
+def test_translate_api_handles_examples_grayscale_and_exif(client, tmp_path):
+    asset = sorted((REPO / "assets").glob("*.png"))[0]
+    gallery, _ = client.predict(gradio_client.handle_file(str(asset)), api_name="/translate")  # default set
+    assert len(gallery) == len(NORMS)
+    gray = _png(tmp_path / "gray.png", (33, 17), "L")  # odd size: the translator resizes and back
+    gallery, _ = client.predict(gradio_client.handle_file(str(gray)), "scenes", api_name="/translate")
+    with Image.open(gallery[0]["image"]) as out:
+        assert out.size == (33, 17) and out.mode == "RGB"
+    rotated = Image.new("RGB", (40, 20), "red")
+    exif = rotated.getexif()
+    exif[0x0112] = 6  # EXIF orientation: shown rotated by 90 degrees -> upright it is 20x40
+    rotated.save(tmp_path / "photo.jpg", exif=exif.tobytes())
+    gallery, timings = client.predict(gradio_client.handle_file(str(tmp_path / "photo.jpg")), api_name="/translate")
+    assert next(iter(timings.values()))["size"] == [20, 40]  # rotated exactly once
+    with Image.open(gallery[0]["image"]) as out:
+        assert out.size == (20, 40)
+
+
+@pytest.mark.parametrize("content", [b"this is not an image\n" * 10, b"\x89PNG\r\n\x1a\n" + b"\x00" * 64],
+                         ids=["text", "corrupt-png"])
+def test_non_image_upload_gets_a_clear_error(client, tmp_path, content):
+    bad = tmp_path / "upload.png"
+    bad.write_bytes(content)
+    with pytest.raises(Exception, match="not an image that can be read"):
+        client.predict(gradio_client.handle_file(str(bad)), "scenes", api_name="/translate")
+
+
+def test_upload_size_is_capped(client, tmp_path):
+    import os
+
+    big = tmp_path / "big.png"
+    big.write_bytes(os.urandom(300 * 1024))  # over the 256kb cap of the fixture
+    with pytest.raises(Exception, match="(?i)size|large|exceed"):
+        client.predict(gradio_client.handle_file(str(big)), "scenes", api_name="/translate")
+
+
+def test_unknown_set_is_refused(client, tmp_path):
+    with pytest.raises(Exception, match="nope is not in the list of choices"):
+        client.predict(gradio_client.handle_file(str(_png(tmp_path / "in.png"))), "nope", api_name="/translate")
+
+
+# ----------------------------------------------------------------------------------------------
+# what the server serves
+
+
+def test_no_files_outside_the_app_are_served(server, zoo):
+    import httpx
+
+    secret = zoo / "scenes-nc" / "config.yaml"
+    paths = ["/etc/passwd", "../../../../etc/passwd", "%2Fetc%2Fpasswd", str(secret), str(REPO / "pyproject.toml"),
+             str(REPO / "assets" / "scene_labels_1.png")]
+    for prefix in ("/gradio_api/file=", "/file="):
+        for path in paths:
+            r = httpx.get(server + prefix + path, follow_redirects=True, timeout=30)
+            assert r.status_code in (403, 404), (prefix + path, r.status_code)
+            for leaked in (b"root:x:", b"g_norm", b"[build-system]", b"\x89PNG"):  # passwd, config, pyproject, asset
+                assert leaked not in r.content, (prefix + path, leaked)
+
+
+def test_uploaded_files_are_served_back(server, tmp_path):
+    """Positive control for the test above: the same route serves the app's own (uploaded) files."""
+    import httpx
+
+    with open(_png(tmp_path / "mine.png"), "rb") as f:
+        r = httpx.post(server + "/gradio_api/upload", files={"files": ("mine.png", f, "image/png")}, timeout=30)
+    r.raise_for_status()
+    uploaded = r.json()[0]
+    assert httpx.get(server + "/gradio_api/file=" + uploaded, timeout=30).status_code == 200
+
+
+def test_server_binds_localhost(server):
+    assert server.startswith("http://127.0.0.1:")
+
+
+# ----------------------------------------------------------------------------------------------
+# the CLI verb
+
+
+def test_cli_finds_the_app_and_checks_models(tmp_path, capsys):
+    from gennorm.cli import main
+
+    assert find_app() == REPO / "apps" / "demo.py"
+    assert main(["demo", "--models", str(tmp_path / "missing")]) == 2
+    assert "no such folder" in capsys.readouterr().err
+    (tmp_path / "empty").mkdir()
+    assert main(["demo", "--models", str(tmp_path / "empty")]) == 2
+    assert "no models in it" in capsys.readouterr().err
+
+
+def test_cli_serves_on_localhost_by_default(zoo, monkeypatch):
+    from gennorm.cli import main
+
+    demo_module, seen = load_app_module(), {}
+
+    def fake_launch(app, host, port, concurrency):
+        seen.update(host=host, port=port, concurrency=concurrency, app=app)
+
+    monkeypatch.setattr(demo_module, "launch", fake_launch)
+    assert main(["demo", "--models", str(zoo), "--device", "cpu"]) == 0
+    assert (seen["host"], seen["port"], seen["concurrency"]) == ("127.0.0.1", 7860, 1)
+    assert main(["demo", "--models", str(zoo), "--port", "8123", "--concurrency", "2"]) == 0
+    assert (seen["port"], seen["concurrency"]) == (8123, 2)
