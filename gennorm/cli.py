@@ -22,7 +22,7 @@ VERBS: dict[str, tuple[str, str]] = {
     "bench": ("gennorm.bench", "benchmarks: `bench layers`, `bench train`"),
     "export": ("gennorm.train.export", "export a run dir as a models/ folder (safetensors + card)"),
     "demo": ("gennorm.demo", "the Gradio side-by-side demo on 127.0.0.1"),
-    "study": ("gennorm.study", "train and evaluate a grid of norms x batch sizes x seeds, write a report"),
+    "study": ("gennorm.study.command", "train and evaluate a grid of norms x batch sizes x seeds, write a report"),
 }
 
 
@@ -57,7 +57,10 @@ def main(argv: list[str] | None = None) -> int:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     module.add_arguments(parser)
-    args = parser.parse_args(rest)
+    try:  # options may come between KEY=VALUE positionals (`gennorm train cfg --resume x k=v`)
+        args = parser.parse_intermixed_args(rest)
+    except TypeError:  # parsers with subcommands cannot intermix; they parse normally
+        args = parser.parse_args(rest)
     try:
         code = module.run(args)
     except GennormError as err:

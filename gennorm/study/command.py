@@ -1,0 +1,48 @@
+"""`gennorm study`: train and evaluate a grid of norms x batch sizes x seeds, then write a report."""
+from __future__ import annotations
+
+DESCRIPTION = """\
+Train the same architecture with a list of norms x batch sizes x seeds on the built-in scenes
+task (paired and unpaired), evaluate every run, and write OUT/report.md with tables, plots and
+an image grid. Finished runs are skipped and cut-off runs resume, so re-running the command
+continues an interrupted study, and on a finished study only regenerates the report.
+
+examples:
+  gennorm study small                          # the default CPU setting (<= 60 min on 2 cores)
+  gennorm study full out=studies/full          # the GPU setting (ResNet-9, 256 px)
+  gennorm study small norms=instance,nc batch_sizes=1 seeds=0 train.max_steps=20
+  gennorm study full --shard 0/4               # one of four disjoint slices (GPUs or machines)
+  gennorm study small --report-only            # rebuild the report from finished runs
+"""
+
+
+def add_arguments(parser) -> None:
+    parser.add_argument("config", nargs="?", default="small", help="study preset (small, full) or YAML file")
+    parser.add_argument("overrides", nargs="*", metavar="KEY=VALUE",
+                        help="study keys (norms=a,b  batch_sizes=1,2  seeds=0,1  out=DIR) or training keys "
+                             "(train.max_steps=50) applied to every run")
+    parser.add_argument("--shard", default="0/1", metavar="I/N", help="run only slice I of N (0-based)")
+    parser.add_argument("--report-only", action="store_true", help="do not train; rebuild the report")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+
+def run(args) -> int:
+    from gennorm.errors import ConfigError
+    from gennorm.study.report import write_report
+    from gennorm.study.runner import run_all
+    from gennorm.study.spec import load_spec, runs_of
+
+    spec = load_spec(args.config, args.overrides)
+    try:
+        index, count = (int(v) for v in args.shard.split("/"))
+        assert 0 <= index < count
+    except (ValueError, AssertionError):
+        raise ConfigError(f"--shard must be I/N with 0 <= I < N, got {args.shard!r}") from None
+    runs = runs_of(spec)[index::count]
+    if not args.report_only:
+        run_all(spec, runs, progress=not args.no_progress)
+    command = "gennorm study " + " ".join([args.config, *args.overrides])
+    report = write_report(spec, command)
+    print(f"report: {report}")
+    return 0
+

@@ -1,0 +1,114 @@
+"""Running a study: make the data, train every run of the grid (resumably), evaluate each.
+
+A run is done when `RUN/eval.json` exists; a run with checkpoints but no eval.json was cut
+off and continues with `gennorm train --resume`. Training runs in a subprocess (its own
+memory, its own Ctrl-C handling); evaluation translates the scenes test split with the run's
+model and compares with the ground-truth photos.
+"""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from PIL import Image
+
+from gennorm.errors import GennormError
+from gennorm.study.spec import TASK_PRESETS, Run, StudySpec
+
+DONE_FILE = "eval.json"
+
+
+def data_root(spec: StudySpec) -> Path:
+    return Path(spec.data_root) if spec.data_root else Path(spec.out) / "data" / "scenes"
+
+
+def prepare_data(spec: StudySpec) -> Path:
+    """Generate the scenes dataset if missing; split its paired test images into A and B folders."""
+    root = data_root(spec)
+    if not (root / "paired" / "test").is_dir():
+        from gennorm.data import generate_scenes
+
+        generate_scenes(root, size=spec.scenes_size, count=spec.scenes_count, seed=0)
+    eval_dir = Path(spec.out) / "eval_data"
+    if not (eval_dir / "done").exists():
+        for side in ("A", "B"):
+            (eval_dir / f"test{side}").mkdir(parents=True, exist_ok=True)
+        for path in sorted((root / "paired" / "test").glob("*.png")):
+            image = Image.open(path).convert("RGB")
+            half = image.width // 2
+            image.crop((0, 0, half, image.height)).save(eval_dir / "testA" / path.name)
+            image.crop((half, 0, image.width, image.height)).save(eval_dir / "testB" / path.name)
+        (eval_dir / "done").write_text("ok\n")
+    return eval_dir
+
+
+def train_command(spec: StudySpec, run: Run, run_dir: Path, resume: bool = False) -> list[str]:
+    """The `gennorm train` command of a run: fresh, or `--resume` when it was cut off."""
+    if resume:
+        return [sys.executable, "-m", "gennorm", "train", "--resume", str(run_dir), "train.progress=false"]
+    root = data_root(spec) / run.task
+    return [
+        sys.executable, "-m", "gennorm", "train", TASK_PRESETS[run.task],
+        f"out={run_dir}", f"data.root={root}", f"model.g_norm={run.g_norm}", f"model.d_norm={run.d_norm}",
+        f"train.batch_size={run.batch_size}", f"train.seed={run.seed}", *spec.overrides, "train.progress=false",
+    ]
+
+
+def train(spec: StudySpec, run: Run, run_dir: Path) -> float:
+    """Train (or finish training) one run; returns the wall time in seconds. Output goes to RUN/train.log."""
+    resume = (run_dir / "checkpoints").is_dir() and any((run_dir / "checkpoints").iterdir())
+    run_dir.mkdir(parents=True, exist_ok=True)
+    command = train_command(spec, run, run_dir, resume)
+    start = time.perf_counter()
+    with open(run_dir / "train.log", "a") as log:
+        log.write("$ " + " ".join(command) + "\n")
+        log.flush()
+        result = subprocess.run(command, stdout=log, stderr=subprocess.STDOUT, env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    if result.returncode != 0:
+        tail = (run_dir / "train.log").read_text().strip().splitlines()[-5:]
+        raise GennormError(f"run {run.run_id} failed (exit {result.returncode}); see {run_dir / 'train.log'}:\n  "
+                           + "\n  ".join(tail))
+    return time.perf_counter() - start
+
+
+def evaluate(run_dir: Path, eval_dir: Path, device: str = "cpu") -> dict:
+    """Translate the test labels with the run's model and score against the true photos."""
+    from gennorm.metrics import available_metrics, evaluate_folders
+    from gennorm.train.translate import translate_folder
+
+    fake = run_dir / "test_translated"
+    translate_folder(run_dir, eval_dir / "testA", fake, device=device)
+    metrics = [m for m in available_metrics() if m in ("psnr", "ssim", "fid", "kid", "lpips")]
+    return evaluate_folders(eval_dir / "testB", fake, metrics=metrics, device=device)
+
+
+def run_one(spec: StudySpec, run: Run, eval_dir: Path) -> dict:
+    run_dir = Path(spec.out) / "runs" / run.run_id
+    done = run_dir / DONE_FILE
+    if done.exists():
+        return json.loads(done.read_text())
+    train_seconds = train(spec, run, run_dir)
+    result = {"run": run.run_id, "task": run.task, "g_norm": run.g_norm, "d_norm": run.d_norm,
+              "batch_size": run.batch_size, "seed": run.seed, "train_seconds": train_seconds,
+              "command": "gennorm " + " ".join(train_command(spec, run, run_dir)[3:]), "eval": evaluate(run_dir, eval_dir)}
+    tmp = done.with_suffix(".tmp")
+    tmp.write_text(json.dumps(result, indent=2, default=str))
+    os.replace(tmp, done)
+    return result
+
+
+def run_all(spec: StudySpec, runs: list[Run], progress: bool = True) -> None:
+    from tqdm import tqdm
+
+    eval_dir = prepare_data(spec)
+    todo = [r for r in runs if not (Path(spec.out) / "runs" / r.run_id / DONE_FILE).exists()]
+    print(f"study {spec.out}: {len(runs)} runs in this shard, {len(runs) - len(todo)} done, {len(todo)} to run")
+    with tqdm(total=len(todo), unit="run", disable=not progress, dynamic_ncols=True) as bar:
+        for run in todo:
+            bar.set_postfix_str(run.run_id)
+            run_one(spec, run, eval_dir)
+            bar.update(1)

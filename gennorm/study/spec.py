@@ -1,0 +1,121 @@
+"""What a study is: a grid of training runs (task x norm x batch size x seed) and how to name them.
+
+A study config is a small YAML file (or a preset name: `small`, `full`); every run of the grid
+is an ordinary `gennorm train` run of a preset with a few dotted overrides.
+"""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import yaml
+
+from gennorm.errors import ConfigError
+
+PRESETS_DIR = Path(__file__).resolve().parent / "presets"
+
+# Training preset per task; the study overrides the norms, batch size and seed.
+TASK_PRESETS = {"paired": "pix2pix-instance", "unpaired": "cyclegan-instance"}
+KNOWN_NORMS = ("batch", "instance", "group", "none", "nc", "pono-ms", "pono-dms", "kn", "convnorm", "spectral")
+
+
+@dataclass
+class StudySpec:
+    out: str = "studies/small"
+    description: str = ""
+    data_root: str = ""  # the scenes dataset (generated under OUT/data when empty)
+    scenes_size: int = 32
+    scenes_count: int = 240
+    tasks: list[str] = field(default_factory=lambda: ["paired", "unpaired"])
+    norms: list[str] = field(default_factory=lambda: ["instance", "batch", "group", "pono-ms", "nc", "kn"])
+    d_norms: list[str] = field(default_factory=lambda: ["instance", "convnorm"])
+    batch_sizes: list[int] = field(default_factory=lambda: [1, 2, 8])
+    seeds: list[int] = field(default_factory=lambda: [0, 1, 2])
+    overrides: list[str] = field(default_factory=list)  # applied to every run, e.g. train.max_steps=100
+    grid_images: int = 4  # test inputs shown in the side-by-side grid
+
+
+@dataclass(frozen=True)
+class Run:
+    task: str
+    g_norm: str
+    d_norm: str
+    batch_size: int
+    seed: int
+
+    @property
+    def run_id(self) -> str:
+        return f"{self.task}/g-{self.g_norm}_d-{self.d_norm}_bs{self.batch_size}_seed{self.seed}"
+
+    @property
+    def label(self) -> str:
+        """Row label in the report: the generator norm, plus the D norm when it is not the default."""
+        return self.g_norm if self.d_norm == "instance" else f"{self.g_norm} + {self.d_norm} D"
+
+
+def runs_of(spec: StudySpec) -> list[Run]:
+    """The grid: every norm x batch size x seed with the first D norm, then each other D norm
+    (with the first G norm, smallest batch size) x seed — the ConvNorm-vs-plain-D comparison."""
+    runs = []
+    for task in spec.tasks:
+        for norm in spec.norms:
+            for bs in spec.batch_sizes:
+                runs += [Run(task, norm, spec.d_norms[0], bs, seed) for seed in spec.seeds]
+        for d_norm in spec.d_norms[1:]:
+            runs += [Run(task, spec.norms[0], d_norm, spec.batch_sizes[0], seed) for seed in spec.seeds]
+    return runs
+
+
+def load_spec(name_or_path: str, overrides: list[str] | None = None) -> StudySpec:
+    """A StudySpec from a preset name or YAML file, then `key=value` overrides (lists comma-separated)."""
+    path = Path(name_or_path)
+    if not path.is_file():
+        path = PRESETS_DIR / f"{name_or_path}.yaml"
+        if not path.is_file():
+            presets = ", ".join(p.stem for p in sorted(PRESETS_DIR.glob("*.yaml")))
+            raise ConfigError(f"study config {name_or_path!r} is neither a YAML file nor a preset ({presets})")
+    data = yaml.safe_load(path.read_text()) or {}
+    spec = StudySpec()
+    for key, value in data.items():
+        _set(spec, key, value)
+    for item in overrides or []:
+        if "=" not in item:
+            raise ConfigError(f"override {item!r} is not KEY=VALUE")
+        key, raw = item.split("=", 1)
+        if key.count(".") >= 1:  # a training key: applied to every run
+            spec.overrides.append(item)
+            continue
+        default = getattr(StudySpec(), key, None)
+        value = [v for v in raw.split(",") if v] if isinstance(default, list) else yaml.safe_load(raw)
+        _set(spec, key, value)
+    _check(spec)
+    return spec
+
+
+def _set(spec: StudySpec, key: str, value) -> None:
+    if key not in asdict(spec):
+        raise ConfigError(f"unknown study key {key!r}; keys: {', '.join(asdict(spec))}")
+    default = getattr(StudySpec(), key)
+    if isinstance(default, list):
+        if not isinstance(value, list):
+            value = [value]
+        value = [int(v) if key in ("batch_sizes", "seeds") else str(v) for v in value]
+    elif isinstance(default, int):
+        value = int(value)
+    else:
+        value = "" if value is None else str(value)
+    setattr(spec, key, value)
+
+
+def _check(spec: StudySpec) -> None:
+    for task in spec.tasks:
+        if task not in TASK_PRESETS:
+            raise ConfigError(f"study key 'tasks': {task!r} is not allowed; allowed values: {', '.join(TASK_PRESETS)}")
+    for key in ("norms", "d_norms"):
+        for norm in getattr(spec, key):
+            if norm not in KNOWN_NORMS:
+                raise ConfigError(f"study key {key!r}: {norm!r} is not a norm; allowed values: {', '.join(KNOWN_NORMS)}")
+        if not getattr(spec, key):
+            raise ConfigError(f"study key {key!r} must list at least one norm")
+    if not spec.batch_sizes or min(spec.batch_sizes) < 1 or not spec.seeds:
+        raise ConfigError("study keys 'batch_sizes' and 'seeds' need at least one value (batch sizes >= 1)")
