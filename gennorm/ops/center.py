@@ -37,7 +37,11 @@ class _ZeroPadMinusShift(torch.autograd.Function):
         out[:, :, top + h:].copy_(border.expand(n, c, bottom, out.shape[3]))
         out[:, :, top:top + h, :left].copy_(border.expand(n, c, h, left))
         out[:, :, top:top + h, left + w:].copy_(border.expand(n, c, h, right))
-        torch.sub(x, shift.to(x.dtype), out=out[:, :, top:top + h, left:left + w])
+        interior = out[:, :, top:top + h, left:left + w]
+        if torch.compiler.is_compiling():  # dynamo refuses out= on a strided view; inductor fuses this anyway
+            interior.copy_(x - shift.to(x.dtype))
+        else:  # eager: one pass, no temporary
+            torch.sub(x, shift.to(x.dtype), out=interior)
         ctx.window = (top, h, left, w)
         return out
 
