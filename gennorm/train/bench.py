@@ -1,0 +1,145 @@
+"""`gennorm bench train`: training-step time and peak memory, CycleGAN and pix2pix, per norm.
+
+Each configuration builds the full task (generators, discriminators, Adam, losses) and runs
+whole training steps on synthetic batches (no data loading, so the number is the model's):
+warm-up steps first, then the median of the timed steps. CUDA: ResNet-9, ngf/ndf 64, 256x256,
+batch 1 (the papers' setting), peak memory from torch.cuda.max_memory_allocated. CPU: a small
+setting (ResNet-6, ngf 16, 64x64; --quick: ngf 8, 32x32), peak memory as the growth of the
+process's peak RSS (an upper bound that only grows; the CUDA number is the exact one).
+
+Run: gennorm bench train --device cpu --quick --json bench_train.json
+"""
+from __future__ import annotations
+
+import json
+import platform
+import resource
+import statistics
+import sys
+import time
+
+DESCRIPTION = """\
+Training-step benchmark: median step time and peak memory of CycleGAN and pix2pix for each
+generator norm (instance, pono-ms, nc, kn). CUDA: ResNet-9 at 256x256 (batch 1); CPU: a small
+setting. Synthetic batches; full steps (G and D updates).
+
+examples:
+  gennorm bench train --device cpu --quick
+  gennorm bench train --device cuda --json bench_train.json
+  gennorm bench train --device cuda --amp bf16 --norms nc instance --tasks cyclegan
+"""
+
+NORMS = ("instance", "pono-ms", "nc", "kn")
+TASKS = ("cyclegan", "pix2pix")
+
+
+def add_arguments(parser) -> None:
+    parser.add_argument("--device", default=None, help="cpu or cuda (default: cuda when available)")
+    parser.add_argument("--json", default=None, metavar="FILE", help="write all numbers and the setting")
+    parser.add_argument("--quick", action="store_true", help="few steps, small shapes (CPU: seconds per config)")
+    parser.add_argument("--norms", nargs="+", default=list(NORMS), help=f"generator norms (default: {' '.join(NORMS)})")
+    parser.add_argument("--tasks", nargs="+", default=list(TASKS), choices=TASKS)
+    parser.add_argument("--d-norm", default="instance", help="discriminator norm (default instance)")
+    parser.add_argument("--amp", default="none", choices=("none", "bf16", "fp16"))
+    parser.add_argument("--steps", type=int, default=None, help="timed steps (default 10 CUDA, 5 CPU, 3 quick)")
+    parser.add_argument("--size", type=int, default=None, help="image size (default 256 CUDA, 64 CPU, 32 quick)")
+    parser.add_argument("--ngf", type=int, default=None, help="generator/discriminator width")
+    parser.add_argument("--batch", type=int, default=1)
+
+
+def _setting(args, device: str) -> dict:
+    if device == "cuda":
+        s = {"g_arch": "resnet_9blocks", "ngf": 64, "size": 256, "steps": 10, "warmup": 3}
+    elif args.quick:
+        s = {"g_arch": "resnet_6blocks", "ngf": 8, "size": 32, "steps": 3, "warmup": 1}
+    else:
+        s = {"g_arch": "resnet_6blocks", "ngf": 16, "size": 64, "steps": 5, "warmup": 2}
+    if args.quick and device == "cuda":
+        s.update(steps=3, warmup=1)
+    for key in ("steps", "size", "ngf"):
+        if getattr(args, key) is not None:
+            s[key] = getattr(args, key)
+    s["batch"] = args.batch
+    return s
+
+
+def _rss_mb() -> float:
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return peak / (1024 * 1024) if sys.platform == "darwin" else peak / 1024
+
+
+def bench_one(task_name: str, norm: str, setting: dict, device, amp: str, d_norm: str) -> dict:
+    import torch
+
+    from gennorm.train.config import load_config
+    from gennorm.train.loop import make_task
+
+    cfg = load_config({
+        "model": {"g_arch": setting["g_arch"], "ngf": setting["ngf"], "ndf": setting["ngf"], "g_norm": norm,
+                  "d_norm": d_norm},
+        "data": {"mode": "aligned" if task_name == "pix2pix" else "unaligned", "crop_size": setting["size"],
+                 "load_size": setting["size"]},
+        "train": {"task": task_name, "amp": amp, "max_steps": 10_000, "batch_size": setting["batch"]},
+    })
+    torch.manual_seed(0)
+    rss0 = _rss_mb()
+    if device.type == "cuda":
+        torch.cuda.empty_cache()
+        torch.cuda.reset_peak_memory_stats(device)
+    task = make_task(cfg, device)
+    shape = (setting["batch"], 3, setting["size"], setting["size"])
+    batch = {"A": torch.rand(shape, device=device) * 2 - 1, "B": torch.rand(shape, device=device) * 2 - 1}
+    times = []
+    for i in range(setting["warmup"] + setting["steps"]):
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+        start = time.perf_counter()
+        task.train_step(batch, i + 1)  # .item() of the losses syncs
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+        if i >= setting["warmup"]:
+            times.append(time.perf_counter() - start)
+    row = {"task": task_name, "norm": norm, "step_ms": 1000 * statistics.median(times),
+           "step_ms_min": 1000 * min(times),
+           "g_params": sum(p.numel() for n in task.GENERATORS for p in task.nets[n].parameters())}
+    if device.type == "cuda":
+        row["peak_mem_mb"] = torch.cuda.max_memory_allocated(device) / 2**20
+    else:
+        row["peak_rss_growth_mb"] = max(0.0, _rss_mb() - rss0)
+    del task
+    return row
+
+
+def run(args) -> int:
+    import torch
+
+    from gennorm.errors import ConfigError
+
+    device_name = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
+    if device_name == "cuda" and not torch.cuda.is_available():
+        raise ConfigError("--device cuda: no CUDA GPU is available; use --device cpu")
+    device = torch.device(device_name)
+    setting = _setting(args, device.type)
+    rows = []
+    print(f"bench train on {device_name}: {setting['g_arch']} ngf {setting['ngf']}, {setting['size']}x"
+          f"{setting['size']}, batch {setting['batch']}, amp {args.amp}, D norm {args.d_norm}, "
+          f"median of {setting['steps']} steps", file=sys.stderr)
+    for task_name in args.tasks:
+        for norm in args.norms:
+            row = bench_one(task_name, norm, setting, device, args.amp, args.d_norm)
+            rows.append(row)
+            mem = (f"{row['peak_mem_mb']:8.0f} MB peak" if "peak_mem_mb" in row
+                   else f"{row['peak_rss_growth_mb']:8.0f} MB RSS growth")
+            print(f"{task_name:<9} {norm:<9} {row['step_ms']:9.1f} ms/step  {mem}  G params {row['g_params']:,}",
+                  flush=True)
+    if args.json:
+        from pathlib import Path
+
+        from gennorm.train.checkpoint import atomic_write_bytes
+
+        info = {"device": device_name, "setting": setting, "amp": args.amp, "d_norm": args.d_norm,
+                "torch": torch.__version__, "python": platform.python_version(),
+                "hardware": torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor(),
+                "threads": torch.get_num_threads(), "date": time.strftime("%Y-%m-%d %H:%M:%S"), "results": rows}
+        atomic_write_bytes(Path(args.json), json.dumps(info, indent=2).encode())
+    return 0

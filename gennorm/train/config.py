@@ -1,0 +1,323 @@
+"""Training configs: dataclasses loaded from YAML (or a preset), with dotted `KEY=VALUE` overrides.
+
+    cfg = load_config("pix2pix-nc", ["train.max_steps=20", "model.d_norm=convnorm"])
+    save_config(cfg, run_dir / "config.yaml")
+
+Every key is checked: an unknown key or a value of the wrong type / outside the allowed set
+raises ConfigError naming the key and what is allowed. Values of overrides are parsed as YAML
+scalars (`train.lr=1e-4` is a float, `model.upsample=null` is None).
+"""
+from __future__ import annotations
+
+import dataclasses
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from gennorm.errors import ConfigError
+
+PRESETS_DIR = Path(__file__).resolve().parent.parent / "presets"
+
+NORM_CHOICES = ("batch", "instance", "group", "none", "nc", "pono-ms", "pono-dms", "kn", "convnorm", "spectral")
+
+
+def _choices(*values, default):
+    return field(default=default, metadata={"choices": tuple(values)})
+
+
+@dataclass
+class ModelConfig:
+    """The networks. Architecture keys: a resumed run may not change them."""
+
+    g_arch: str = _choices("resnet_9blocks", "resnet_6blocks", "unet_256", "unet_128", default="resnet_9blocks")
+    ngf: int = 64
+    g_norm: str = _choices(*NORM_CHOICES, default="instance")
+    d_arch: str = _choices("basic", "n_layers", "pixel", default="basic")
+    ndf: int = 64
+    n_layers: int = 3
+    d_norm: str = _choices(*NORM_CHOICES, default="instance")
+    use_dropout: bool = False
+    upsample: str | None = None  # generator decoder: None = the network's default for the norm
+    init_type: str = _choices("normal", "xavier", "kaiming", "orthogonal", default="normal")
+    init_gain: float = 0.02
+    input_nc: int = 3
+    output_nc: int = 3
+
+
+@dataclass
+class DataConfig:
+    root: str = "data/scenes/paired"
+    mode: str = _choices("aligned", "unaligned", default="aligned")
+    direction: str = _choices("AtoB", "BtoA", default="AtoB")
+    load_size: int = 286
+    crop_size: int = 256
+    preprocess: str = _choices("resize_and_crop", "crop", "scale_width", "scale_width_and_crop", "none",
+                               default="resize_and_crop")
+    no_flip: bool = False
+    skip_corrupt: bool = False
+    max_size: int | None = None
+    num_workers: int = 0
+
+
+@dataclass
+class TrainConfig:
+    task: str = _choices("pix2pix", "cyclegan", default="pix2pix")
+    max_steps: int = 1000
+    batch_size: int = 1
+    seed: int = 0
+    lr: float = 2e-4
+    beta1: float = 0.5
+    beta2: float = 0.999
+    decay_start: int | None = None  # constant LR until here, then linear to 0 at max_steps (None: max_steps // 2)
+    gan_mode: str = _choices("lsgan", "vanilla", "wgangp", "hinge", default="lsgan")
+    lambda_gp: float = 10.0
+    lambda_l1: float = 100.0
+    lambda_cycle: float = 10.0
+    lambda_identity: float = 0.5
+    pool_size: int = 50
+    amp: str = _choices("none", "bf16", "fp16", default="none")
+    ema: float = 0.0  # 0 = off, else the EMA decay of the generators' weights (e.g. 0.999)
+    deterministic: bool = False
+    checkpoint_every: int = 500
+    keep_last: int = 3
+    sample_every: int = 250
+    num_samples: int = 4
+    log_every: int = 10
+    device: str = _choices("auto", "cpu", "cuda", default="auto")
+    progress: bool = True
+
+
+@dataclass
+class Config:
+    out: str = "runs/run"
+    description: str = ""
+    model: ModelConfig = field(default_factory=ModelConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+
+
+SECTIONS = {"model": ModelConfig, "data": DataConfig, "train": TrainConfig}
+# Keys a resumed run may change (everything else must match the saved config).
+RESUMABLE_KEYS = {"out", "description", "data.num_workers", "data.skip_corrupt", "data.root"} | {
+    f"train.{k}" for k in ("max_steps", "decay_start", "checkpoint_every", "keep_last", "sample_every",
+                           "num_samples", "log_every", "device", "progress")
+}
+
+
+# ----------------------------------------------------------------------------------------------
+# value checking
+
+
+def _type_name(tp) -> str:
+    args = typing.get_args(tp)
+    if args:
+        return " or ".join(_type_name(a) for a in args)
+    return {type(None): "null"}.get(tp, getattr(tp, "__name__", str(tp)))
+
+
+def _coerce(key: str, value: Any, f: dataclasses.Field) -> Any:
+    """Check one value against its field's type and choices; return it (ints accepted as floats)."""
+    tp = typing.get_type_hints(_owner_of(f))[f.name]
+    allowed = typing.get_args(tp) if typing.get_origin(tp) in (typing.Union, types.UnionType) else (tp,)
+    ok = None
+    for t in allowed:
+        if t is type(None) and value is None:
+            ok, value = True, None
+        elif t is bool and isinstance(value, bool):
+            ok = True
+        elif t is int and isinstance(value, int) and not isinstance(value, bool):
+            ok = True
+        elif t is float and isinstance(value, (int, float)) and not isinstance(value, bool):
+            ok, value = True, float(value)
+        elif t is float and isinstance(value, str) and _is_float(value):
+            ok, value = True, float(value)  # YAML 1.1 reads "1e-3" as a string
+        elif t is str and isinstance(value, str):
+            ok = True
+        if ok:
+            break
+    if not ok:
+        raise ConfigError(f"config key {key!r}: expected {_type_name(tp)}, got {value!r}")
+    choices = f.metadata.get("choices")
+    if choices and value is not None and value not in choices:
+        raise ConfigError(f"config key {key!r}: {value!r} is not allowed; allowed values: {', '.join(choices)}")
+    return value
+
+
+def _is_float(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return text.strip().lower() not in ("nan", "inf", "-inf", "+inf", "infinity")
+
+
+_FIELD_OWNER: dict[int, type] = {}
+
+
+def _owner_of(f: dataclasses.Field) -> type:
+    return _FIELD_OWNER[id(f)]
+
+
+for _cls in (ModelConfig, DataConfig, TrainConfig, Config):
+    for _f in dataclasses.fields(_cls):
+        _FIELD_OWNER[id(_f)] = _cls
+
+
+def _fields(cls) -> dict[str, dataclasses.Field]:
+    return {f.name: f for f in dataclasses.fields(cls)}
+
+
+def set_key(cfg: Config, key: str, value: Any) -> None:
+    """Set a dotted key (`train.max_steps`) with checking."""
+    parts = key.split(".")
+    if len(parts) == 1 and parts[0] in _fields(Config) and parts[0] not in SECTIONS:
+        setattr(cfg, parts[0], _coerce(key, value, _fields(Config)[parts[0]]))
+        return
+    if len(parts) != 2 or parts[0] not in SECTIONS:
+        top = [k for k in _fields(Config) if k not in SECTIONS]
+        raise ConfigError(f"unknown config key {key!r}; keys are {', '.join(top)} and "
+                          f"{', '.join(s + '.*' for s in SECTIONS)}")
+    section, name = parts
+    fields = _fields(SECTIONS[section])
+    if name not in fields:
+        raise ConfigError(f"unknown config key {key!r}; keys of {section!r}: {', '.join(fields)}")
+    setattr(getattr(cfg, section), name, _coerce(key, value, fields[name]))
+
+
+def from_dict(data: dict, base: Config | None = None) -> Config:
+    """A Config from a nested dict (as in YAML), every key checked."""
+    cfg = base if base is not None else Config()
+    if data is None:
+        return cfg
+    if not isinstance(data, dict):
+        raise ConfigError(f"a config must be a mapping of keys, got {type(data).__name__}")
+    for key, value in data.items():
+        if key in SECTIONS:
+            if value is None:
+                continue
+            if not isinstance(value, dict):
+                raise ConfigError(f"config key {key!r} must be a mapping of keys, got {value!r}")
+            for sub, v in value.items():
+                set_key(cfg, f"{key}.{sub}", v)
+        else:
+            set_key(cfg, str(key), value)
+    validate(cfg)
+    return cfg
+
+
+def validate(cfg: Config) -> None:
+    """Cross-key checks."""
+    t, d = cfg.train, cfg.data
+    for key, value, low in (("train.max_steps", t.max_steps, 0), ("train.batch_size", t.batch_size, 1),
+                            ("train.checkpoint_every", t.checkpoint_every, 1), ("train.keep_last", t.keep_last, 1),
+                            ("train.sample_every", t.sample_every, 1), ("train.log_every", t.log_every, 1),
+                            ("model.ngf", cfg.model.ngf, 1), ("model.ndf", cfg.model.ndf, 1),
+                            ("data.crop_size", d.crop_size, 4), ("data.load_size", d.load_size, 4),
+                            ("data.num_workers", d.num_workers, 0), ("train.pool_size", t.pool_size, 0),
+                            ("train.num_samples", t.num_samples, 0)):
+        if value < low:
+            raise ConfigError(f"config key {key!r}: must be >= {low}, got {value}")
+    if not 0.0 <= t.ema < 1.0:
+        raise ConfigError(f"config key 'train.ema': 0 (off) or a decay in (0, 1), got {t.ema}")
+    if t.lr <= 0:
+        raise ConfigError(f"config key 'train.lr': must be > 0, got {t.lr}")
+    if t.decay_start is not None and not 0 <= t.decay_start <= max(t.max_steps, 0):
+        raise ConfigError(f"config key 'train.decay_start': must be in [0, train.max_steps={t.max_steps}], "
+                          f"got {t.decay_start}")
+    if t.task == "pix2pix" and d.mode != "aligned":
+        raise ConfigError("config key 'data.mode': pix2pix needs paired data, allowed values: aligned")
+    if t.task == "cyclegan" and cfg.model.input_nc != cfg.model.output_nc and t.lambda_identity > 0:
+        raise ConfigError("config key 'train.lambda_identity': must be 0 when model.input_nc != model.output_nc")
+
+
+def to_dict(cfg: Config) -> dict:
+    return dataclasses.asdict(cfg)
+
+
+def flatten(data: dict, prefix: str = "") -> dict[str, Any]:
+    out = {}
+    for k, v in data.items():
+        if isinstance(v, dict):
+            out.update(flatten(v, f"{prefix}{k}."))
+        else:
+            out[f"{prefix}{k}"] = v
+    return out
+
+
+# ----------------------------------------------------------------------------------------------
+# files, presets, overrides
+
+
+def parse_overrides(items: list[str]) -> list[tuple[str, Any]]:
+    """`["train.max_steps=20", "model.upsample=null"]` -> [(key, yaml scalar), ...]."""
+    out = []
+    for item in items or []:
+        if "=" not in item:
+            raise ConfigError(f"override {item!r} is not KEY=VALUE (e.g. train.max_steps=20)")
+        key, raw = item.split("=", 1)
+        try:
+            value = yaml.safe_load(raw) if raw.strip() else ""
+        except yaml.YAMLError:
+            value = raw
+        if isinstance(value, (dict, list)):
+            value = raw  # `a=[x]` is taken literally; configs have scalar values only
+        out.append((key.strip(), value))
+    return out
+
+
+def list_presets() -> dict[str, str]:
+    """Preset name -> one-line description."""
+    out = {}
+    for path in sorted(PRESETS_DIR.glob("*.yaml")):
+        data = yaml.safe_load(path.read_text()) or {}
+        out[path.stem] = str(data.get("description", "")).strip().splitlines()[0] if data.get("description") else ""
+    return out
+
+
+def resolve_config_path(name_or_path: str) -> Path:
+    path = Path(name_or_path)
+    if path.is_file():
+        return path
+    preset = PRESETS_DIR / f"{name_or_path}.yaml"
+    if preset.is_file():
+        return preset
+    raise ConfigError(f"config {name_or_path!r} is neither a YAML file nor a preset; presets: "
+                      f"{', '.join(list_presets())}")
+
+
+def read_yaml(path: Path) -> dict:
+    try:
+        data = yaml.safe_load(Path(path).read_text())
+    except yaml.YAMLError as err:
+        raise ConfigError(f"{path}: not valid YAML ({err})") from None
+    except OSError as err:
+        raise ConfigError(f"{path}: cannot read ({err.strerror})") from None
+    return data or {}
+
+
+def load_config(name_or_path: str | Path | dict, overrides: list[str] | None = None) -> Config:
+    """Config from a preset name, a YAML file or a dict, then dotted overrides (all checked)."""
+    if isinstance(name_or_path, dict):
+        data = name_or_path
+    else:
+        data = read_yaml(resolve_config_path(str(name_or_path)))
+    cfg = from_dict(data)
+    for key, value in parse_overrides(overrides or []):
+        set_key(cfg, key, value)
+    validate(cfg)
+    return cfg
+
+
+def save_config(cfg: Config, path: Path) -> None:
+    from gennorm.train.checkpoint import atomic_write_bytes
+
+    text = yaml.safe_dump(to_dict(cfg), sort_keys=False)
+    atomic_write_bytes(Path(path), text.encode())
+
+
+def config_from_file(path: Path) -> Config:
+    return from_dict(read_yaml(path))

@@ -1,0 +1,150 @@
+"""`gennorm export RUN_DIR models/NAME`: a run's generator as a models/ folder.
+
+A models/ folder holds one translation direction (AtoB of its config.yaml):
+
+    config.yaml             the run's resolved config (for --direction BtoA of a CycleGAN run:
+                            channels and data.direction swapped so that it reads as AtoB)
+    generator.safetensors   the generator's state dict (EMA weights when the run used EMA);
+                            float16 when float32 would exceed 10 MB (loaded back as float32);
+                            metadata: format, task, step, dtype, direction, source
+    card.md                 task, data, the command that trained it, steps, hardware, wall
+                            time, and metrics (from `gennorm eval --json`, via --metrics-json)
+
+`gennorm translate models/NAME INPUT OUTPUT` and the demo load it with `load_translator`.
+"""
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+DESCRIPTION = """\
+Export a run directory's generator (latest checkpoint, EMA weights if used) as a models/
+folder: config.yaml, generator.safetensors (float16 if float32 would exceed 10 MB), card.md.
+
+examples:
+  gennorm export runs/p2p-nc models/scenes-pix2pix-nc
+  gennorm eval out/real out/fake --json m.json && gennorm export runs/p2p-nc models/x --metrics-json m.json
+  gennorm export runs/cg-nc models/scenes-cyclegan-nc-BtoA --direction BtoA
+"""
+
+MAX_BYTES = 10 * 1024 * 1024
+FORMAT = "gennorm-generator-1"
+
+
+def add_arguments(parser) -> None:
+    parser.add_argument("run_dir", help="a training run directory")
+    parser.add_argument("out", help="the models/ folder to write (e.g. models/scenes-pix2pix-nc)")
+    parser.add_argument("--direction", choices=("AtoB", "BtoA"), default="AtoB",
+                        help="which generator (BtoA: a CycleGAN run's second generator)")
+    parser.add_argument("--metrics-json", metavar="FILE", help="metrics to put in the card (gennorm eval --json)")
+    parser.add_argument("--name", help="title of the card (default: the folder name)")
+
+
+def _fmt_time(seconds: float) -> str:
+    m, s = divmod(int(round(seconds)), 60)
+    h, m = divmod(m, 60)
+    return f"{h}h {m:02d}m {s:02d}s" if h else f"{m}m {s:02d}s"
+
+
+def _flatten_metrics(metrics: dict, prefix: str = "") -> list[tuple[str, object]]:
+    rows = []
+    for k, v in metrics.items():
+        if isinstance(v, dict):
+            rows += _flatten_metrics(v, f"{prefix}{k}.")
+        elif isinstance(v, (int, float, str, bool)):
+            rows.append((f"{prefix}{k}", v))
+    return rows
+
+
+def write_card(path: Path, name: str, cfg, state: dict, direction: str, dtype: str, n_params: int,
+               command: str, metrics: dict | None) -> None:
+    from gennorm.train.checkpoint import atomic_write_bytes
+
+    m, d, t = cfg.model, cfg.data, cfg.train
+    lines = [
+        f"# {name}", "",
+        f"{t.task} generator ({direction}), exported by `gennorm export` from a gennorm training run.", "",
+        "| | |", "|---|---|",
+        f"| task | {t.task} ({'paired, L1 + conditional GAN' if t.task == 'pix2pix' else 'unpaired, cycle + GAN'}) |",
+        f"| generator | {m.g_arch}, ngf {m.ngf}, norm `{m.g_norm}`, {n_params:,} parameters |",
+        f"| discriminator (training only) | {m.d_arch}, ndf {m.ndf}, norm `{m.d_norm}` |",
+        f"| data | `{d.root}` ({d.mode}, {d.direction}, {d.preprocess} {d.load_size} -> {d.crop_size}) |",
+        f"| steps | {state['step']} of {t.max_steps} (batch {t.batch_size} x {state.get('world_size', 1)} ranks) |",
+        f"| objective | gan_mode {t.gan_mode}, lr {t.lr}, " + (f"lambda_l1 {t.lambda_l1}" if t.task == "pix2pix" else
+                                                              f"lambda_cycle {t.lambda_cycle}, "
+                                                              f"lambda_identity {t.lambda_identity}") + " |",
+        f"| weights | {'EMA (decay ' + str(t.ema) + ')' if t.ema > 0 else 'raw (no EMA)'}, stored as {dtype}"
+        + (" (float32 would exceed 10 MB; loaded back as float32)" if dtype == "float16" else "") + " |",
+        f"| mixed precision | {t.amp} |",
+        f"| hardware | {state.get('hardware', 'unknown')} |",
+        f"| wall time (training steps) | {_fmt_time(float(state.get('wall_time', 0.0)))} |", "",
+        "## How it was trained", "", "```", command or "(command not recorded)", "```", "",
+    ]
+    if metrics:
+        lines += ["## Metrics", "", "| metric | value |", "|---|---|"]
+        for k, v in _flatten_metrics(metrics):
+            lines.append(f"| {k} | {v:.4g} |" if isinstance(v, float) else f"| {k} | {v} |")
+        lines.append("")
+    else:
+        lines += ["## Metrics", "", "Not measured at export (see `gennorm eval`, then export with --metrics-json).", ""]
+    lines += ["## Use", "", "```", f"gennorm translate {path.parent} INPUT_FOLDER OUTPUT_FOLDER", "```", "",
+              "```python", "from gennorm.train import load_translator",
+              f"out = load_translator({str(path.parent)!r}).translate(pil_image)", "```", ""]
+    atomic_write_bytes(path, "\n".join(lines).encode())
+
+
+def export_run(run_dir: str | Path, out: str | Path, direction: str = "AtoB", metrics: dict | None = None,
+               name: str | None = None) -> Path:
+    """Write the models/ folder `out` from `run_dir`; returns `out`."""
+    import yaml
+    from safetensors.torch import save
+
+    from gennorm.errors import CheckpointError
+    from gennorm.train.checkpoint import atomic_write_bytes, load_latest
+    from gennorm.train.config import config_from_file, to_dict
+    from gennorm.train.translate import _generator_name
+
+    run_dir, out = Path(run_dir), Path(out)
+    if not (run_dir / "config.yaml").is_file():
+        raise CheckpointError(f"{run_dir}: not a run directory (no config.yaml)")
+    cfg = config_from_file(run_dir / "config.yaml")
+    state, ckpt_path = load_latest(run_dir / "checkpoints")
+    gen = _generator_name(cfg, direction)
+    task_state = state["task"]
+    weights = (task_state.get("ema") or {}).get(gen) or task_state["nets"][gen]
+    weights = {k: v.detach().contiguous() for k, v in weights.items()}
+    n_bytes = sum(v.numel() * v.element_size() for v in weights.values())
+    dtype = "float32"
+    if n_bytes > MAX_BYTES:
+        weights = {k: v.half() if v.is_floating_point() else v for k, v in weights.items()}
+        dtype = "float16"
+    if direction == "BtoA":
+        cfg.model.input_nc, cfg.model.output_nc = cfg.model.output_nc, cfg.model.input_nc
+        cfg.data.direction = "BtoA" if cfg.data.direction == "AtoB" else "AtoB"
+    n_params = sum(v.numel() for k, v in weights.items() if v.is_floating_point())
+    meta = {"format": FORMAT, "task": cfg.train.task, "step": str(state["step"]), "dtype": dtype,
+            "direction": direction, "source": str(ckpt_path), "ema": str(cfg.train.ema > 0)}
+    out.mkdir(parents=True, exist_ok=True)
+    atomic_write_bytes(out / "generator.safetensors", save(weights, metadata=meta))
+    atomic_write_bytes(out / "config.yaml", yaml.safe_dump(to_dict(cfg), sort_keys=False).encode())
+    command_file = run_dir / "command.txt"
+    command = command_file.read_text().strip() if command_file.is_file() else ""
+    write_card(out / "card.md", name or out.name, cfg, state, direction, dtype, n_params, command, metrics)
+    return out
+
+
+def run(args) -> int:
+    from gennorm.errors import ConfigError
+
+    metrics = None
+    if args.metrics_json:
+        try:
+            metrics = json.loads(Path(args.metrics_json).read_text())
+        except (OSError, ValueError) as err:
+            raise ConfigError(f"--metrics-json {args.metrics_json}: cannot read a JSON object ({err})") from None
+        if not isinstance(metrics, dict):
+            raise ConfigError(f"--metrics-json {args.metrics_json}: expected a JSON object of metrics")
+    out = export_run(args.run_dir, args.out, args.direction, metrics, args.name)
+    print(f"exported {args.run_dir} -> {out} (config.yaml, generator.safetensors, card.md)", file=sys.stderr)
+    return 0

@@ -1,0 +1,347 @@
+"""The training loop: setup, step, evaluate (sample grids), checkpoint; stops cleanly on request.
+
+    from gennorm.train.loop import train
+    run_dir = train(load_config("pix2pix-nc", ["train.max_steps=20"]))   # -> Path of the run dir
+    train(resume_dir="runs/x", overrides=["train.max_steps=40"])         # continue exactly
+
+Ctrl-C / SIGTERM finish the current step, write a checkpoint and return normally (exit 0). A
+NaN/inf loss raises TrainingDiverged (exit 3) before it reaches the weights, so the last
+checkpoint stays good. A checkpoint write that fails (disk full) warns and leaves the
+previous checkpoints as they were.
+"""
+from __future__ import annotations
+
+import os
+import platform
+import signal
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+from gennorm.errors import ConfigError, DataError
+from gennorm.train import checkpoint as ckpt
+from gennorm.train.config import (RESUMABLE_KEYS, Config, config_from_file, flatten, parse_overrides, save_config,
+                                  set_key, to_dict, validate)
+from gennorm.train.data_plan import BatchStream, Position
+from gennorm.train.distributed import DistInfo, any_rank, barrier, broadcast_buffers, broadcast_module, \
+    gather_objects, init_distributed, shutdown
+
+FORMAT = "gennorm-train-1"
+
+
+def make_task(cfg: Config, device: torch.device, dist_info: DistInfo | None = None):
+    from gennorm.train.cyclegan import CycleGANTask
+    from gennorm.train.pix2pix import Pix2PixTask
+
+    return (Pix2PixTask if cfg.train.task == "pix2pix" else CycleGANTask)(cfg, device, dist_info)
+
+
+def resolve_device(name: str, dist_info: DistInfo | None = None) -> torch.device:
+    if name == "auto":
+        name = "cuda" if torch.cuda.is_available() else "cpu"
+    if name == "cuda":
+        if not torch.cuda.is_available():
+            raise ConfigError("config key 'train.device': cuda requested but no GPU is available; allowed: auto, cpu")
+        return torch.device("cuda", dist_info.local_rank if dist_info else 0)
+    return torch.device("cpu")
+
+
+def set_determinism(deterministic: bool) -> None:
+    if deterministic:
+        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+        torch.use_deterministic_algorithms(True)
+        torch.backends.cudnn.benchmark = False
+        torch.backends.cudnn.deterministic = True
+    else:
+        torch.backends.cudnn.benchmark = True
+
+
+def hardware_string(device: torch.device) -> str:
+    if device.type == "cuda":
+        return torch.cuda.get_device_name(device)
+    return f"CPU ({platform.processor() or platform.machine()}, {torch.get_num_threads()} threads)"
+
+
+def dataset_for(cfg: Config, phase: str, for_samples: bool = False):
+    """The configured dataset; for samples: no flip and no random crop (crop_size resize)."""
+    from gennorm.data import create_dataset
+
+    d, m = cfg.data, cfg.model
+    load, pre = d.load_size, d.preprocess
+    if for_samples and pre in ("resize_and_crop", "crop"):
+        load, pre = d.crop_size, "resize_and_crop"
+    try:
+        return create_dataset(d.mode, d.root, phase=phase, direction=d.direction, load_size=load,
+                              crop_size=d.crop_size, preprocess=pre, no_flip=d.no_flip or for_samples,
+                              input_nc=m.input_nc, output_nc=m.output_nc,
+                              max_size=d.max_size, skip_corrupt=d.skip_corrupt, seed=cfg.train.seed)
+    except ValueError as err:
+        if isinstance(err, DataError):
+            raise
+        raise ConfigError(f"data.*: {err}") from None
+
+
+def _test_stop_step() -> int | None:
+    """Test hook: GENNORM_TEST_STOP_AT_STEP=k acts like a SIGTERM arriving during step k."""
+    raw = os.environ.get("GENNORM_TEST_STOP_AT_STEP")
+    return int(raw) if raw else None
+
+
+class Trainer:
+    """One run. `Trainer(cfg, run_dir, resume_state).run()`; the four phases are methods."""
+
+    def __init__(self, cfg: Config, run_dir: Path, resume_state: dict | None = None):
+        self.cfg, self.run_dir, self.resume_state = cfg, Path(run_dir), resume_state
+        self.stop_signal: str | None = None
+        self.step = 0
+        self.wall_time = 0.0
+
+    # -- setup ----------------------------------------------------------------------------------
+    def setup(self) -> None:
+        cfg, t = self.cfg, self.cfg.train
+        want = "cuda" if t.device == "auto" and torch.cuda.is_available() else t.device
+        self.dist = init_distributed("cuda" if want == "cuda" else "cpu")
+        self.device = resolve_device(t.device, self.dist)
+        set_determinism(t.deterministic)
+        ckpt.seed_everything(t.seed)
+        self.task = make_task(cfg, self.device, self.dist)
+        self._check_sizes()
+        for net in self.task.nets.values():
+            broadcast_module(net, self.dist)
+        ckpt.seed_everything(t.seed + 1000 * self.dist.rank)  # dropout etc. differ per rank
+        self.dataset = dataset_for(cfg, "train")
+        self.stream = BatchStream(self.dataset, t.batch_size, t.seed, self.dist.rank, self.dist.world_size,
+                                  cfg.data.num_workers, pin_memory=self.device.type == "cuda")
+        if self.resume_state is not None:
+            self.restore(self.resume_state)
+            self.resume_state = None
+        self.log = None
+        if self.dist.is_main:
+            from gennorm.train.run_log import RunLog
+
+            self.run_dir.mkdir(parents=True, exist_ok=True)
+            save_config(cfg, self.run_dir / "config.yaml")
+            self._record_command()
+            self.log = RunLog(self.run_dir, resume_step=self.step if self.step else None)
+            self.sample_batch = self._sample_batch()
+            if self.dist.enabled:
+                print(f"distributed: {self.dist.world_size} ranks, batch {t.batch_size} per rank = effective "
+                      f"batch {t.batch_size * self.dist.world_size}, lr {t.lr}", file=sys.stderr)
+
+    @torch.no_grad()
+    def _check_sizes(self) -> None:
+        """Fail early, naming data.crop_size, when the nets cannot take crop_size x crop_size."""
+        m, size = self.cfg.model, self.cfg.data.crop_size
+        for name, net in self.task.nets.items():
+            channels = net.options.get("input_nc", m.input_nc) if hasattr(net, "options") else m.input_nc
+            was = net.training
+            net.eval()
+            try:
+                net(torch.zeros(1, channels, size, size, device=self.device))
+            except ValueError as err:
+                raise ConfigError(f"config key 'data.crop_size' ({size}) does not fit {name}: {err}") from None
+            finally:
+                net.train(was)
+
+    def _record_command(self) -> None:
+        """Append the command line to RUN/command.txt (export puts it in the model card)."""
+        argv = list(sys.argv)
+        prog = Path(argv[0]).name if argv else "gennorm"
+        if prog in ("gennorm", "__main__.py", "-m", "-c") or not argv:
+            argv = ["gennorm"] + argv[1:]
+        with open(self.run_dir / "command.txt", "a") as f:
+            f.write(" ".join(argv) + "\n")
+
+    def _sample_batch(self) -> dict | None:
+        if self.cfg.train.num_samples == 0:
+            return None
+        try:
+            ds = dataset_for(self.cfg, "test", for_samples=True)
+        except DataError:
+            ds = dataset_for(self.cfg, "train", for_samples=True)
+        ds.set_epoch(0)
+        items = [ds[i] for i in range(min(self.cfg.train.num_samples, len(ds)))]
+        return {k: torch.stack([it[k] for it in items]) for k in ("A", "B")}
+
+    def restore(self, state: dict) -> None:
+        self.task.load_state_dict(state["task"])
+        self.step = int(state["step"])
+        self.wall_time = float(state.get("wall_time", 0.0))
+        self.stream.position = Position(int(state["epoch"]), int(state["batch"]))
+        local = state["local"]
+        if len(local) != self.dist.world_size:
+            print(f"warning: checkpoint was written by {len(local)} ranks, now {self.dist.world_size}; "
+                  f"RNG states and image pools of rank 0 are used everywhere", file=sys.stderr)
+        mine = local[self.dist.rank] if self.dist.rank < len(local) else local[0]
+        self.task.load_local_state(mine["task"])
+        ckpt.set_rng_state(mine["rng"])
+
+    # -- step -----------------------------------------------------------------------------------
+    def train_step(self) -> dict[str, float]:
+        batch = next(self.stream)
+        losses = self.task.train_step(batch, self.step + 1)
+        for net in self.task.nets.values():
+            broadcast_buffers(net, self.dist)
+        self.step += 1
+        return losses
+
+    # -- evaluate -------------------------------------------------------------------------------
+    def evaluate(self) -> None:
+        """Sample grid of the fixed test batch (rank 0)."""
+        if self.log is None or self.sample_batch is None:
+            return
+        rows = self.task.sample_rows(self.sample_batch)
+        columns = ["A", "G(A)", "B"] if self.cfg.train.task == "pix2pix" else \
+            ["A", "G_A(A)", "G_B(G_A(A))", "B", "G_B(B)", "G_A(G_B(B))"]
+        self.log.samples(self.step, rows, columns)
+
+    # -- checkpoint -----------------------------------------------------------------------------
+    def checkpoint(self) -> Path | None:
+        """Write the full state (rank 0 writes; every rank contributes its RNG and pools)."""
+        local = {"rng": ckpt.rng_state(), "task": self.task.local_state()}
+        all_local = gather_objects(local, self.dist)
+        path = None
+        if self.dist.is_main:
+            state = {"format": FORMAT, "step": self.step, "epoch": self.stream.position.epoch,
+                     "batch": self.stream.position.batch, "config": to_dict(self.cfg), "task": self.task.state_dict(),
+                     "local": all_local, "world_size": self.dist.world_size, "wall_time": self.wall_time,
+                     "hardware": hardware_string(self.device)}
+            ckpt_dir = self.run_dir / "checkpoints"
+            ckpt_dir.mkdir(parents=True, exist_ok=True)
+            path = ckpt_dir / ckpt.checkpoint_name(self.step)
+            try:
+                ckpt.save_torch(state, path, tmp_dir=self.run_dir / ".tmp")
+            except OSError as err:
+                print(f"warning: writing checkpoint {path} failed ({err}); the previous checkpoints are intact",
+                      file=sys.stderr)
+                path = None
+            else:
+                ckpt.prune_checkpoints(ckpt_dir, self.cfg.train.keep_last)
+        barrier(self.dist)
+        return path
+
+    # -- the loop -------------------------------------------------------------------------------
+    def _on_signal(self, signum, frame) -> None:
+        if self.stop_signal is not None and signum == signal.SIGINT:
+            raise KeyboardInterrupt  # second Ctrl-C: stop now
+        self.stop_signal = signal.Signals(signum).name
+
+    def run(self) -> Path:
+        was_deterministic = torch.are_deterministic_algorithms_enabled()
+        self.setup()
+        t = self.cfg.train
+        old = {s: signal.signal(s, self._on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
+        bar = None
+        try:
+            if self.dist.is_main and t.progress:
+                from tqdm import tqdm
+
+                bar = tqdm(total=t.max_steps, initial=self.step, desc=self.run_dir.name, dynamic_ncols=True,
+                           mininterval=1.0, file=sys.stderr)
+            if self.step == 0:
+                self.evaluate()
+            self._loop(bar)
+            self._write_param_hash()
+        finally:
+            torch.use_deterministic_algorithms(was_deterministic)
+            for s, h in old.items():
+                signal.signal(s, h)
+            if bar is not None:
+                bar.close()
+            if self.log is not None:
+                self.log.close()
+            shutdown(self.dist)
+        return self.run_dir
+
+    def _write_param_hash(self) -> None:
+        """Test hook: GENNORM_TEST_PARAM_HASH_DIR gets rank<r>.txt with a hash of all weights."""
+        folder = os.environ.get("GENNORM_TEST_PARAM_HASH_DIR")
+        if not folder:
+            return
+        import hashlib
+
+        h = hashlib.sha256()
+        for name, net in sorted(self.task.nets.items()):
+            for key, value in sorted(net.state_dict().items()):
+                h.update(f"{name}.{key}".encode())
+                h.update(value.detach().cpu().contiguous().numpy().tobytes())
+        Path(folder).mkdir(parents=True, exist_ok=True)
+        (Path(folder) / f"rank{self.dist.rank}.txt").write_text(f"{self.step} {h.hexdigest()}\n")
+
+    def _loop(self, bar) -> None:
+        t = self.cfg.train
+        window: list[float] = []
+        while self.step < t.max_steps:
+            start = time.perf_counter()
+            losses = self.train_step()
+            elapsed = time.perf_counter() - start
+            self.wall_time += elapsed
+            window.append(elapsed)
+            if bar is not None:
+                bar.update(1)
+                bar.set_postfix({k: f"{v:.3g}" for k, v in losses.items()}, refresh=False)
+            if self.log is not None and (self.step % t.log_every == 0 or self.step == t.max_steps):
+                self.log.log({"step": self.step, "epoch": self.stream.position.epoch, **losses,
+                              "lr": self.task.lr(), "step_time": sum(window) / len(window),
+                              "time": time.time()})
+                window = []
+            if self.step % t.sample_every == 0 or self.step == t.max_steps:
+                self.evaluate()
+            if self.step == _test_stop_step():
+                self.stop_signal = self.stop_signal or "GENNORM_TEST_STOP_AT_STEP"
+            stop = any_rank(self.stop_signal is not None, self.dist, self.device)
+            if self.step % t.checkpoint_every == 0 or self.step == t.max_steps or stop:
+                path = self.checkpoint()
+            if stop:
+                if self.dist.is_main:
+                    where = f"checkpoint {path}" if path else "no new checkpoint (write failed)"
+                    print(f"\nstopped by {self.stop_signal or 'a signal on another rank'} after step {self.step}; "
+                          f"{where}; continue with: gennorm train --resume {self.run_dir}", file=sys.stderr)
+                return
+
+
+# ----------------------------------------------------------------------------------------------
+# entry points
+
+
+def prepare_resume(run_dir: Path, overrides: list[str] | None) -> tuple[Config, dict]:
+    """The saved config with allowed overrides, and the latest checkpoint's state."""
+    run_dir = Path(run_dir)
+    if not (run_dir / "config.yaml").is_file():
+        raise ConfigError(f"--resume {run_dir}: not a run directory (no config.yaml)")
+    cfg = config_from_file(run_dir / "config.yaml")
+    before = flatten(to_dict(cfg))
+    for key, value in parse_overrides(overrides or []):
+        set_key(cfg, key, value)
+    validate(cfg)
+    after = flatten(to_dict(cfg))
+    for key in after:
+        if after[key] != before[key] and key not in RESUMABLE_KEYS:
+            raise ConfigError(f"config key {key!r} cannot change when resuming ({before[key]!r} -> {after[key]!r}); "
+                              f"keys that may change: {', '.join(sorted(RESUMABLE_KEYS))}")
+    cfg.out = str(run_dir)
+    state, path = ckpt.load_latest(run_dir / "checkpoints")
+    if state.get("format") != FORMAT:
+        raise ConfigError(f"{path}: not a gennorm training checkpoint (format {state.get('format')!r})")
+    return cfg, state
+
+
+def train(cfg: Config | None = None, resume_dir: str | Path | None = None,
+          overrides: list[str] | None = None) -> Path:
+    """Train from `cfg` into cfg.out, or resume `resume_dir`. Returns the run directory."""
+    if resume_dir is not None:
+        cfg, state = prepare_resume(Path(resume_dir), overrides)
+        run_dir = Path(resume_dir)
+        if state["step"] >= cfg.train.max_steps:
+            print(f"{run_dir}: already at step {state['step']} (train.max_steps={cfg.train.max_steps}); "
+                  f"nothing to do (raise train.max_steps=N to continue)", file=sys.stderr)
+            return run_dir
+    else:
+        assert cfg is not None
+        run_dir, state = Path(cfg.out), None
+        if ckpt.list_checkpoints(run_dir / "checkpoints"):
+            raise ConfigError(f"out={run_dir} already holds checkpoints; continue it with "
+                              f"`gennorm train --resume {run_dir}` or choose another out=DIR")
+    return Trainer(cfg, run_dir, state).run()

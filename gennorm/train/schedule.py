@@ -1,0 +1,26 @@
+"""Optimizers and the learning-rate schedule: Adam, constant then linear decay to 0.
+
+lr(step) = lr                                       for step <  decay_start
+         = lr * (max_steps - step) / (max_steps - decay_start)   afterwards (0 at max_steps)
+"""
+from __future__ import annotations
+
+import torch
+
+
+def make_adam(params, cfg_train) -> torch.optim.Adam:
+    return torch.optim.Adam(params, lr=cfg_train.lr, betas=(cfg_train.beta1, cfg_train.beta2))
+
+
+def lr_factor(step: int, max_steps: int, decay_start: int | None) -> float:
+    start = max_steps // 2 if decay_start is None else decay_start
+    if step < start:
+        return 1.0
+    span = max(max_steps - start, 1)
+    return max(0.0, (max_steps - step) / span)
+
+
+def make_scheduler(optimizer: torch.optim.Optimizer, cfg_train) -> torch.optim.lr_scheduler.LambdaLR:
+    # The lambda reads cfg_train each call, so a resumed run with a new max_steps decays to it.
+    return torch.optim.lr_scheduler.LambdaLR(
+        optimizer, lambda step: lr_factor(step, cfg_train.max_steps, cfg_train.decay_start))
