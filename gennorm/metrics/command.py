@@ -59,7 +59,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from gennorm.errors import ConfigError
-    from gennorm.metrics.evaluate import PAIRED, UNPAIRED, evaluate_folders, parse_metrics
+    from gennorm.metrics.evaluate import PAIRED, UNPAIRED, available_metrics, evaluate_folders, parse_metrics
 
     if args.run and (args.real or args.fake):
         raise ConfigError("give either REAL FAKE or --run RUN_DIR, not both")
@@ -74,7 +74,16 @@ def run(args: argparse.Namespace) -> int:
     if args.metrics.strip().lower() == "auto":
         if paired is None:
             paired = _names_pair_up(real, fake)
-        metrics = list(UNPAIRED) + (["lpips", "psnr", "ssim"] if paired else [])
+        wanted = list(UNPAIRED) + (["lpips", "psnr", "ssim"] if paired else [])
+        present = set(available_metrics(args.weights_dir))
+        metrics = [m for m in wanted if m in present]
+        skipped = [m for m in wanted if m not in present]
+        if skipped:
+            print(f"note: skipping {', '.join(skipped)} (weights not on disk; see `gennorm weights status`)",
+                  file=sys.stderr)
+        if not metrics:
+            raise ConfigError("no metric can run: the names of the two folders do not pair up (PSNR/SSIM/LPIPS) "
+                              "and the Inception weights for FID/KID are missing; see `gennorm weights status`")
     else:
         metrics = parse_metrics(args.metrics)
         if paired is False and set(metrics) & set(PAIRED):
