@@ -38,3 +38,8 @@ def test_tiny_study_end_to_end(tmp_path, capsys):
     assert main(["study", "small", f"out={out}", "--no-progress", *TINY]) == 0
     assert log.stat().st_size == size
     assert (out / "report.md").read_text() == first
+    # Other training settings into the same directory would mix results: refused, naming the key.
+    with pytest.raises(ConfigError, match="overrides differ"):
+        from gennorm.study.runner import run_all
+        spec = load_spec("small", [f"out={out}", *TINY, "train.max_steps=4"])
+        run_all(spec, runs_of(spec), progress=False)

@@ -111,11 +111,15 @@ def test_pix2pix_end_to_end(scenes, tmp_path, capsys):
     # export -> models/ folder -> translate from it gives the same images
     model = tmp_path / "models" / "tiny"
     metrics = tmp_path / "m.json"
-    metrics.write_text(json.dumps({"metrics": {"psnr": 12.5}}))
+    metrics.write_text(json.dumps({"metrics": {"psnr": 12.5, "ssim": 0.25}, "counts": {"pairs": 9}, "run": str(run)}))
     assert _cli("export", str(run), str(model), "--metrics-json", str(metrics)) == 0
     assert {p.name for p in model.iterdir()} == {"config.yaml", "generator.safetensors", "card.md"}
     card = (model / "card.md").read_text()
     assert "pix2pix" in card and "12.5" in card and "gennorm" in card
+    from gennorm.zoo import list_models
+
+    # the zoo reads exactly the metric values from the card, not the evaluation details
+    assert list_models(model.parent)[0].metrics == {"psnr": 12.5, "ssim": 0.25}
     out2 = tmp_path / "translated2"
     assert _cli("translate", str(model), str(scenes / "paired" / "test"), str(out2), "--aligned") == 0
     for name in tests:

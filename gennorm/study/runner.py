@@ -101,9 +101,31 @@ def run_one(spec: StudySpec, run: Run, eval_dir: Path) -> dict:
     return result
 
 
+def check_settings(spec: StudySpec) -> None:
+    """A study directory belongs to one set of training settings: finished runs are reused by name,
+    so running other settings into it would mix results. Recorded in OUT/study.json."""
+    from dataclasses import asdict
+
+    from gennorm.errors import ConfigError
+
+    keys = ("overrides", "scenes_size", "scenes_count", "data_root")
+    settings = {k: v for k, v in asdict(spec).items() if k in keys}
+    path = Path(spec.out) / "study.json"
+    if path.exists():
+        saved = json.loads(path.read_text())
+        changed = [k for k in keys if saved.get(k) != settings[k]]
+        if changed:
+            raise ConfigError(f"{spec.out} holds a study made with other settings ({', '.join(changed)} differ: "
+                              f"{', '.join(f'{k}={saved.get(k)!r}' for k in changed)}); use a new out=DIR")
+        return
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(settings, indent=2))
+
+
 def run_all(spec: StudySpec, runs: list[Run], progress: bool = True) -> None:
     from tqdm import tqdm
 
+    check_settings(spec)
     eval_dir = prepare_data(spec)
     todo = [r for r in runs if not (Path(spec.out) / "runs" / r.run_id / DONE_FILE).exists()]
     print(f"study {spec.out}: {len(runs)} runs in this shard, {len(runs) - len(todo)} done, {len(todo)} to run")

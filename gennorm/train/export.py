@@ -82,10 +82,18 @@ def write_card(path: Path, name: str, cfg, state: dict, direction: str, dtype: s
         "## How it was trained", "", "```", command or "(command not recorded)", "```", "",
     ]
     if metrics:
+        # `gennorm eval --json` output: the values under "metrics", the rest is how they were measured.
+        values = metrics.get("metrics", metrics) if isinstance(metrics.get("metrics"), dict) else metrics
         lines += ["## Metrics", "", "| metric | value |", "|---|---|"]
-        for k, v in _flatten_metrics(metrics):
+        for k, v in _flatten_metrics(values):
             lines.append(f"| {k} | {v:.4g} |" if isinstance(v, float) else f"| {k} | {v} |")
         lines.append("")
+        details = [(k, v) for k, v in _flatten_metrics({k: v for k, v in metrics.items() if k != "metrics"})]
+        if values is not metrics and details:
+            if metrics.get("run"):
+                lines += [f"Measured with `gennorm eval --run {metrics['run']}` (the run's test split).", ""]
+            lines += ["## Evaluation details", "", "| | |", "|---|---|"]
+            lines += [f"| {k} | {v} |" for k, v in details] + [""]
     else:
         lines += ["## Metrics", "", "Not measured at export (see `gennorm eval`, then export with --metrics-json).", ""]
     lines += ["## Use", "", "```", f"gennorm translate {path.parent} INPUT_FOLDER OUTPUT_FOLDER", "```", "",
