@@ -11,7 +11,6 @@ Run: gennorm bench layers --quick
 from __future__ import annotations
 
 import argparse
-import importlib
 import statistics
 import sys
 import time
@@ -57,28 +56,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
     train = sub.add_parser("train", help="training-step benchmark (gennorm.train.bench)",
                            formatter_class=argparse.RawDescriptionHelpFormatter)
-    train_bench, why = _train_bench()  # another module owns the training benchmark and its options
-    if train_bench is None:
-        train.description = f"not available yet: {why}"
-        return
-    train.description = getattr(train_bench, "DESCRIPTION", None)
+    from gennorm.train import bench as train_bench  # the training benchmark owns its options
+
+    train.description = train_bench.DESCRIPTION
     train_bench.add_arguments(train)
-
-
-def _train_bench():
-    """(gennorm.train.bench, None), or (None, why) when it cannot be imported: `bench layers` must still run."""
-    try:
-        return importlib.import_module("gennorm.train.bench"), None
-    except Exception as err:  # missing, or the training package is broken: say which
-        return None, f"gennorm.train.bench is not importable ({type(err).__name__}: {err})"
 
 
 def run(args: argparse.Namespace) -> int | None:
     if args.what == "train":
-        train_bench, why = _train_bench()
-        if train_bench is None:
-            print(f"gennorm bench train: not available yet; {why}", file=sys.stderr)
-            return 2
+        from gennorm.train import bench as train_bench
+
         return train_bench.run(args)
     return run_layers(args)
 
@@ -304,7 +291,6 @@ def environment(settings) -> dict:
 
 
 def run_layers(args) -> int:
-    import json
 
     from tqdm import tqdm
 
@@ -321,28 +307,8 @@ def run_layers(args) -> int:
             report["results"].append({"batch": b, "channels": c, "height": h, "width": w, "candidates": results})
             tqdm.write(format_table(config, results), file=sys.stdout)
     if args.json:
-        _write_atomic(args.json, json.dumps(report, indent=2) + "\n")
+        from gennorm.atomic import atomic_write_json
+
+        atomic_write_json(args.json, report)
         print(f"wrote {args.json}")
     return 0
-
-
-def _write_atomic(path: str, text: str) -> None:
-    """Temp file in the same folder, fsync, os.replace: an interrupted run leaves no half-written JSON.
-
-    (gennorm.train.checkpoint has the same helper, but importing it loads the whole training package.)
-    """
-    import os
-    import tempfile
-
-    folder = os.path.dirname(os.path.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".bench-", suffix=".tmp", dir=folder)
-    try:
-        with os.fdopen(fd, "w") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        os.unlink(tmp)
-        raise

@@ -92,7 +92,7 @@ def _num(result: dict, key: str):
 
 
 def write_report(out: Path, numbers: dict, names: list[str], info: dict) -> Path:
-    from gennorm.train.checkpoint import atomic_write_bytes
+    from gennorm.atomic import atomic_write_bytes
 
     metric_names = [k for k in numbers["trained"] if not k.startswith("_")]
     rows = "".join(
@@ -177,7 +177,7 @@ def run(args) -> int:
               "trained": {k: v for k, v in numbers["trained"].items() if k != "_raw"},
               "metrics_detail": {k: numbers[k]["_raw"] for k in numbers}, **info,
               "config": str(run_dir / "config.yaml")}
-    from gennorm.train.checkpoint import atomic_write_bytes
+    from gennorm.atomic import atomic_write_bytes
 
     atomic_write_bytes(out / "report.json", json.dumps(report, indent=2, default=str).encode())
     pt, pu = _num(numbers["trained"], "psnr"), _num(numbers["untrained"], "psnr")

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from gennorm import NCConv2d, cli
-from gennorm.bench import CANDIDATES, NO_CUDA_NC, _train_bench, literal_nc, parse_shape
+from gennorm.bench import CANDIDATES, NO_CUDA_NC, literal_nc, parse_shape
 from gennorm.errors import ConfigError
 
 
@@ -54,8 +54,10 @@ def test_literal_reference_matches_nc():
     torch.testing.assert_close(literal_nc(x, layer), layer(x))
 
 
-def test_bench_train_not_available_yet(capsys):
-    if _train_bench()[0] is not None:
-        pytest.skip("gennorm.train.bench is importable; its own tests cover it")
-    assert cli.main(["bench", "train"]) == 2
-    assert "not available yet" in capsys.readouterr().err
+def test_bench_train_quick_json(tmp_path, capsys):
+    out = tmp_path / "train.json"
+    assert cli.main(["bench", "train", "--device", "cpu", "--quick", "--norms", "instance", "nc",
+                     "--tasks", "pix2pix", "--json", str(out)]) == 0
+    data = json.loads(out.read_text())
+    assert [(r["task"], r["norm"]) for r in data["results"]] == [("pix2pix", "instance"), ("pix2pix", "nc")]
+    assert all(r["step_ms"] > 0 for r in data["results"])

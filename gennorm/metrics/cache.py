@@ -11,7 +11,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -43,15 +42,12 @@ def load(key: str) -> np.ndarray | None:
 
 def save(key: str, features: np.ndarray, names: list[str]) -> Path | None:
     """Write the features atomically; returns the path, or None if the cache is not writable."""
+    from gennorm.atomic import atomic_write
+
     folder = cache_dir()
     try:
-        folder.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{key}.", suffix=".npz", dir=folder)
-        with os.fdopen(fd, "wb") as f:
-            np.savez(f, features=np.asarray(features, dtype=np.float32), names=np.asarray(names, dtype=str))
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, folder / f"{key}.npz")
+        atomic_write(folder / f"{key}.npz", lambda f: np.savez(
+            f, features=np.asarray(features, dtype=np.float32), names=np.asarray(names, dtype=str)))
     except OSError:
         return None
     return folder / f"{key}.npz"

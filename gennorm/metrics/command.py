@@ -6,10 +6,7 @@ weight files with sha256, library versions) as JSON. Heavy imports happen inside
 from __future__ import annotations
 
 import argparse
-import json
-import os
 import sys
-import tempfile
 import warnings
 from pathlib import Path
 
@@ -166,15 +163,6 @@ def _cuda() -> bool:
 
 
 def _write_json(path: Path, result: dict) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w") as f:
-            json.dump(result, f, indent=2)
-            f.write("\n")
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+    from gennorm.atomic import atomic_write_json
+
+    atomic_write_json(path, result)

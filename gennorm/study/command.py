@@ -39,10 +39,11 @@ def run(args) -> int:
     except (ValueError, AssertionError):
         raise ConfigError(f"--shard must be I/N with 0 <= I < N, got {args.shard!r}") from None
     runs = runs_of(spec)[index::count]
-    if not args.report_only:
-        run_all(spec, runs, progress=not args.no_progress)
     command = "gennorm study " + " ".join([args.config, *args.overrides])
-    report = write_report(spec, command)
-    print(f"report: {report}")
+    try:
+        if not args.report_only:
+            run_all(spec, runs, progress=not args.no_progress)
+    finally:  # the report covers whatever finished, also when some runs failed or on Ctrl-C
+        print(f"report: {write_report(spec, command)}")
     return 0
 

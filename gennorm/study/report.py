@@ -17,7 +17,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 from PIL import Image, ImageDraw  # noqa: E402
 
-from gennorm.study.spec import Run, StudySpec, runs_of  # noqa: E402
+from gennorm.study.spec import StudySpec, runs_of  # noqa: E402
 
 HIGHER_IS_BETTER = {"psnr": True, "ssim": True, "fid": False, "kid": False, "lpips": False}
 

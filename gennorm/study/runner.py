@@ -16,6 +16,7 @@ from pathlib import Path
 
 from PIL import Image
 
+from gennorm.atomic import atomic_write_json
 from gennorm.errors import GennormError
 from gennorm.study.spec import TASK_PRESETS, Run, StudySpec
 
@@ -60,7 +61,11 @@ def train_command(spec: StudySpec, run: Run, run_dir: Path, resume: bool = False
 
 def train(spec: StudySpec, run: Run, run_dir: Path) -> float:
     """Train (or finish training) one run; returns the wall time in seconds. Output goes to RUN/train.log."""
-    resume = (run_dir / "checkpoints").is_dir() and any((run_dir / "checkpoints").iterdir())
+    resume = (run_dir / "config.yaml").is_file() and (run_dir / "checkpoints").is_dir() \
+        and any((run_dir / "checkpoints").iterdir())
+    if run_dir.exists() and not resume and any(run_dir.iterdir()):
+        # Cut off before its first checkpoint (or half-created): keep it aside, start afresh.
+        run_dir.rename(run_dir.with_name(f"{run_dir.name}.stale-{int(time.time())}"))
     run_dir.mkdir(parents=True, exist_ok=True)
     command = train_command(spec, run, run_dir, resume)
     start = time.perf_counter()
@@ -95,9 +100,7 @@ def run_one(spec: StudySpec, run: Run, eval_dir: Path) -> dict:
     result = {"run": run.run_id, "task": run.task, "g_norm": run.g_norm, "d_norm": run.d_norm,
               "batch_size": run.batch_size, "seed": run.seed, "train_seconds": train_seconds,
               "command": "gennorm " + " ".join(train_command(spec, run, run_dir)[3:]), "eval": evaluate(run_dir, eval_dir)}
-    tmp = done.with_suffix(".tmp")
-    tmp.write_text(json.dumps(result, indent=2, default=str))
-    os.replace(tmp, done)
+    atomic_write_json(done, result, default=str)
     return result
 
 
@@ -129,8 +132,16 @@ def run_all(spec: StudySpec, runs: list[Run], progress: bool = True) -> None:
     eval_dir = prepare_data(spec)
     todo = [r for r in runs if not (Path(spec.out) / "runs" / r.run_id / DONE_FILE).exists()]
     print(f"study {spec.out}: {len(runs)} runs in this shard, {len(runs) - len(todo)} done, {len(todo)} to run")
+    failed = []
     with tqdm(total=len(todo), unit="run", disable=not progress, dynamic_ncols=True) as bar:
         for run in todo:
             bar.set_postfix_str(run.run_id)
-            run_one(spec, run, eval_dir)
+            try:
+                run_one(spec, run, eval_dir)
+            except GennormError as err:  # one failed run does not stop the study; all are listed at the end
+                failed.append(str(err))
+                bar.write(f"FAILED {err}")
             bar.update(1)
+    if failed:
+        raise GennormError(f"{len(failed)} of {len(todo)} runs failed (the report covers the others):\n"
+                           + "\n".join(failed))

@@ -135,7 +135,7 @@ def run(args) -> int:
     if args.json:
         from pathlib import Path
 
-        from gennorm.train.checkpoint import atomic_write_bytes
+        from gennorm.atomic import atomic_write_bytes
 
         info = {"device": device_name, "setting": setting, "amp": args.amp, "d_norm": args.d_norm,
                 "torch": torch.__version__, "python": platform.python_version(),

@@ -10,7 +10,6 @@ leaves the previous checkpoints untouched.
 """
 from __future__ import annotations
 
-import os
 import random
 import re
 import sys
@@ -19,48 +18,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from gennorm.atomic import atomic_write
 from gennorm.errors import CheckpointError
 
 CKPT_RE = re.compile(r"^step_(\d+)\.pt$")
-
-
-def _fsync_dir(path: Path) -> None:
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
-
-
-def atomic_write(path: Path, write_fn, tmp_dir: Path | None = None) -> None:
-    """Write `path` via write_fn(file_object) on a temp file, fsync, os.replace (same filesystem)."""
-    path = Path(path)
-    tmp_dir = Path(tmp_dir) if tmp_dir is not None else path.parent
-    tmp_dir.mkdir(parents=True, exist_ok=True)
-    tmp = tmp_dir / f".{path.name}.{os.getpid()}.tmp"
-    try:
-        with open(tmp, "wb") as f:
-            write_fn(f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            tmp.unlink()
-        except OSError:
-            pass
-        raise
-    _fsync_dir(path.parent)
-
-
-def atomic_write_bytes(path: Path, data: bytes) -> None:
-    Path(path).parent.mkdir(parents=True, exist_ok=True)
-    atomic_write(path, lambda f: f.write(data))
 
 
 def save_torch(obj, path: Path, tmp_dir: Path | None = None) -> None:

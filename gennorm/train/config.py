@@ -313,7 +313,7 @@ def load_config(name_or_path: str | Path | dict, overrides: list[str] | None = N
 
 
 def save_config(cfg: Config, path: Path) -> None:
-    from gennorm.train.checkpoint import atomic_write_bytes
+    from gennorm.atomic import atomic_write_bytes
 
     text = yaml.safe_dump(to_dict(cfg), sort_keys=False)
     atomic_write_bytes(Path(path), text.encode())

@@ -59,7 +59,7 @@ def _flatten_metrics(metrics: dict, prefix: str = "") -> list[tuple[str, object]
 
 def write_card(path: Path, name: str, cfg, state: dict, direction: str, dtype: str, n_params: int,
                command: str, metrics: dict | None) -> None:
-    from gennorm.train.checkpoint import atomic_write_bytes
+    from gennorm.atomic import atomic_write_bytes
 
     m, d, t = cfg.model, cfg.data, cfg.train
     lines = [
@@ -109,7 +109,8 @@ def export_run(run_dir: str | Path, out: str | Path, direction: str = "AtoB", me
     from safetensors.torch import save
 
     from gennorm.errors import CheckpointError
-    from gennorm.train.checkpoint import atomic_write_bytes, load_latest
+    from gennorm.atomic import atomic_write_bytes
+    from gennorm.train.checkpoint import load_latest
     from gennorm.train.config import config_from_file, to_dict
     from gennorm.train.translate import _generator_name
 

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import torch
 
-from gennorm.train.checkpoint import atomic_write_bytes
+from gennorm.atomic import atomic_write_bytes
 
 
 def to_uint8_grid(rows: list[torch.Tensor]) -> torch.Tensor:

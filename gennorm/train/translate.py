@@ -188,7 +188,7 @@ def translate_folder(model_path: str | Path, input_dir: str | Path, output_dir: 
     AtoB). Returns the written output PNG paths, in input order.
     """
     from gennorm.data.images import list_images, load_image
-    from gennorm.train.checkpoint import atomic_write_bytes
+    from gennorm.atomic import atomic_write_bytes
 
     input_dir, output_dir = Path(input_dir), Path(output_dir)
     tr = translator or load_translator(model_path, device, direction or "AtoB")
@@ -254,7 +254,7 @@ def _save(image, path: Path, writer) -> None:
 
 
 def write_index(output_dir: Path, names: list[str], with_target: bool, title: str) -> Path:
-    from gennorm.train.checkpoint import atomic_write_bytes
+    from gennorm.atomic import atomic_write_bytes
 
     head = "<tr><th>name</th><th>input</th><th>output</th>" + ("<th>target</th>" if with_target else "") + "</tr>"
     style = 'style="width:256px;image-rendering:pixelated"'

@@ -1,0 +1,58 @@
+"""Atomic file writes: a reader (or a crash, SIGKILL, a full disk) never sees a half-written file.
+
+Write to a temp file in the same folder (or `tmp_dir` on the same filesystem), flush, fsync,
+then os.replace onto the target and fsync the folder. On any failure the temp file is removed
+and the previous version of the target is untouched. A leaf module: no heavy imports.
+"""
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+
+def _fsync_dir(path: Path) -> None:
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def atomic_write(path, write_fn, tmp_dir=None) -> None:
+    """Write `path` via write_fn(binary file object) on a temp file, fsync, os.replace."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp_dir = Path(tmp_dir) if tmp_dir is not None else path.parent
+    tmp_dir.mkdir(parents=True, exist_ok=True)
+    tmp = tmp_dir / f".{path.name}.{os.getpid()}.tmp"
+    try:
+        with open(tmp, "wb") as f:
+            write_fn(f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            tmp.unlink()
+        except OSError:
+            pass
+        raise
+    _fsync_dir(path.parent)
+
+
+def atomic_write_bytes(path, data: bytes) -> None:
+    atomic_write(path, lambda f: f.write(data))
+
+
+def atomic_write_text(path, text: str) -> None:
+    atomic_write_bytes(path, text.encode("utf-8"))
+
+
+def atomic_write_json(path, obj, **dump_kwargs) -> None:
+    atomic_write_text(path, json.dumps(obj, indent=2, **dump_kwargs) + "\n")
