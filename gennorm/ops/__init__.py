@@ -14,11 +14,12 @@ from __future__ import annotations
 import torch
 
 from gennorm.ops import extension, reference
+from gennorm.ops.center import group_mean, pad_and_center
 from gennorm.ops import library as _library  # registers torch.ops.gennorm.*
 
 IMPLS = ("auto", "cuda", "op", "torch")
 
-__all__ = ["patch_moments", "moment_epilogue", "center", "has_cuda", "IMPLS"]
+__all__ = ["patch_moments", "moment_epilogue", "pad_and_center", "group_mean", "has_cuda", "IMPLS"]
 
 
 def has_cuda() -> bool:
@@ -81,19 +82,3 @@ def moment_epilogue(y, mean, rstd, S, bias=None, impl="auto"):
     if _use_op(y, impl):
         return torch.ops.gennorm.moment_epilogue(y, mean, rstd, S, bias)
     return reference.moment_epilogue(y, mean, rstd, S, bias)
-
-
-def center(padded: torch.Tensor, groups: int = 1, source: torch.Tensor | None = None):
-    """(padded - c, c) with c [N, g, 1, 1] the per-(sample, group) mean of `source` (default: padded).
-
-    E[x^2] - E[x]^2 cancels catastrophically in float32 when |mean| >> std; window moments of
-    the shifted tensor have the same variance and a mean shifted by the same constant, so a
-    layer that feeds the shifted tensor to both its conv and `patch_moments` gets exact output.
-    Pass the unpadded input as `source`: with zero padding the padded tensor's mean is pulled
-    toward 0, which would leave interior windows far from 0. c carries no gradient (the output
-    does not depend on it).
-    """
-    n, c = padded.shape[:2]
-    source = padded if source is None else source
-    shift = source.detach().unflatten(1, (groups, c // groups)).mean((2, 3, 4), keepdim=True)  # [N, g, 1, 1, 1]
-    return (padded.unflatten(1, (groups, c // groups)) - shift).flatten(1, 2), shift[:, :, 0]

@@ -64,7 +64,7 @@ def patch_moments(x: torch.Tensor, kernel_size: Pair, stride: Pair, dilation: Pa
 
     Two window sums of the per-group channel sums of x and x^2 (biased variance, clamped at 0).
     Callers that need accuracy when |mean| >> std subtract a per-(sample, group) constant first
-    (`gennorm.ops.center`); the variance is invariant to it.
+    (`gennorm.ops.pad_and_center`); the variance is invariant to it.
     """
     n, c, hp, wp = x.shape
     xa = x.to(accumulation_dtype(x.dtype)).unflatten(1, (groups, c // groups))  # [N, g, C/g, Hp, Wp]
