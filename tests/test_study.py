@@ -30,7 +30,8 @@ def test_tiny_study_end_to_end(tmp_path, capsys):
     assert main(["study", "small", f"out={out}", "--no-progress", *TINY]) == 0
     report = (out / "report.md").read_text()
     assert "| instance |" in report and "| nc |" in report and "PSNR" in report
-    assert (out / "paired_grid.png").exists() and (out / "paired_loss.png").exists()
+    assert (out / "report_files" / "paired_grid.png").exists() and (out / "report_files" / "paired_loss.png").exists()
+    assert "](report_files/paired_grid.png)" in report
     first = report
     # Running again on the finished study regenerates the same report without retraining.
     log = out / "runs" / "paired" / "g-nc_d-instance_bs1_seed0" / "train.log"

@@ -13,6 +13,7 @@ examples:
   gennorm study small norms=instance,nc batch_sizes=1 seeds=0 train.max_steps=20
   gennorm study full --shard 0/4               # one of four disjoint slices (GPUs or machines)
   gennorm study small --report-only            # rebuild the report from finished runs
+  gennorm study small --report docs/study.md   # the report (and docs/study_files/) somewhere else
 """
 
 
@@ -23,6 +24,8 @@ def add_arguments(parser) -> None:
                              "(train.max_steps=50) applied to every run")
     parser.add_argument("--shard", default="0/1", metavar="I/N", help="run only slice I of N (0-based)")
     parser.add_argument("--report-only", action="store_true", help="do not train; rebuild the report")
+    parser.add_argument("--report", metavar="FILE", help="where to write the report (default OUT/report.md); "
+                        "figures go to FILE's stem + _files/ beside it")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
@@ -39,11 +42,12 @@ def run(args) -> int:
     except (ValueError, AssertionError):
         raise ConfigError(f"--shard must be I/N with 0 <= I < N, got {args.shard!r}") from None
     runs = runs_of(spec)[index::count]
-    command = "gennorm study " + " ".join([args.config, *args.overrides])
+    flags = ["--report", args.report] if args.report else []
+    command = "gennorm study " + " ".join([args.config, *args.overrides, *flags])
     try:
         if not args.report_only:
             run_all(spec, runs, progress=not args.no_progress)
     finally:  # the report covers whatever finished, also when some runs failed or on Ctrl-C
-        print(f"report: {write_report(spec, command)}")
+        print(f"report: {write_report(spec, command, args.report)}")
     return 0
 

@@ -219,9 +219,12 @@ def _environment() -> list[str]:
             f"- CPU: {cpu} ({os.cpu_count()} cores), GPU: {gpu}, OS: {platform.platform()}"]
 
 
-def write_report(spec: StudySpec, command: str) -> Path:
-    out = Path(spec.out)
+def write_report(spec: StudySpec, command: str, path: str | Path | None = None) -> Path:
+    """Write the report to `path` (default OUT/report.md), its figures to <path stem>_files/ beside it."""
+    path = Path(path) if path else Path(spec.out) / "report.md"
+    out = path.parent / f"{path.stem}_files"
     out.mkdir(parents=True, exist_ok=True)
+    rel = out.name
     results = _results(spec)
     total = len(runs_of(spec))
     lines = [f"# Normalization study: {spec.description or spec.out}", "",
@@ -232,11 +235,11 @@ def write_report(spec: StudySpec, command: str) -> Path:
         lines += [f"## {task} ({'pix2pix' if task == 'paired' else 'CycleGAN'})", ""]
         lines += _table(spec, task, results)
         for name in _plots(spec, task, results, out):
-            lines += [f"![{name}]({name})", ""]
+            lines += [f"![{name}]({rel}/{name})", ""]
         grid = _grid(spec, task, results, out)
         if grid:
             lines += [f"Same test inputs across norms (batch size {spec.batch_sizes[0]}, seed {spec.seeds[0]}):", "",
-                      f"![{grid}]({grid})", ""]
+                      f"![{grid}]({rel}/{grid})", ""]
     train_seconds = sum(r.get("train_seconds", 0.0) for r in results.values())
     example = next(iter(results.values()), {}).get("command", "")
     lines += ["## How this was made", "", "```", command, "```", "",
@@ -244,6 +247,5 @@ def write_report(spec: StudySpec, command: str) -> Path:
               f"Settings: norms {spec.norms}, D norms {spec.d_norms}, batch sizes {spec.batch_sizes}, seeds {spec.seeds}, "
               f"overrides {spec.overrides}. Total training wall time {train_seconds / 60:.1f} min.", ""]
     lines += _environment() + [""]
-    path = out / "report.md"
     path.write_text("\n".join(lines))
     return path
