@@ -60,20 +60,26 @@ def _pngs(folder: Path) -> dict[str, bytes]:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("preset, extra", [
-    ("pix2pix-nc", ["train.batch_size=2", "train.ema=0.9"]),
-    ("cyclegan-pono-ms", ["train.pool_size=2", "model.use_dropout=true"]),
+@pytest.mark.parametrize("preset, extra, raise_max_steps", [
+    ("pix2pix-nc", ["train.batch_size=2", "train.ema=0.9"], False),
+    ("cyclegan-pono-ms", ["train.pool_size=2", "model.use_dropout=true"], False),
+    # 4 steps with max_steps=4, then --resume train.max_steps=8: the next step's lr (0 at the old
+    # max_steps) must be recomputed from the new config (decay_start fixed, so the schedules agree)
+    ("pix2pix-kn", ["train.batch_size=2", "train.decay_start=4"], True),
 ])
-def test_bit_exact_resume(preset, extra, scenes, tmp_path, monkeypatch):
+def test_bit_exact_resume(preset, extra, raise_max_steps, scenes, tmp_path, monkeypatch):
     common = ["train.max_steps=8", "train.checkpoint_every=100", "train.sample_every=100",
               "train.deterministic=true", *extra]
     straight, split = tmp_path / "straight", tmp_path / "split"
     assert main(_train_args(preset, scenes, straight, *common)) == 0
-    monkeypatch.setenv("GENNORM_TEST_STOP_AT_STEP", "4")
-    assert main(_train_args(preset, scenes, split, *common)) == 0
+    if raise_max_steps:
+        assert main(_train_args(preset, scenes, split, *common, "train.max_steps=4")) == 0
+    else:
+        monkeypatch.setenv("GENNORM_TEST_STOP_AT_STEP", "4")
+        assert main(_train_args(preset, scenes, split, *common)) == 0
+        monkeypatch.delenv("GENNORM_TEST_STOP_AT_STEP")
     assert [s for s, _ in ckpt.list_checkpoints(split / "checkpoints")] == [4]
-    monkeypatch.delenv("GENNORM_TEST_STOP_AT_STEP")
-    assert main(["train", "--resume", str(split)]) == 0
+    assert main(["train", "--resume", str(split), "train.max_steps=8"]) == 0
 
     a = torch.load(straight / "checkpoints" / "step_00000008.pt", weights_only=True)
     b = torch.load(split / "checkpoints" / "step_00000008.pt", weights_only=True)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import warnings
 
 import torch
@@ -18,7 +19,7 @@ from gennorm.errors import CheckpointError, ConfigError, GennormError
 from gennorm.train.distributed import DistInfo, any_rank, average_gradients
 from gennorm.train.ema import EMA
 from gennorm.train.losses import GANLoss, gradient_penalty
-from gennorm.train.schedule import make_adam, make_scheduler
+from gennorm.train.schedule import make_adam, make_scheduler, refresh_lr
 
 AMP_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
 
@@ -144,7 +145,7 @@ class Task:
 
     def after_step(self) -> None:
         with warnings.catch_warnings():  # fp16: GradScaler skips steps with inf grads; the schedule still advances
-            warnings.filterwarnings("ignore", message="Detected call of `lr_scheduler.step()`")
+            warnings.filterwarnings("ignore", message=re.escape("Detected call of `lr_scheduler.step()`"))
             for sched in self.scheds.values():
                 sched.step()
         for name, ema in self.ema.items():
@@ -192,6 +193,7 @@ class Task:
                 o.load_state_dict(state["optims"][k])
             for k, s in self.scheds.items():
                 s.load_state_dict(state["scheds"][k])
+                refresh_lr(s)  # the config's max_steps / decay_start may have changed
             for k, s in self.scalers.items():
                 if state["scalers"].get(k):
                     s.load_state_dict(state["scalers"][k])
