@@ -92,6 +92,8 @@ def write_card(path: Path, name: str, cfg, state: dict, direction: str, dtype: s
         if values is not metrics and details:
             if metrics.get("run"):
                 lines += [f"Measured with `gennorm eval --run {metrics['run']}` (the run's test split).", ""]
+            elif metrics.get("real") and metrics.get("fake"):
+                lines += [f"Measured with `gennorm eval {metrics['real']} {metrics['fake']}`.", ""]
             lines += ["## Evaluation details", "", "| | |", "|---|---|"]
             lines += [f"| {k} | {v} |" for k, v in details] + [""]
     else:
