@@ -25,3 +25,11 @@ def check_window_fits(padded: torch.Tensor, kernel_size, dilation, layer: str) -
                 f"{layer}: kernel size {tuple(kernel_size)} (dilation {tuple(dilation)}) is larger than the "
                 f"padded input {tuple(padded.shape[2:])}"
             )
+
+
+def int_pair(value, name: str, layer: str, minimum: int = 1) -> tuple[int, int]:
+    """An int or a pair of ints (each >= minimum) as a pair, as nn.Conv2d accepts its sizes."""
+    pair = (value, value) if isinstance(value, int) else tuple(value)
+    if len(pair) != 2 or not all(isinstance(v, int) and v >= minimum for v in pair):
+        raise ValueError(f"{layer}: {name} must be an int >= {minimum} or a pair of them, got {value!r}")
+    return pair

@@ -30,17 +30,10 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from gennorm.layers.checks import check_input
+from gennorm.layers.checks import check_input, int_pair
 
 SCHEDULE_STEPS = 40000  # the authors' cosine schedule length for the running average of V
 MIN_MOMENTUM = 0.01
-
-
-def _pair(value, name: str, minimum: int) -> tuple[int, int]:
-    pair = (value, value) if isinstance(value, int) else tuple(value)
-    if len(pair) != 2 or not all(isinstance(v, int) and v >= minimum for v in pair):
-        raise ValueError(f"ConvNorm2d: {name} must be an int >= {minimum} or a pair of them, got {value!r}")
-    return pair
 
 
 def schedule_momentum(step: int) -> float:
@@ -90,9 +83,9 @@ class ConvNorm2d(nn.Conv2d):
 
     def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0, bias=True, affine=True,
                  eps=1e-5, momentum=None, device=None, dtype=None):
-        kernel_size = _pair(kernel_size, "kernel_size", 1)
-        stride = _pair(stride, "stride", 1)
-        padding = _pair(padding, "padding", 0)
+        kernel_size = int_pair(kernel_size, "kernel_size", "ConvNorm2d")
+        stride = int_pair(stride, "stride", "ConvNorm2d")
+        padding = int_pair(padding, "padding", "ConvNorm2d", minimum=0)
         if momentum is not None and not 0 < momentum <= 1:
             raise ValueError(f"ConvNorm2d: momentum must be in (0, 1] or None (the cosine schedule), got {momentum}")
         super().__init__(in_channels, out_channels, kernel_size, stride, padding, bias=bias, device=device, dtype=dtype)

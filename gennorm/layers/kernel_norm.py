@@ -10,15 +10,11 @@ from __future__ import annotations
 import torch
 import torch.nn as nn
 
-from gennorm.layers.checks import check_input, check_window_fits
+from gennorm.layers.checks import check_input, check_window_fits, int_pair
 from gennorm.layers.kn_conv import statistics_input
 from gennorm.layers.padding import four_sided
 from gennorm.ops import moment_epilogue, patch_moments
 from gennorm.ops.center import pad_and_center
-
-
-def _pair(v) -> tuple[int, int]:
-    return (v, v) if isinstance(v, int) else tuple(v)
 
 
 class KernelNorm2d(nn.Module):
@@ -26,8 +22,8 @@ class KernelNorm2d(nn.Module):
         super().__init__()
         if not 0 <= dropout_p < 1:
             raise ValueError(f"dropout_p must be in [0, 1), got {dropout_p}")
-        self.kernel_size = _pair(kernel_size)
-        self.stride = _pair(stride)
+        self.kernel_size = int_pair(kernel_size, "kernel_size", "KernelNorm2d")
+        self.stride = int_pair(stride, "stride", "KernelNorm2d")
         self.padding = four_sided(padding)
         self.dropout_p = float(dropout_p)
         self.eps = float(eps)
