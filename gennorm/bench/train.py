@@ -3,16 +3,16 @@
 Each configuration builds the full task (generators, discriminators, Adam, losses) and runs
 whole training steps on synthetic batches (no data loading, so the number is the model's):
 warm-up steps first, then the median of the timed steps. CUDA: ResNet-9, ngf/ndf 64, 256x256,
-batch 1 (the papers' setting), peak memory from torch.cuda.max_memory_allocated. CPU: a small
-setting (ResNet-6, ngf 16, 64x64; --quick: ngf 8, 32x32), peak memory as the growth of the
-process's peak RSS (an upper bound that only grows; the CUDA number is the exact one).
+batch 1 (the papers' setting; --amp bf16 for bfloat16 autocast), peak memory from
+torch.cuda.max_memory_allocated. CPU: a small setting (ResNet-6, ngf 16, 64x64; --quick: ngf 8,
+32x32), peak memory as the growth of the process's peak RSS (an upper bound that only grows; the
+CUDA number is the exact one). --arch picks another generator (e.g. unet_256 for pix2pix).
 
 Run: gennorm bench train --device cpu --quick --json bench_train.json
 """
 from __future__ import annotations
 
 import json
-import platform
 import resource
 import statistics
 import sys
@@ -26,11 +26,13 @@ setting. Synthetic batches; full steps (G and D updates).
 examples:
   gennorm bench train --device cpu --quick
   gennorm bench train --device cuda --json bench_train.json
-  gennorm bench train --device cuda --amp bf16 --norms nc instance --tasks cyclegan
+  gennorm bench train --device cuda --amp bf16 --norms instance nc --tasks cyclegan
+  gennorm bench train --device cuda --amp bf16 --tasks pix2pix --arch unet_256
 """
 
 NORMS = ("instance", "pono-ms", "nc", "kn")
 TASKS = ("cyclegan", "pix2pix")
+ARCHS = ("resnet_9blocks", "resnet_6blocks", "unet_256", "unet_128")
 
 
 def add_arguments(parser) -> None:
@@ -45,6 +47,9 @@ def add_arguments(parser) -> None:
     parser.add_argument("--size", type=int, default=None, help="image size (default 256 CUDA, 64 CPU, 32 quick)")
     parser.add_argument("--ngf", type=int, default=None, help="generator/discriminator width")
     parser.add_argument("--batch", type=int, default=1)
+    parser.add_argument("--arch", default=None, choices=ARCHS,
+                        help="generator (default resnet_9blocks on CUDA, resnet_6blocks on the CPU)")
+    parser.add_argument("--warmup", type=int, default=None, help="untimed steps first (default 3 CUDA, 2 CPU, 1 quick)")
 
 
 def _setting(args, device: str) -> dict:
@@ -56,9 +61,11 @@ def _setting(args, device: str) -> dict:
         s = {"g_arch": "resnet_6blocks", "ngf": 16, "size": 64, "steps": 5, "warmup": 2}
     if args.quick and device == "cuda":
         s.update(steps=3, warmup=1)
-    for key in ("steps", "size", "ngf"):
+    for key in ("steps", "size", "ngf", "warmup"):
         if getattr(args, key) is not None:
             s[key] = getattr(args, key)
+    if args.arch:
+        s["g_arch"] = args.arch
     s["batch"] = args.batch
     return s
 
@@ -71,7 +78,7 @@ def _rss_mb() -> float:
 def bench_one(task_name: str, norm: str, setting: dict, device, amp: str, d_norm: str) -> dict:
     import torch
 
-    from gennorm.train.config import load_config
+    from gennorm.config import load_config
     from gennorm.train.loop import make_task
 
     cfg = load_config({
@@ -89,7 +96,7 @@ def bench_one(task_name: str, norm: str, setting: dict, device, amp: str, d_norm
     task = make_task(cfg, device)
     shape = (setting["batch"], 3, setting["size"], setting["size"])
     batch = {"A": torch.rand(shape, device=device) * 2 - 1, "B": torch.rand(shape, device=device) * 2 - 1}
-    times = []
+    times, first = [], None
     for i in range(setting["warmup"] + setting["steps"]):
         if device.type == "cuda":
             torch.cuda.synchronize(device)
@@ -97,10 +104,11 @@ def bench_one(task_name: str, norm: str, setting: dict, device, amp: str, d_norm
         task.train_step(batch, i + 1)  # .item() of the losses syncs
         if device.type == "cuda":
             torch.cuda.synchronize(device)
+        first = time.perf_counter() - start if first is None else first
         if i >= setting["warmup"]:
             times.append(time.perf_counter() - start)
     row = {"task": task_name, "norm": norm, "step_ms": 1000 * statistics.median(times),
-           "step_ms_min": 1000 * min(times),
+           "step_ms_min": 1000 * min(times), "first_step_ms": 1000 * first, "steps_ms": [1000 * t for t in times],
            "g_params": sum(p.numel() for n in task.GENERATORS for p in task.nets[n].parameters())}
     if device.type == "cuda":
         row["peak_mem_mb"] = torch.cuda.max_memory_allocated(device) / 2**20
@@ -110,36 +118,57 @@ def bench_one(task_name: str, norm: str, setting: dict, device, amp: str, d_norm
     return row
 
 
+def _line(row: dict) -> str:
+    if "error" in row:
+        return f"{row['task']:<9} {row['norm']:<9} {row['error']}"
+    mem = (f"{row['peak_mem_mb']:8.0f} MB peak" if "peak_mem_mb" in row
+           else f"{row['peak_rss_growth_mb']:8.0f} MB RSS growth")
+    return f"{row['task']:<9} {row['norm']:<9} {row['step_ms']:9.1f} ms/step  {mem}  G params {row['g_params']:,}"
+
+
 def run(args) -> int:
     import torch
 
-    from gennorm.errors import ConfigError
+    from gennorm.bench.timing import environment, first_line
+    from gennorm.errors import ConfigError, GennormError
 
     device_name = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
+    if device_name not in ("cpu", "cuda"):
+        raise ConfigError(f"--device must be cpu or cuda, got {device_name!r}")
     if device_name == "cuda" and not torch.cuda.is_available():
         raise ConfigError("--device cuda: no CUDA GPU is available; use --device cpu")
     device = torch.device(device_name)
     setting = _setting(args, device.type)
-    rows = []
+    if min(setting["steps"], setting["size"], setting["ngf"], setting["batch"]) < 1 or setting["warmup"] < 0:
+        raise ConfigError("--steps, --size, --ngf and --batch must be >= 1 and --warmup >= 0")
     print(f"bench train on {device_name}: {setting['g_arch']} ngf {setting['ngf']}, {setting['size']}x"
           f"{setting['size']}, batch {setting['batch']}, amp {args.amp}, D norm {args.d_norm}, "
-          f"median of {setting['steps']} steps", file=sys.stderr)
+          f"median of {setting['steps']} steps after {setting['warmup']} warm-up", file=sys.stderr)
+    env = environment(device)
+    info = {**env, "hardware": env["device_name"], "setting": setting, "amp": args.amp, "d_norm": args.d_norm,
+            "peak_memory": "torch.cuda.max_memory_allocated over the task's build and steps" if device.type == "cuda"
+            else "growth of the process's peak RSS (upper bound)", "results": []}
+    failed = 0
     for task_name in args.tasks:
         for norm in args.norms:
-            row = bench_one(task_name, norm, setting, device, args.amp, args.d_norm)
-            rows.append(row)
-            mem = (f"{row['peak_mem_mb']:8.0f} MB peak" if "peak_mem_mb" in row
-                   else f"{row['peak_rss_growth_mb']:8.0f} MB RSS growth")
-            print(f"{task_name:<9} {norm:<9} {row['step_ms']:9.1f} ms/step  {mem}  G params {row['g_params']:,}",
-                  flush=True)
-    if args.json:
-        from pathlib import Path
+            try:
+                row = bench_one(task_name, norm, setting, device, args.amp, args.d_norm)
+            except (GennormError, ValueError) as err:  # a norm the task cannot build: the user's input
+                raise ConfigError(f"{task_name} with g_norm {norm!r}: {err}") from err
+            except (RuntimeError, NotImplementedError) as err:  # OOM, a kernel failing: record, go on
+                row, failed = {"task": task_name, "norm": norm, "error": "error: " + first_line(err)}, failed + 1
+                if device.type == "cuda":
+                    torch.cuda.empty_cache()
+            info["results"].append(row)
+            print(_line(row), flush=True)
+            if args.json:
+                _write(args.json, info)
+    return 1 if failed else 0
 
-        from gennorm.atomic import atomic_write_bytes
 
-        info = {"device": device_name, "setting": setting, "amp": args.amp, "d_norm": args.d_norm,
-                "torch": torch.__version__, "python": platform.python_version(),
-                "hardware": torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor(),
-                "threads": torch.get_num_threads(), "date": time.strftime("%Y-%m-%d %H:%M:%S"), "results": rows}
-        atomic_write_bytes(Path(args.json), json.dumps(info, indent=2).encode())
-    return 0
+def _write(path: str, info: dict) -> None:
+    from pathlib import Path
+
+    from gennorm.atomic import atomic_write_bytes
+
+    atomic_write_bytes(Path(path), json.dumps(info, indent=2).encode())

@@ -1,22 +1,38 @@
-"""Throughput of FID/KID feature extraction (images/s): resize to 299 + InceptionV3 pool3.
-
-    .venv/bin/python -m gennorm.metrics.throughput --images 50 --batch-size 16 --device cpu
+"""`gennorm bench metrics`: throughput of FID/KID feature extraction (images/s), resize to 299 + InceptionV3 pool3.
 
 Uses the official Inception file when present; otherwise a random-valued network of the same
 architecture (the speed does not depend on the values, and nothing is downloaded). Input images
-are random 256x256 uint8 tensors, so disk and PNG decoding are not included.
+are random 256x256 uint8 tensors, so disk and PNG decoding are not included. Needs torch-fidelity
+(the network's code).
+
+Run: gennorm bench metrics --images 50 --batch-size 16 --device cpu
 """
 from __future__ import annotations
 
-import argparse
 import tempfile
 import time
 from pathlib import Path
 
-import torch
+DESCRIPTION = """\
+Throughput of FID/KID feature extraction: random uint8 images resized to 299 and run through
+InceptionV3 up to pool3 (the official weight file when present, else random values: same speed).
+
+examples:
+  gennorm bench metrics --images 50 --batch-size 16 --device cpu
+  gennorm bench metrics --images 500 --batch-size 64 --device cuda
+"""
 
 
-def _network(device: torch.device) -> tuple[torch.nn.Module, str]:
+def add_arguments(parser) -> None:
+    parser.add_argument("--images", type=int, default=50, help="images to push through (default 50)")
+    parser.add_argument("--batch-size", type=int, default=16)
+    parser.add_argument("--size", type=int, default=256, help="input image side (default 256)")
+    parser.add_argument("--device", default="cpu")
+
+
+def _network(device):
+    import torch
+
     from gennorm.metrics import inception, weights
 
     path = weights.locate(weights.WEIGHT_FILES["inception"])
@@ -36,16 +52,15 @@ def _network(device: torch.device) -> tuple[torch.nn.Module, str]:
         return inception.load_inception(Path(tmp) / "w.pth", device), "random values (official file absent)"
 
 
-def main(argv=None) -> None:
+def run(args) -> int:
+    import torch
+
+    from gennorm.errors import ConfigError
     from gennorm.metrics import inception
     from gennorm.metrics.evaluate import resolve_device
 
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--images", type=int, default=50)
-    p.add_argument("--batch-size", type=int, default=16)
-    p.add_argument("--size", type=int, default=256, help="input image side (default 256)")
-    p.add_argument("--device", default="cpu")
-    args = p.parse_args(argv)
+    if args.images < 1 or args.batch_size < 1 or args.size < 1:
+        raise ConfigError("--images, --batch-size and --size must be >= 1")
     dev = resolve_device(args.device)
     net, source = _network(dev)
     imgs = torch.randint(0, 256, (args.images, 3, args.size, args.size), dtype=torch.uint8)
@@ -61,7 +76,4 @@ def main(argv=None) -> None:
     print(f"{args.images} images {args.size}x{args.size} -> 299 -> pool3 on {dev} "
           f"(batch {args.batch_size}, {torch.get_num_threads()} threads, weights: {source}): "
           f"{dt:.2f} s, {args.images / dt:.2f} images/s")
-
-
-if __name__ == "__main__":
-    main()
+    return 0
