@@ -1,23 +1,18 @@
 """gennorm: image-to-image translation with convolution-centric normalization.
 
     from gennorm import NCConv2d, PONO, MomentShortcut, KernelNorm2d, KNConv2d, ConvNorm2d
+    t = gennorm.load("scenes-nc"); out = t(pil_image)          # inference (gennorm.inference)
+
+`import gennorm` is cheap: it imports neither torch nor any submodule; each public name is
+imported from its home module on first use (gennorm/_lazy.py).
 """
+from gennorm._lazy import lazy_exports, names
+
 __version__ = "0.1.0"
 
-from gennorm.layers import (  # noqa: E402
-    PONO,
-    ConvNorm2d,
-    DynamicMomentShortcut,
-    KernelNorm2d,
-    KNConv2d,
-    MomentShortcut,
-    NCConv2d,
-    conv_norm,
-    create_norm,
-    get_norm_layer,
-)
-
-__all__ = [
-    "NCConv2d", "PONO", "MomentShortcut", "DynamicMomentShortcut", "KernelNorm2d", "KNConv2d", "ConvNorm2d",
-    "get_norm_layer", "create_norm", "conv_norm", "__version__",
-]
+__getattr__, __dir__, __all__ = lazy_exports(globals(), {
+    **names("gennorm.layers", "NCConv2d", "PONO", "MomentShortcut", "DynamicMomentShortcut", "KernelNorm2d",
+            "KNConv2d", "ConvNorm2d", "get_norm_layer", "create_norm", "conv_norm"),
+    **names("gennorm.inference", "load", "Translator"),
+})
+__all__ += ["__version__"]

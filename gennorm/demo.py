@@ -1,15 +1,10 @@
-"""`gennorm demo`: serve the Gradio side-by-side demo (apps/demo.py) on 127.0.0.1.
+"""`gennorm demo`: serve the Gradio side-by-side demo (gennorm.apps.demo) on 127.0.0.1.
 
-The app lives in the repository's `apps/demo.py` (DESIGN: apps/ holds the demo and uses only
-gennorm's public API), outside the installed package. This verb finds it next to the package
-(`<checkout>/gennorm/../apps/demo.py`, i.e. an editable install or running from the checkout),
-else in `./apps/demo.py`, else in $GENNORM_APPS_DIR, and loads it by path. A non-editable
-install without a checkout gets a one-line error saying where to run it from.
+The app is the module gennorm.apps.demo (it uses only gennorm's public API); gradio is imported
+when the verb runs, not by `gennorm --help`.
 """
 from __future__ import annotations
 
-import importlib.util
-import os
 import sys
 from pathlib import Path
 
@@ -23,7 +18,6 @@ shows the metrics from the model cards. API endpoint: /translate (gradio_client)
 
 Binds 127.0.0.1 (this machine only) unless --host says otherwise; there is no share link.
 Runs on the GPU when there is one (--device cpu to keep it on the CPU).
-The app is apps/demo.py of the repository checkout (install with `pip install -e .`).
 
 examples:
   gennorm demo                                   # http://127.0.0.1:7860, models from ./models
@@ -36,10 +30,6 @@ from Python (server running):
       handle_file("assets/scene_labels_1.png"), "scenes", api_name="/translate")
 """
 
-APP_ENV = "GENNORM_APPS_DIR"
-_MODULE_NAME = "gennorm_apps_demo"
-
-
 def add_arguments(parser) -> None:
     parser.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: this machine only)")
     parser.add_argument("--port", type=int, default=7860, help="port (default 7860)")
@@ -49,35 +39,6 @@ def add_arguments(parser) -> None:
                         help="auto (default): cuda when available, else cpu")
     parser.add_argument("--concurrency", type=int, default=1,
                         help="translations run at the same time (default 1; the rest wait in the queue)")
-
-
-def find_app() -> Path:
-    """Path of apps/demo.py: next to the package, in the working directory, or $GENNORM_APPS_DIR."""
-    candidates = [Path(__file__).resolve().parent.parent / "apps", Path.cwd() / "apps"]
-    if os.environ.get(APP_ENV):
-        candidates.insert(0, Path(os.environ[APP_ENV]))
-    for folder in candidates:
-        if (folder / "demo.py").is_file():
-            return folder / "demo.py"
-    raise GennormError("the demo app (apps/demo.py) was not found: it ships with the repository, not the "
-                       "installed package; run `gennorm demo` from the gennorm checkout (or `pip install -e .` "
-                       f"there), or set {APP_ENV} to the checkout's apps/ folder")
-
-
-def load_app_module(path: Path | None = None):
-    """Import apps/demo.py by path (once per process) and return the module."""
-    if _MODULE_NAME in sys.modules:
-        return sys.modules[_MODULE_NAME]
-    path = path or find_app()
-    spec = importlib.util.spec_from_file_location(_MODULE_NAME, path)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[_MODULE_NAME] = module
-    try:
-        spec.loader.exec_module(module)
-    except BaseException:
-        del sys.modules[_MODULE_NAME]
-        raise
-    return module
 
 
 def default_models_dir() -> Path:
@@ -102,7 +63,8 @@ def run(args) -> int:
             raise ConfigError("--device cuda: no CUDA GPU is available here; use --device auto or cpu")
     if args.concurrency < 1:
         raise ConfigError(f"--concurrency must be >= 1, got {args.concurrency}")
-    app_module = load_app_module()
+    from gennorm.apps import demo as app_module
+
     app = app_module.build_app(models, args.device)
     if args.host not in ("127.0.0.1", "localhost", "::1"):
         print(f"gennorm demo: serving on {args.host}: anyone who can reach this address can use the demo",

@@ -48,7 +48,7 @@ def add_arguments(parser) -> None:
 
 
 def quickstart_config(out: Path, args):
-    from gennorm.train.config import load_config
+    from gennorm.config import load_config
 
     size = args.size
     return load_config({
@@ -71,7 +71,7 @@ def untrained_translator(cfg, device: str):
 
     from gennorm.train.checkpoint import seed_everything
     from gennorm.train.loop import make_task
-    from gennorm.train.translate import Translator
+    from gennorm.inference import Translator
 
     seed_everything(cfg.train.seed)
     task = make_task(cfg, torch.device(device))
@@ -131,7 +131,7 @@ def _fmt(v) -> str:
 def run(args) -> int:
     from gennorm.data import generate_scenes
     from gennorm.train.loop import hardware_string, train
-    from gennorm.train.translate import load_translator, translate_folder
+    from gennorm.inference import load_translator, translate_folder
 
     import torch
 
@@ -156,9 +156,8 @@ def run(args) -> int:
     print("[3/4] translating the test split (trained and untrained models)", file=sys.stderr)
     test_dir = Path(cfg.data.root) / "test"
     trained = load_translator(run_dir, args.device)
-    written = translate_folder(run_dir, test_dir, out / "translated" / "trained", aligned=True, translator=trained)
-    translate_folder(run_dir, test_dir, out / "translated" / "untrained", aligned=True,
-                     translator=untrained_translator(cfg, args.device))
+    written = translate_folder(trained, test_dir, out / "translated" / "trained", aligned=True)
+    translate_folder(untrained_translator(cfg, args.device), test_dir, out / "translated" / "untrained", aligned=True)
 
     print("[4/4] measuring", file=sys.stderr)
     numbers = {}

@@ -27,6 +27,7 @@ A `metrics:` mapping in the front matter, then a `metrics.json` ({name: number},
 from __future__ import annotations
 
 import json
+import os
 import re
 import warnings
 from dataclasses import dataclass, field
@@ -34,17 +35,13 @@ from pathlib import Path
 
 import yaml
 
+from gennorm.layers.registry import NORMS  # display order, labels and the baseline norms (torch-free)
+
 WEIGHTS_FILE = "generator.safetensors"
 CONFIG_FILE = "config.yaml"
 CARD_FILE = "card.md"
 ZOO_FILE = "zoo.json"
 
-# Display order inside a set and the label of each norm; the classic norms are the baseline.
-BASELINE_NORMS = ("instance", "batch", "group", "none", "spectral")
-NORM_LABELS = {"instance": "InstanceNorm", "batch": "BatchNorm", "group": "GroupNorm", "none": "no norm",
-               "spectral": "spectral", "pono-ms": "PONO-MS", "pono-dms": "PONO-DMS", "nc": "NC",
-               "kn": "KN", "convnorm": "ConvNorm"}
-_ORDER = (*BASELINE_NORMS, "pono-ms", "pono-dms", "nc", "kn", "convnorm")
 _NUMBER = re.compile(r"[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?")
 
 
@@ -63,16 +60,17 @@ class ModelInfo:
 
     @property
     def norm_label(self) -> str:
-        return NORM_LABELS.get(self.norm, self.norm)
+        return NORMS[self.norm].label if self.norm in NORMS else self.norm
 
     @property
     def role(self) -> str:
         """"baseline" for the classic norms, else the norm's label (e.g. "PONO-MS")."""
-        return "baseline" if self.norm in BASELINE_NORMS else self.norm_label
+        return "baseline" if self.norm in NORMS and NORMS[self.norm].baseline else self.norm_label
 
     @property
     def sort_key(self) -> tuple:
-        return (_ORDER.index(self.norm) if self.norm in _ORDER else len(_ORDER), self.name)
+        order = list(NORMS)
+        return (order.index(self.norm) if self.norm in order else len(order), self.name)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -100,6 +98,19 @@ def list_models(root: str | Path = "models") -> list[ModelInfo]:
         except (OSError, ValueError, yaml.YAMLError) as err:
             warnings.warn(f"skipping model folder {path}: {err}", stacklevel=2)
     return sorted(infos, key=lambda i: (i.model_set, *i.sort_key))
+
+
+def zoo_roots() -> list[Path]:
+    """Where zoo names are looked up, first match wins: $GENNORM_MODELS, ./models, the checkout's models/."""
+    roots = [Path(os.environ["GENNORM_MODELS"])] if os.environ.get("GENNORM_MODELS") else []
+    return roots + [Path.cwd() / "models", Path(__file__).resolve().parent.parent / "models"]
+
+
+def find_model(name: str) -> Path | None:
+    """The folder of zoo model `name` (e.g. "scenes-nc") in the first of `zoo_roots()` that has it."""
+    if not name or "/" in name or "\\" in name or name.startswith("."):
+        return None
+    return next((root / name for root in zoo_roots() if is_model_dir(root / name)), None)
 
 
 def model_sets(root: str | Path = "models") -> dict[str, list[ModelInfo]]:

@@ -36,7 +36,7 @@ def served(tmp_path_factory):
     pytest.importorskip("playwright.sync_api")
     from test_demo import NORMS, _free_port, write_tiny_model
 
-    from gennorm.demo import load_app_module
+    from gennorm.apps import demo
     from gennorm.zoo import model_sets
 
     models = os.environ.get("GENNORM_DEMO_MODELS")
@@ -47,7 +47,6 @@ def served(tmp_path_factory):
         for k, norm in enumerate(NORMS):
             write_tiny_model(root / f"scenes-{norm}", norm, fid=30.0 - k)
     first_set = next(iter(model_sets(root).values()))
-    demo = load_app_module()
     app = demo.build_app(root, device="cpu")
     _, url, _ = demo.launch(app, "127.0.0.1", _free_port(), prevent_thread_lock=True, quiet=True)
     yield url, [i.name for i in first_set]

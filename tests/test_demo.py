@@ -17,7 +17,7 @@ pytest.importorskip("gradio")
 pytestmark = pytest.mark.filterwarnings("ignore:.*(no_silent_downcasting|copy keyword).*")  # gradio's pandas use
 gradio_client = pytest.importorskip("gradio_client")
 
-from gennorm.demo import find_app, load_app_module  # noqa: E402
+from gennorm.apps import demo as demo_app  # noqa: E402
 from gennorm.zoo import list_models, metrics_table, model_sets, parse_card_metrics, parse_front_matter  # noqa: E402
 
 REPO = Path(__file__).resolve().parent.parent
@@ -44,8 +44,8 @@ def write_tiny_model(folder: Path, norm: str, fid: float) -> None:
     import torch
     from safetensors.torch import save_file
 
-    from gennorm.train.config import load_config, save_config
-    from gennorm.train.task import build_generator_from
+    from gennorm.config import load_config, save_config
+    from gennorm.networks.factory import build_generator_from
 
     folder.mkdir(parents=True)
     cfg = load_config(f"pix2pix-{norm}", ["model.ngf=4", "model.g_arch=resnet_6blocks", f"out=runs/{folder.name}"])
@@ -73,7 +73,7 @@ def _free_port() -> int:
 
 @pytest.fixture(scope="module")
 def server(zoo):
-    demo = load_app_module()
+    demo = demo_app
     app = demo.build_app(zoo, device="cpu")
     _, url, _ = demo.launch(app, "127.0.0.1", _free_port(), max_file_size="256kb", prevent_thread_lock=True,
                             quiet=True)
@@ -139,7 +139,7 @@ def test_set_from_front_matter_and_zoo_json(zoo, tmp_path):
 
 def test_a_broken_model_does_not_hide_the_others(zoo):
     """Demo.translate with a stub loader: one model fails to load, the others still translate."""
-    demo_module = load_app_module()
+    demo_module = demo_app
 
     class Stub:
         def translate(self, image):
@@ -163,7 +163,7 @@ def test_a_broken_model_does_not_hide_the_others(zoo):
 
 
 def test_prepare_image_normalizes_uploads():
-    demo = load_app_module()
+    demo = demo_app
     rotated = Image.new("RGB", (40, 20), "red")
     exif = rotated.getexif()
     exif[0x0112] = 6  # orientation: rotate 90 degrees on display
@@ -271,10 +271,17 @@ def test_server_binds_localhost(server):
 # the CLI verb
 
 
-def test_cli_finds_the_app_and_checks_models(tmp_path, capsys):
+def test_launcher_runs_the_packaged_app():
+    import subprocess
+    import sys
+
+    done = subprocess.run([sys.executable, str(REPO / "apps" / "demo.py"), "--help"], capture_output=True, text=True)
+    assert done.returncode == 0 and "--models" in done.stdout, done.stderr
+
+
+def test_cli_checks_models(tmp_path, capsys):
     from gennorm.cli import main
 
-    assert find_app() == REPO / "apps" / "demo.py"
     assert main(["demo", "--models", str(tmp_path / "missing")]) == 2
     assert "no such folder" in capsys.readouterr().err
     (tmp_path / "empty").mkdir()
@@ -285,7 +292,7 @@ def test_cli_finds_the_app_and_checks_models(tmp_path, capsys):
 def test_cli_serves_on_localhost_by_default(zoo, monkeypatch):
     from gennorm.cli import main
 
-    demo_module, seen = load_app_module(), {}
+    demo_module, seen = demo_app, {}
 
     def fake_launch(app, host, port, concurrency):
         seen.update(host=host, port=port, concurrency=concurrency, app=app)

@@ -1,6 +1,6 @@
 """Generators and discriminators built from every norm (gennorm.networks; GitHub issue 4).
 
-Parameter counts against SPEC section 6 (full size: counting needs no forward pass); forward +
+Parameter counts against docs/SPEC.md section 6 (full size: counting needs no forward pass); forward +
 backward of every arch x norm at batch 1, tiny widths and the smallest valid input.
 """
 from __future__ import annotations
@@ -26,7 +26,7 @@ def build_or_skip(build, *args, **kwargs):
         pytest.skip(f"layer not implemented yet: {err}")
 
 
-# --- SPEC section 6 -----------------------------------------------------------------------------
+# --- docs/SPEC.md section 6 ---------------------------------------------------------------------
 
 @pytest.mark.parametrize("arch, norm, expected", [
     ("resnet_9blocks", "instance", 11_378_179),

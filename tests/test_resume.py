@@ -1,9 +1,8 @@
 """Training never loses work: bit-exact resume, SIGKILL / SIGTERM, NaN stop, failed writes, DDP, AMP.
 
-Tiny runs (32 px scenes, ngf/ndf 4, ResNet-6) on the CPU. Hooks used (see gennorm.train):
-GENNORM_TEST_STOP_AT_STEP (acts like SIGTERM during step k), GENNORM_TEST_NAN_AT_STEP
-(the losses of step k become NaN), GENNORM_TEST_PARAM_HASH_DIR (each rank writes a hash of
-its weights at the end).
+Tiny runs (32 px scenes, ngf/ndf 4, ResNet-6) on the CPU. Training callbacks used
+(tests/train_hooks.py): StopAtStep (acts like SIGTERM during step k), NanAtStep (the losses of
+step k become NaN), ParamHash (each rank writes a hash of its weights at the end).
 """
 from __future__ import annotations
 
@@ -19,6 +18,7 @@ import torch
 
 from gennorm.cli import main
 from gennorm.train import checkpoint as ckpt
+from train_hooks import NanAtStep, StopAtStep, with_callbacks
 
 TINY = ["model.ngf=4", "model.ndf=4", "model.g_arch=resnet_6blocks", "data.load_size=36", "data.crop_size=32",
         "train.device=cpu", "train.progress=false", "train.num_samples=2", "train.log_every=1"]
@@ -75,9 +75,9 @@ def test_bit_exact_resume(preset, extra, raise_max_steps, scenes, tmp_path, monk
     if raise_max_steps:
         assert main(_train_args(preset, scenes, split, *common, "train.max_steps=4")) == 0
     else:
-        monkeypatch.setenv("GENNORM_TEST_STOP_AT_STEP", "4")
-        assert main(_train_args(preset, scenes, split, *common)) == 0
-        monkeypatch.delenv("GENNORM_TEST_STOP_AT_STEP")
+        with monkeypatch.context() as patch:
+            with_callbacks(patch, StopAtStep(4))
+            assert main(_train_args(preset, scenes, split, *common)) == 0
     assert [s for s, _ in ckpt.list_checkpoints(split / "checkpoints")] == [4]
     assert main(["train", "--resume", str(split), "train.max_steps=8"]) == 0
 
@@ -147,7 +147,7 @@ def test_sigterm_writes_checkpoint_and_exits_0(scenes, tmp_path):
 
 def test_nan_stops_with_exit_3_keeping_last_checkpoint(scenes, tmp_path, monkeypatch, capsys):
     run = tmp_path / "run"
-    monkeypatch.setenv("GENNORM_TEST_NAN_AT_STEP", "3")
+    with_callbacks(monkeypatch, NanAtStep(3))
     code = main(_train_args("pix2pix-instance", scenes, run, "train.max_steps=6", "train.checkpoint_every=2"))
     err = capsys.readouterr().err
     assert code == 3
@@ -202,11 +202,12 @@ def test_amp_steps(amp, scenes, tmp_path):
 @pytest.mark.slow
 def test_torchrun_two_ranks_cpu(scenes, tmp_path):
     run, hashes = tmp_path / "run", tmp_path / "hashes"
-    env = dict(os.environ, GENNORM_TEST_PARAM_HASH_DIR=str(hashes), OMP_NUM_THREADS="1")
+    env = dict(os.environ, OMP_NUM_THREADS="1")
     args = _train_args("cyclegan-instance", scenes, run, "train.max_steps=3", "train.checkpoint_every=2",
                        "train.pool_size=2")
     proc = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
-                           "-m", "gennorm", *args], capture_output=True, text=True, env=env, timeout=600)
+                           str(Path(__file__).parent / "train_hooks.py"), "--param-hash", str(hashes), *args],
+                          capture_output=True, text=True, env=env, timeout=600)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "effective batch 2" in proc.stderr
     h0, h1 = (hashes / "rank0.txt").read_text(), (hashes / "rank1.txt").read_text()

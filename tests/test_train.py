@@ -14,7 +14,7 @@ import torch
 
 from gennorm.cli import main
 from gennorm.errors import ConfigError
-from gennorm.train.config import list_presets, load_config
+from gennorm.config import list_presets, load_config
 
 TINY = ["model.ngf=4", "model.ndf=4", "model.g_arch=resnet_6blocks", "data.load_size=36", "data.crop_size=32",
         "train.checkpoint_every=2", "train.sample_every=2", "train.log_every=1", "train.device=cpu",
@@ -137,7 +137,7 @@ def test_cyclegan_end_to_end(scenes, tmp_path):
         out = tmp_path / direction
         assert _cli("translate", str(run), str(scenes / "unpaired" / folder), str(out), "--direction", direction) == 0
         assert len(list(out.glob("*.png"))) == len(list((scenes / "unpaired" / folder).iterdir()))
-    from gennorm.train.translate import translate_test_split
+    from gennorm.inference import translate_test_split
 
     split = translate_test_split(run, tmp_path / "split")
     assert split["paired"] is False and Path(split["real"]).name == "testB"
@@ -147,7 +147,7 @@ def test_translator_keeps_size(scenes, tmp_path):
     from PIL import Image
 
     from gennorm.train.loop import train
-    from gennorm.train.translate import load_translator
+    from gennorm.inference import load_translator
 
     run = train(load_config("pix2pix-instance", [f"out={tmp_path / 'r'}", f"data.root={scenes / 'paired'}",
                                                  "train.max_steps=1", *TINY]))

@@ -5,27 +5,17 @@
     ds = create_dataset("aligned", "data/scenes/paired", crop_size=128, load_size=143)
     ds.set_epoch(epoch); item = ds[0]   # {"A": [3, H, W] in [-1, 1], "B": ..., "A_paths", "B_paths"}
 """
-from gennorm.data.aligned import AlignedDataset
-from gennorm.data.factory import DATASET_MODES, create_dataset
-from gennorm.data.images import IMG_EXTENSIONS, check_image, is_image_file, list_images, load_image, verify_image
-from gennorm.data.scene_layout import CLASSES as SCENE_CLASSES
-from gennorm.data.scenes import generate_scenes, render_scene
-from gennorm.data.single import SingleDataset
-from gennorm.data.transforms import (
-    PREPROCESS_MODES,
-    PreprocessOptions,
-    TransformParams,
-    apply_transform,
-    item_rng,
-    sample_params,
-    to_image,
-    to_tensor,
-)
-from gennorm.data.unaligned import UnalignedDataset
+from gennorm._lazy import lazy_exports, names
 
-__all__ = [
-    "create_dataset", "DATASET_MODES", "AlignedDataset", "UnalignedDataset", "SingleDataset",
-    "load_image", "check_image", "verify_image", "list_images", "is_image_file", "IMG_EXTENSIONS",
-    "PreprocessOptions", "TransformParams", "PREPROCESS_MODES", "apply_transform", "sample_params",
-    "item_rng", "to_tensor", "to_image", "generate_scenes", "render_scene", "SCENE_CLASSES",
-]
+__getattr__, __dir__, __all__ = lazy_exports(globals(), {
+    **names("gennorm.data.factory", "create_dataset", "DATASET_MODES"),
+    **names("gennorm.data.aligned", "AlignedDataset"),
+    **names("gennorm.data.unaligned", "UnalignedDataset"),
+    **names("gennorm.data.single", "SingleDataset"),
+    **names("gennorm.data.images", "load_image", "check_image", "verify_image", "list_images", "is_image_file",
+            "IMG_EXTENSIONS"),
+    **names("gennorm.data.transforms", "PreprocessOptions", "TransformParams", "PREPROCESS_MODES", "apply_transform",
+            "sample_params", "item_rng", "to_tensor", "to_image"),
+    **names("gennorm.data.scenes", "generate_scenes", "render_scene"),
+    "SCENE_CLASSES": "gennorm.data.scenes:CLASSES",
+})

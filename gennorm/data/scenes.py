@@ -2,8 +2,8 @@
 
     gennorm data scenes data/scenes --size 128 --count 400 --seed 0
 
-Scene i is drawn from `numpy.random.default_rng([seed, i])` (layout in `scene_layout`,
-rendering in `scene_render`), so it is the same whatever `count` is, and the files are
+Scene i is drawn from `numpy.random.default_rng([seed, i])` (the label map, then the photo
+rendered from it), so it is the same whatever `count` is, and the files are
 byte-identical across runs with the same arguments. A is the colour-coded label image, B the
 photo. The last `test_count` scenes are the test split (default `round(count * 0.15)`, at
 least 2: 400 -> 340 train / 60 test). Written:
@@ -15,6 +15,9 @@ least 2: 400 -> 340 train / 60 test). Written:
 
 NNNN is the scene number. Everything is written into a temporary sibling folder that is moved
 to OUT at the end, so an interrupted run never leaves a half dataset at OUT.
+
+The file reads top to bottom: the classes and how a label map is drawn, how a photo is
+rendered from it, then writing the dataset.
 """
 from __future__ import annotations
 
@@ -22,14 +25,225 @@ import json
 import os
 import shutil
 import tempfile
+from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
-from PIL import Image
+from PIL import Image, ImageDraw
 
-from gennorm.data.scene_layout import CLASSES, colorize, draw_label_map
-from gennorm.data.scene_render import render_photo
 from gennorm.errors import DataError
+
+
+# ----------------------------------------------------------------------------------------------
+# label maps
+#
+# Random label maps for the built-in scenes task: the classes and how a scene is drawn.
+#
+# A scene is a landscape: a wavy horizon splits sky from ground (grass or sand); then, each with
+# some probability, distant rock mountains, buildings standing on the horizon, tree crowns
+# (ellipses), a lake (ellipse), a road (a trapezoid towards a vanishing point) and boulders
+# (polygons), drawn in that order so later ones occlude earlier ones. Shapes are rasterised by
+# PIL without anti-aliasing, so every pixel holds exactly one class id. Everything is drawn from
+# the `numpy.random.Generator` passed in, so a scene is a pure function of its RNG state.
+# ----------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class SceneClass:
+    id: int
+    name: str
+    color: tuple[int, int, int]  # colour in the label image (A)
+    texture: str  # what the photo (B) is made of (see the photos section)
+
+
+CLASSES: tuple[SceneClass, ...] = (
+    SceneClass(0, "sky", (70, 130, 180), "vertical gradient + procedural clouds"),
+    SceneClass(1, "grass", (152, 251, 152), "skimage.data.grass, green tint"),
+    SceneClass(2, "sand", (244, 164, 96), "skimage.data.gravel (fine), sand tint"),
+    SceneClass(3, "water", (0, 0, 230), "procedural ripples + sky reflection, blue tint"),
+    SceneClass(4, "road", (128, 64, 128), "skimage.data.gravel (very fine), asphalt grey"),
+    SceneClass(5, "building", (220, 20, 60), "skimage.data.brick, brick/stone tint"),
+    SceneClass(6, "tree", (0, 100, 0), "skimage.data.grass (coarse, blotchy), dark green"),
+    SceneClass(7, "rock", (139, 119, 101), "skimage.data.gravel (coarse), grey-brown"),
+)
+SKY, GRASS, SAND, WATER, ROAD, BUILDING, TREE, ROCK = range(len(CLASSES))
+
+
+def draw_label_map(size: int, rng: np.random.Generator) -> tuple[np.ndarray, int]:
+    """A [size, size] uint8 map of class ids, and the horizon's mean row (for rendering)."""
+    s = size
+    img = Image.new("L", (s, s), SKY)
+    draw = ImageDraw.Draw(img)
+    xs = np.linspace(0, s, 33)
+    horizon = s * rng.uniform(0.3, 0.6)
+    hill = s * rng.uniform(0.0, 0.08) * np.sin(xs / s * rng.uniform(2, 9) + rng.uniform(0, 6.3))
+    ys = horizon + rng.uniform(-0.15, 0.15) * (xs - s / 2) + hill  # [33] horizon row per x
+    ground = GRASS if rng.random() < 0.7 else SAND
+    draw.polygon(_pts(list(zip(xs, ys)) + [(s, s), (0, s)]), fill=ground)
+
+    def horizon_at(x: float) -> float:
+        return float(np.interp(x, xs, ys))
+
+    if rng.random() < 0.4:  # distant mountains: a jagged band above the horizon
+        mx = np.linspace(0, s, int(rng.integers(4, 9)))
+        my = [horizon_at(x) - s * rng.uniform(0.05, 0.25) for x in mx]
+        draw.polygon(_pts(list(zip(mx, my)) + [(s, horizon_at(s) + 1), (0, horizon_at(0) + 1)]), fill=ROCK)
+    if rng.random() < 0.6:  # buildings standing on the horizon
+        for _ in range(int(rng.integers(1, 5))):
+            w, h = s * rng.uniform(0.08, 0.25), s * rng.uniform(0.1, 0.4)
+            x0 = rng.uniform(-0.05, 0.95) * s
+            base = horizon_at(x0 + w / 2) + s * rng.uniform(0.0, 0.05)
+            draw.rectangle(_pts([(x0, base - h), (x0 + w, base)]), fill=BUILDING)
+    if rng.random() < 0.7:  # tree crowns around the horizon
+        for _ in range(int(rng.integers(1, 6))):
+            cx = rng.uniform(0, s)
+            cy = horizon_at(cx) + s * rng.uniform(-0.1, 0.1)
+            rx, ry = s * rng.uniform(0.04, 0.12), s * rng.uniform(0.05, 0.16)
+            draw.ellipse(_pts([(cx - rx, cy - ry), (cx + rx, cy + ry)]), fill=TREE)
+    if rng.random() < 0.5:  # a lake in the ground
+        cx, cy = rng.uniform(0.2, 0.8) * s, rng.uniform(horizon + 0.1 * s, s)
+        rx, ry = s * rng.uniform(0.15, 0.45), s * rng.uniform(0.05, 0.15)
+        draw.ellipse(_pts([(cx - rx, cy - ry), (cx + rx, cy + ry)]), fill=WATER)
+    if rng.random() < 0.5:  # a road from the bottom edge to a vanishing point on the horizon
+        vx = rng.uniform(0.2, 0.8) * s
+        bx, bw = rng.uniform(0.1, 0.9) * s, s * rng.uniform(0.2, 0.6)
+        draw.polygon(_pts([(vx - 1, horizon_at(vx)), (vx + 1, horizon_at(vx)), (bx + bw / 2, s), (bx - bw / 2, s)]),
+                     fill=ROAD)
+    if rng.random() < 0.6:  # boulders: irregular polygons on the ground
+        for _ in range(int(rng.integers(1, 5))):
+            cx = rng.uniform(0, s)
+            cy = rng.uniform(horizon_at(cx), s)
+            r = s * rng.uniform(0.03, 0.1)
+            angles = np.sort(rng.uniform(0, 2 * np.pi, int(rng.integers(5, 9))))
+            radii = r * rng.uniform(0.6, 1.0, angles.size)
+            draw.polygon(_pts(zip(cx + radii * np.cos(angles), cy + radii * np.sin(angles) * 0.7)), fill=ROCK)
+    return np.asarray(img, dtype=np.uint8), int(round(horizon))
+
+
+def colorize(labels: np.ndarray) -> np.ndarray:
+    """[H, W] class ids -> [H, W, 3] uint8 label image (A) in the legend colours."""
+    palette = np.array([c.color for c in CLASSES], dtype=np.uint8)  # [K, 3]
+    return palette[labels]
+
+
+def _pts(points) -> list[tuple[float, float]]:
+    # Rounded to 1/16 px so rasterisation never depends on float noise in the last bits.
+    return [(round(float(x) * 16) / 16, round(float(y) * 16) / 16) for x, y in points]
+
+
+# ----------------------------------------------------------------------------------------------
+# photos
+#
+# Render a "photo" (B) from a scene label map: textures per class, tint, lighting, noise.
+#
+# Textures come from scikit-image's *bundled* sample images (`skimage.data.brick`, `grass`,
+# `gravel`: 512x512 grayscale, shipped inside the package, so nothing is downloaded); sky and
+# water are procedural. Each class present gets a random window of its texture (random offset,
+# scale and 90-degree rotation/flip, resized with bilinear filtering), contrast-normalised and
+# multiplied into a per-class colour with a random tint. The whole image then gets a smooth
+# lighting gradient (random direction and strength) and Gaussian noise. All randomness comes
+# from the `numpy.random.Generator` passed in.
+# ----------------------------------------------------------------------------------------------
+
+
+# class -> (texture source, (min, max) window side as a fraction of the output size,
+#           contrast, base RGB colour in [0, 1])
+_MATERIALS = {
+    GRASS: ("grass", (0.8, 2.5), 0.45, (0.30, 0.55, 0.18)),
+    SAND: ("gravel", (0.2, 0.45), 0.25, (0.85, 0.74, 0.52)),
+    ROAD: ("gravel", (0.3, 0.7), 0.20, (0.33, 0.33, 0.35)),
+    BUILDING: ("brick", (0.8, 2.0), 0.40, (0.62, 0.32, 0.24)),
+    TREE: ("grass", (1.5, 4.0), 0.60, (0.12, 0.33, 0.10)),
+    ROCK: ("gravel", (1.5, 4.0), 0.55, (0.50, 0.47, 0.43)),
+}
+
+
+@lru_cache(maxsize=None)
+def texture_source(name: str) -> np.ndarray:
+    """A bundled skimage sample image as float32 [H, W] in [0, 1] (cached per process)."""
+    import skimage.data
+
+    img = np.asarray(getattr(skimage.data, name)(), dtype=np.float32)
+    if img.ndim == 3:
+        img = img[..., :3].mean(axis=2)
+    return img / 255.0
+
+
+def render_photo(labels: np.ndarray, horizon: int, rng: np.random.Generator) -> np.ndarray:
+    """[S, S] class ids -> [S, S, 3] uint8 photo."""
+    s = labels.shape[0]
+    photo = np.zeros((s, s, 3), dtype=np.float32)  # [S, S, 3]
+    sky = _sky(s, horizon, rng)
+    for cls in np.unique(labels):  # sorted, so the RNG is consumed in a fixed order
+        mask = labels == cls
+        if cls == SKY:
+            layer = sky
+        elif cls == WATER:
+            layer = _water(s, sky, rng)
+        else:
+            layer = _material(s, *_MATERIALS[int(cls)], rng)
+        photo[mask] = layer[mask]
+    photo *= _lighting(s, rng)[:, :, None]
+    photo += rng.normal(0.0, rng.uniform(0.005, 0.025), photo.shape).astype(np.float32)
+    return np.clip(np.rint(photo * 255.0), 0, 255).astype(np.uint8)
+
+
+def _material(s: int, source: str, side: tuple[float, float], contrast: float,
+              color: tuple[float, float, float], rng: np.random.Generator) -> np.ndarray:
+    """A textured, tinted [S, S, 3] layer from a random window of `source`."""
+    tex = texture_source(source)
+    side_px = int(np.clip(s * rng.uniform(*side), 8, min(tex.shape)))
+    y = int(rng.integers(0, tex.shape[0] - side_px + 1))
+    x = int(rng.integers(0, tex.shape[1] - side_px + 1))
+    window = np.rot90(tex[y:y + side_px, x:x + side_px], k=int(rng.integers(0, 4)))
+    if rng.random() < 0.5:
+        window = window[:, ::-1]
+    g = _resize(np.ascontiguousarray(window), s)  # [S, S]
+    g = (g - g.mean()) / (g.std() + 1e-6)
+    tint = np.asarray(color, dtype=np.float32) * rng.uniform(0.85, 1.15, 3).astype(np.float32)
+    shade = 1.0 + contrast * 0.5 * np.clip(g, -2.5, 2.5)
+    return tint[None, None, :] * shade[:, :, None]
+
+
+def _sky(s: int, horizon: int, rng: np.random.Generator) -> np.ndarray:
+    """Blue at the top, pale at the horizon, with soft clouds from upsampled noise."""
+    top = np.array([0.20, 0.42, 0.80], np.float32) * rng.uniform(0.85, 1.1, 3).astype(np.float32)
+    low = np.array([0.75, 0.85, 0.95], np.float32)
+    t = np.clip(np.arange(s, dtype=np.float32) / max(horizon, 1), 0, 1)[:, None, None]  # [S, 1, 1]
+    sky = np.broadcast_to(top * (1 - t) + low * t, (s, s, 3)).copy()
+    coarse = rng.normal(0, 1, (int(rng.integers(3, 7)),) * 2).astype(np.float32)
+    clouds = np.clip(_resize(coarse, s) - rng.uniform(0.0, 1.0), 0, 1)[:, :, None] * rng.uniform(0.3, 0.9)
+    return sky * (1 - clouds) + clouds
+
+
+def _water(s: int, sky: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Horizontal ripples over a blue that reflects the sky colour."""
+    yy, xx = np.mgrid[0:s, 0:s].astype(np.float32) / s
+    freq, slant, phase = rng.uniform(20, 45), rng.uniform(-3, 3), rng.uniform(0, 2 * np.pi)
+    ripples = np.sin(2 * np.pi * freq * yy + slant * np.sin(2 * np.pi * 3 * xx) + phase)  # [S, S]
+    base = 0.5 * np.array([0.10, 0.25, 0.55], np.float32) + 0.5 * sky.mean(axis=(0, 1)) * 0.6
+    return base[None, None, :] * (1.0 + 0.18 * ripples[:, :, None])
+
+
+def _lighting(s: int, rng: np.random.Generator) -> np.ndarray:
+    """[S, S] multiplicative light: a linear gradient in a random direction, mean ~1."""
+    angle, strength = rng.uniform(0, 2 * np.pi), rng.uniform(0.1, 0.45)
+    yy, xx = np.mgrid[0:s, 0:s].astype(np.float32) / s - 0.5
+    return (rng.uniform(0.9, 1.1) + strength * (np.cos(angle) * xx + np.sin(angle) * yy)).astype(np.float32)
+
+
+def _resize(arr: np.ndarray, s: int) -> np.ndarray:
+    """float32 [h, w] -> [S, S], bilinear (PIL "F" mode: exact and deterministic)."""
+    return np.asarray(Image.fromarray(arr.astype(np.float32)).resize((s, s), Image.BILINEAR))
+
+
+# ----------------------------------------------------------------------------------------------
+# the dataset on disk
+#
+# Scene i from numpy.random.default_rng([seed, i]); the standard layouts, written atomically.
+# ----------------------------------------------------------------------------------------------
+
 
 FORMAT_VERSION = 1
 DEFAULT_TEST_FRACTION = 0.15

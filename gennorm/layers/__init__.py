@@ -1,12 +1,12 @@
-"""gennorm's normalization layers (SPEC.md), one concept per file."""
-from gennorm.layers.convnorm import ConvNorm2d
-from gennorm.layers.kernel_norm import KernelNorm2d
-from gennorm.layers.kn_conv import KNConv2d
-from gennorm.layers.nc_conv import NCConv2d
-from gennorm.layers.pono import PONO, DynamicMomentShortcut, MomentShortcut
-from gennorm.layers.registry import NORMS, NormSpec, conv_norm, create_norm, get_norm_layer
+"""gennorm's normalization layers (docs/SPEC.md), one family per file; names load on first use."""
+from gennorm._lazy import lazy_exports, names
 
-__all__ = [
-    "NCConv2d", "PONO", "MomentShortcut", "DynamicMomentShortcut", "KernelNorm2d", "KNConv2d", "ConvNorm2d",
-    "NORMS", "NormSpec", "get_norm_layer", "create_norm", "conv_norm",
-]
+__getattr__, __dir__, __all__ = lazy_exports(globals(), {
+    **names("gennorm.layers.nc_conv", "NCConv2d"),
+    **names("gennorm.layers.pono", "PONO", "MomentShortcut", "DynamicMomentShortcut"),
+    **names("gennorm.layers.kernel_norm", "KernelNorm2d"),
+    **names("gennorm.layers.kn_conv", "KNConv2d"),
+    **names("gennorm.layers.convnorm", "ConvNorm2d"),
+    **names("gennorm.layers.registry", "NORMS", "NormSpec", "PRESET_NORMS", "get_norm_layer", "create_norm",
+            "conv_norm"),
+})

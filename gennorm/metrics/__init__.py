@@ -8,19 +8,11 @@ Weight files (Inception for FID/KID, torchvision backbones for LPIPS) are looked
 see `gennorm.metrics.weights` and `gennorm weights status`; a missing one raises
 `gennorm.errors.MissingWeightsError` naming the file and where to put it.
 """
-from gennorm.metrics.evaluate import (
-    METRICS,
-    PAIRED,
-    UNPAIRED,
-    available_metrics,
-    evaluate_folders,
-    evaluate_tensors,
-    parse_metrics,
-)
-from gennorm.metrics.frechet import feature_stats, frechet_distance, frechet_distance_features
-from gennorm.metrics.kid import kernel_inception_distance, polynomial_mmd
+from gennorm._lazy import lazy_exports, names
 
-__all__ = [
-    "METRICS", "PAIRED", "UNPAIRED", "available_metrics", "evaluate_folders", "evaluate_tensors", "parse_metrics",
-    "feature_stats", "frechet_distance", "frechet_distance_features", "kernel_inception_distance", "polynomial_mmd",
-]
+__getattr__, __dir__, __all__ = lazy_exports(globals(), {
+    **names("gennorm.metrics.evaluate", "METRICS", "PAIRED", "UNPAIRED", "available_metrics", "evaluate_folders",
+            "evaluate_tensors", "parse_metrics"),
+    **names("gennorm.metrics.frechet", "feature_stats", "frechet_distance", "frechet_distance_features"),
+    **names("gennorm.metrics.kid", "kernel_inception_distance", "polynomial_mmd"),
+})

@@ -131,28 +131,15 @@ def _names_pair_up(real, fake) -> bool:
 
 
 def _translate_run(args) -> tuple[str, str, bool]:
-    """Translate the run's test split via gennorm.train.translate.translate_test_split (contract below).
-
-    translate_test_split(run_dir, out_dir, *, device="cpu", batch_size=8) -> dict with
-      "real":   folder of real target-domain test images,
-      "fake":   folder it wrote, one image per test input, named <input stem>.png,
-      "paired": True when fake/<stem> is the translation of the source of real/<stem> (aligned data).
-    """
+    """Translate the run's test split (gennorm.inference.translate_test_split): (real, fake, paired)."""
     from gennorm.errors import GennormError
+    from gennorm.inference import translate_test_split
 
-    try:
-        from gennorm.train.translate import translate_test_split
-    except ImportError as err:
-        if getattr(err, "name", None) not in (None, "gennorm.train.translate"):
-            raise
-        raise GennormError("gennorm eval --run needs gennorm.train.translate.translate_test_split, which this "
-                           "build does not have yet; translate the test split with `gennorm translate` and run "
-                           "`gennorm eval REAL FAKE`") from None
     run_dir = Path(args.run)
     if not run_dir.is_dir():
         raise GennormError(f"run directory {run_dir} does not exist")
     device = "cpu" if args.device == "auto" and not _cuda() else ("cuda" if args.device == "auto" else args.device)
-    split = translate_test_split(run_dir, run_dir / "eval" / "test_fake", device=device, batch_size=args.batch_size)
+    split = translate_test_split(run_dir, run_dir / "eval" / "test_fake", device=device)
     return str(split["real"]), str(split["fake"]), bool(split.get("paired", False))
 
 

@@ -7,16 +7,14 @@ path builds the classic networks and their NC, PONO-MS, KN, ConvNorm and spectra
     G = build_generator("resnet_9blocks", norm="nc")           # net.options records the build
     D = build_discriminator("basic", norm="convnorm")
 """
-from gennorm.networks.checkpoint import load_network_state
-from gennorm.networks.factory import DISCRIMINATORS, GENERATORS, build_discriminator, build_generator
-from gennorm.networks.init import init_weights
-from gennorm.networks.patchgan import NLayerDiscriminator, PixelDiscriminator
-from gennorm.networks.resnet import ResnetBlock, ResnetGenerator
-from gennorm.networks.summary import NetSummary, summarize
-from gennorm.networks.unet import UnetGenerator
+from gennorm._lazy import lazy_exports, names
 
-__all__ = [
-    "build_generator", "build_discriminator", "init_weights", "load_network_state", "summarize", "NetSummary",
-    "GENERATORS", "DISCRIMINATORS", "ResnetGenerator", "ResnetBlock", "UnetGenerator", "NLayerDiscriminator",
-    "PixelDiscriminator",
-]
+__getattr__, __dir__, __all__ = lazy_exports(globals(), {
+    **names("gennorm.networks.factory", "build_generator", "build_discriminator", "GENERATORS", "DISCRIMINATORS"),
+    **names("gennorm.networks.init", "init_weights"),
+    **names("gennorm.networks.checkpoint", "load_network_state"),
+    **names("gennorm.networks.summary", "summarize", "NetSummary"),
+    **names("gennorm.networks.resnet", "ResnetGenerator", "ResnetBlock"),
+    **names("gennorm.networks.unet", "UnetGenerator"),
+    **names("gennorm.networks.patchgan", "NLayerDiscriminator", "PixelDiscriminator"),
+})

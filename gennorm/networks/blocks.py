@@ -3,7 +3,8 @@
 Upsampling comes in two flavours, both available for every generator and every norm:
 - "resize": nearest x2, then a 3x3 conv + norm through `conv_norm` (padding 1, zeros). The only
   way to upsample with a fused norm (NC, KN, ConvNorm), which are defined on direct convs
-  (SPEC section 1), and free of checkerboard artifacts. Default for "nc" and "kn".
+  (docs/SPEC.md section 1), and free of checkerboard artifacts. The default where the registry's
+  NormSpec.decoder says so (nc, kn).
 - "transpose": the classic ConvTranspose2d followed by the norm layer. Fused norms have no
   transposed form, so for them (NormSpec.make_norm is None) it is a ConvTranspose2d with bias
   and no norm ("spectral" wraps it in spectral norm, which is defined for transposed convs).
@@ -16,11 +17,10 @@ import torch.nn as nn
 from gennorm.layers import NormSpec, conv_norm
 
 UPSAMPLE_MODES = ("resize", "transpose")
-_RESIZE_BY_DEFAULT = ("nc", "kn")
 
 
 def default_upsample(spec: NormSpec) -> str:
-    return "resize" if spec.name in _RESIZE_BY_DEFAULT else "transpose"
+    return spec.decoder
 
 
 def resolve_upsample(upsample: str | None, spec: NormSpec) -> str:

@@ -1,4 +1,9 @@
-"""load_network_state: strict loading with an explanation instead of a wall of key names.
+"""Reading checkpoints: `step_*.pt` files (weights_only) and strict, explained state-dict loading.
+
+A run's checkpoints/ holds `step_NNNNNNNN.pt` files written by gennorm.train.checkpoint; they are
+read here with `torch.load(weights_only=True)`, so a file can hold no code.
+
+load_network_state: strict loading with an explanation instead of a wall of key names.
 
 With the checkpoint's saved build options (`net.options` of the network that was saved), a
 mismatch names the options that differ ("checkpoint was built with norm='instance', ngf=64;
@@ -10,13 +15,17 @@ would load into a different network.
 """
 from __future__ import annotations
 
+import re
+import sys
 from collections.abc import Mapping
+from pathlib import Path
 
 import torch
 import torch.nn as nn
 
 from gennorm.errors import CheckpointError
 
+CKPT_RE = re.compile(r"^step_(\d+)\.pt$")
 IGNORED_OPTIONS = ("init_type", "init_gain")
 SHOWN = 5
 
@@ -80,3 +89,48 @@ def load_network_state(net: nn.Module, state_dict: Mapping[str, torch.Tensor],
         detail = f"{len(lines)} problem(s): {_names(lines)}" if lines else str(err).splitlines()[0]
         raise CheckpointError(f"checkpoint could not be loaded: {detail}") from None
     return net
+
+
+# ----------------------------------------------------------------------------------------------
+# checkpoint files
+
+
+def load_torch(path: Path, map_location="cpu"):
+    try:
+        return torch.load(path, map_location=map_location, weights_only=True)
+    except FileNotFoundError:
+        raise CheckpointError(f"checkpoint {path} does not exist") from None
+    except Exception as err:  # truncated / not a checkpoint / pickled code
+        raise CheckpointError(f"checkpoint {path} cannot be read ({type(err).__name__}: {err})") from None
+
+
+def checkpoint_name(step: int) -> str:
+    return f"step_{step:08d}.pt"
+
+
+def list_checkpoints(ckpt_dir: Path) -> list[tuple[int, Path]]:
+    """(step, path), oldest first."""
+    ckpt_dir = Path(ckpt_dir)
+    if not ckpt_dir.is_dir():
+        return []
+    found = []
+    for p in ckpt_dir.iterdir():
+        m = CKPT_RE.match(p.name)
+        if m:
+            found.append((int(m.group(1)), p))
+    return sorted(found)
+
+
+def load_latest(ckpt_dir: Path, map_location="cpu") -> tuple[dict, Path]:
+    """The newest readable checkpoint (an unreadable newest one is skipped with a warning)."""
+    found = list_checkpoints(ckpt_dir)
+    if not found:
+        raise CheckpointError(f"no checkpoints (step_*.pt) in {ckpt_dir}")
+    errors = []
+    for _, path in reversed(found):
+        try:
+            return load_torch(path, map_location), path
+        except CheckpointError as err:
+            errors.append(str(err))
+            print(f"warning: {err}; trying the previous checkpoint", file=sys.stderr)
+    raise CheckpointError(f"no readable checkpoint in {ckpt_dir}: {'; '.join(errors)}")

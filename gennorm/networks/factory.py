@@ -10,6 +10,7 @@ from typing import Callable
 
 import torch.nn as nn
 
+from gennorm.errors import ConfigError
 from gennorm.layers import NormSpec, get_norm_layer
 from gennorm.networks.blocks import resolve_upsample
 from gennorm.networks.init import init_weights
@@ -75,3 +76,24 @@ def build_discriminator(arch: str, input_nc: int = 3, ndf: int = 64, n_layers: i
     net.options = {"kind": "discriminator", "arch": arch, "input_nc": input_nc, "ndf": ndf, "n_layers": n_layers,
                    "norm": _norm_name(norm, spec), "init_type": init_type, "init_gain": init_gain}
     return net
+
+
+def build_generator_from(model_cfg, input_nc: int, output_nc: int) -> nn.Module:
+    """The generator a run config's `model` section describes (gennorm.config.ModelConfig); ConfigError if bad."""
+    try:
+        return build_generator(model_cfg.g_arch, input_nc=input_nc, output_nc=output_nc, ngf=model_cfg.ngf,
+                               norm=model_cfg.g_norm, use_dropout=model_cfg.use_dropout,
+                               init_type=model_cfg.init_type, init_gain=model_cfg.init_gain,
+                               upsample=model_cfg.upsample)
+    except (ValueError, TypeError) as err:
+        raise ConfigError(f"model.* (generator {model_cfg.g_arch!r}, norm {model_cfg.g_norm!r}): {err}") from None
+
+
+def build_discriminator_from(model_cfg, input_nc: int) -> nn.Module:
+    """The discriminator of a run config's `model` section."""
+    try:
+        return build_discriminator(model_cfg.d_arch, input_nc=input_nc, ndf=model_cfg.ndf,
+                                   n_layers=model_cfg.n_layers, norm=model_cfg.d_norm,
+                                   init_type=model_cfg.init_type, init_gain=model_cfg.init_gain)
+    except (ValueError, TypeError) as err:
+        raise ConfigError(f"model.* (discriminator {model_cfg.d_arch!r}, norm {model_cfg.d_norm!r}): {err}") from None

@@ -6,7 +6,7 @@
     up: 2 x (x2 upsampling conv + norm, ReLU)                          [N, ngf, H, W]
     head: reflect-pad 3, 7x7 conv (bias, no norm), tanh                [N, output_nc, H, W]
 
-PONO-MS (SPEC section 2; norm "pono-ms"/"pono-dms"): each downsampling block (conv, norm, ReLU)
+PONO-MS (docs/SPEC.md section 2; norm "pono-ms"/"pono-dms"): each downsampling block (conv, norm, ReLU)
 is followed by PONO whose moments are kept; before each upsampling conv the moments of the
 same resolution are put back by a moment shortcut (H/4 first, then H/2). Static MS adds no
 parameters; the dynamic one adds its small conv stack per shortcut.

@@ -11,7 +11,7 @@ num_downs levels; level i halves the resolution on the way down and doubles it o
            on cat(d_i, u_{i+1})  (skip first, as the classic code)
     up[0]: ReLU, x2 up conv (bias, no norm), tanh            -> [N, out, H, W]
 
-Channels: c_i = ngf * min(2^i, 8). Parameter counts equal the classic code's (SPEC section 6).
+Channels: c_i = ngf * min(2^i, 8). Parameter counts equal the classic code's (docs/SPEC.md section 6).
 The classic code applies its LeakyReLU in place, so its skips carry LeakyReLU(d_i); the up
 path's ReLU makes that identical to the skip carrying d_i, which is what this loop does.
 

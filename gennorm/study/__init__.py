@@ -1,4 +1,4 @@
 """The normalization study: `gennorm study` (grid of runs, resumable, sharded) and its report."""
-from gennorm.study.spec import Run, StudySpec, load_spec, runs_of
+from gennorm._lazy import lazy_exports, names
 
-__all__ = ["Run", "StudySpec", "load_spec", "runs_of"]
+__getattr__, __dir__, __all__ = lazy_exports(globals(), names("gennorm.study.spec", "Run", "StudySpec", "load_spec", "runs_of"))

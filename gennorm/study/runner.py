@@ -83,7 +83,7 @@ def train(spec: StudySpec, run: Run, run_dir: Path) -> float:
 def evaluate(run_dir: Path, eval_dir: Path, device: str = "cpu") -> dict:
     """Translate the test labels with the run's model and score against the true photos."""
     from gennorm.metrics import available_metrics, evaluate_folders
-    from gennorm.train.translate import translate_folder
+    from gennorm.inference import translate_folder
 
     fake = run_dir / "test_translated"
     translate_folder(run_dir, eval_dir / "testA", fake, device=device)

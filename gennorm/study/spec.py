@@ -11,12 +11,12 @@ from pathlib import Path
 import yaml
 
 from gennorm.errors import ConfigError
+from gennorm.layers.registry import NORMS
 
 PRESETS_DIR = Path(__file__).resolve().parent / "presets"
 
 # Training preset per task; the study overrides the norms, batch size and seed.
 TASK_PRESETS = {"paired": "pix2pix-instance", "unpaired": "cyclegan-instance"}
-KNOWN_NORMS = ("batch", "instance", "group", "none", "nc", "pono-ms", "pono-dms", "kn", "convnorm", "spectral")
 
 
 @dataclass
@@ -113,8 +113,8 @@ def _check(spec: StudySpec) -> None:
             raise ConfigError(f"study key 'tasks': {task!r} is not allowed; allowed values: {', '.join(TASK_PRESETS)}")
     for key in ("norms", "d_norms"):
         for norm in getattr(spec, key):
-            if norm not in KNOWN_NORMS:
-                raise ConfigError(f"study key {key!r}: {norm!r} is not a norm; allowed values: {', '.join(KNOWN_NORMS)}")
+            if norm not in NORMS:
+                raise ConfigError(f"study key {key!r}: {norm!r} is not a norm; allowed values: {', '.join(NORMS)}")
         if not getattr(spec, key):
             raise ConfigError(f"study key {key!r} must list at least one norm")
     if not spec.batch_sizes or min(spec.batch_sizes) < 1 or not spec.seeds:

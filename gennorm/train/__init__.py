@@ -1,11 +1,14 @@
-"""Training: configs, the pix2pix and CycleGAN objectives, the loop, checkpoints, translation.
+"""Training: the pix2pix and CycleGAN objectives, the loop, checkpoints, export.
 
-    from gennorm.train import load_config, train, translate_folder, load_translator
+    from gennorm.config import load_config
+    from gennorm.train import train
     run_dir = train(load_config("pix2pix-nc", ["train.max_steps=200", "out=runs/p2p"]))
-    translate_folder(run_dir, "data/scenes/paired/test", "out/", aligned=True)
-"""
-from gennorm.train.config import Config, list_presets, load_config
-from gennorm.train.loop import train
-from gennorm.train.translate import Translator, load_translator, translate_folder
 
-__all__ = ["Config", "load_config", "list_presets", "train", "Translator", "load_translator", "translate_folder"]
+Configs live in gennorm.config; translating with a trained run is gennorm.inference's.
+"""
+from gennorm._lazy import lazy_exports, names
+
+__getattr__, __dir__, __all__ = lazy_exports(globals(), {
+    **names("gennorm.train.loop", "train"),
+    **names("gennorm.config", "Config", "load_config", "list_presets"),
+})

@@ -2,7 +2,8 @@
 
 A checkpoint is one dict of plain state (tensors, numbers, strings, lists, dicts): nets,
 optimizers, schedulers, scalers, EMA, image pools, every RNG state, data position and step.
-No pickled code, so `torch.load(weights_only=True)` reads it.
+No pickled code, so `torch.load(weights_only=True)` reads it. Reading checkpoint files is
+`gennorm.networks.checkpoint`'s (inference reads them too); writing them is this module's.
 
 Writes go to `RUN/.tmp/` first (temp file, fsync, os.replace into `checkpoints/`), so the
 checkpoints folder only ever holds complete files: a crash, SIGKILL or full disk mid-write
@@ -11,17 +12,13 @@ leaves the previous checkpoints untouched.
 from __future__ import annotations
 
 import random
-import re
-import sys
 from pathlib import Path
 
 import numpy as np
 import torch
 
 from gennorm.atomic import atomic_write
-from gennorm.errors import CheckpointError
-
-CKPT_RE = re.compile(r"^step_(\d+)\.pt$")
+from gennorm.networks.checkpoint import CKPT_RE, checkpoint_name, list_checkpoints, load_latest, load_torch  # noqa: F401
 
 
 def save_torch(obj, path: Path, tmp_dir: Path | None = None) -> None:
@@ -29,34 +26,8 @@ def save_torch(obj, path: Path, tmp_dir: Path | None = None) -> None:
     atomic_write(path, lambda f: torch.save(obj, f), tmp_dir=tmp_dir)
 
 
-def load_torch(path: Path, map_location="cpu"):
-    try:
-        return torch.load(path, map_location=map_location, weights_only=True)
-    except FileNotFoundError:
-        raise CheckpointError(f"checkpoint {path} does not exist") from None
-    except Exception as err:  # truncated / not a checkpoint / pickled code
-        raise CheckpointError(f"checkpoint {path} cannot be read ({type(err).__name__}: {err})") from None
-
-
 # ----------------------------------------------------------------------------------------------
 # the checkpoints/ folder
-
-
-def checkpoint_name(step: int) -> str:
-    return f"step_{step:08d}.pt"
-
-
-def list_checkpoints(ckpt_dir: Path) -> list[tuple[int, Path]]:
-    """(step, path), oldest first."""
-    ckpt_dir = Path(ckpt_dir)
-    if not ckpt_dir.is_dir():
-        return []
-    found = []
-    for p in ckpt_dir.iterdir():
-        m = CKPT_RE.match(p.name)
-        if m:
-            found.append((int(m.group(1)), p))
-    return sorted(found)
 
 
 def prune_checkpoints(ckpt_dir: Path, keep_last: int) -> None:
@@ -65,21 +36,6 @@ def prune_checkpoints(ckpt_dir: Path, keep_last: int) -> None:
             path.unlink()
         except OSError:
             pass
-
-
-def load_latest(ckpt_dir: Path, map_location="cpu") -> tuple[dict, Path]:
-    """The newest readable checkpoint (an unreadable newest one is skipped with a warning)."""
-    found = list_checkpoints(ckpt_dir)
-    if not found:
-        raise CheckpointError(f"no checkpoints (step_*.pt) in {ckpt_dir}")
-    errors = []
-    for _, path in reversed(found):
-        try:
-            return load_torch(path, map_location), path
-        except CheckpointError as err:
-            errors.append(str(err))
-            print(f"warning: {err}; trying the previous checkpoint", file=sys.stderr)
-    raise CheckpointError(f"no readable checkpoint in {ckpt_dir}: {'; '.join(errors)}")
 
 
 # ----------------------------------------------------------------------------------------------

@@ -28,7 +28,7 @@ def add_arguments(parser) -> None:
 
 def run(args) -> int:
     from gennorm.errors import ConfigError
-    from gennorm.train.config import list_presets, load_config
+    from gennorm.config import list_presets, load_config
 
     if args.list:
         presets = list_presets()

@@ -11,8 +11,9 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from gennorm.train.image_pool import ImagePool
-from gennorm.train.task import Task, build_discriminator_from, build_generator_from, set_requires_grad
+from gennorm.train.gan import ImagePool
+from gennorm.networks.factory import build_discriminator_from, build_generator_from
+from gennorm.train.task import Task, set_requires_grad
 
 
 class CycleGANTask(Task):

@@ -10,7 +10,7 @@ A models/ folder holds one translation direction (AtoB of its config.yaml):
     card.md                 task, data, the command that trained it, steps, hardware, wall
                             time, and metrics (from `gennorm eval --json`, via --metrics-json)
 
-`gennorm translate models/NAME INPUT OUTPUT` and the demo load it with `load_translator`.
+`gennorm translate models/NAME INPUT OUTPUT`, `gennorm.load` and the demo load it (gennorm.inference).
 """
 from __future__ import annotations
 
@@ -99,8 +99,8 @@ def write_card(path: Path, name: str, cfg, state: dict, direction: str, dtype: s
     else:
         lines += ["## Metrics", "", "Not measured at export (see `gennorm eval`, then export with --metrics-json).", ""]
     lines += ["## Use", "", "```", f"gennorm translate {path.parent} INPUT_FOLDER OUTPUT_FOLDER", "```", "",
-              "```python", "from gennorm.train import load_translator",
-              f"out = load_translator({str(path.parent)!r}).translate(pil_image)", "```", ""]
+              "```python", "import gennorm",
+              f"out = gennorm.load({str(path.parent)!r})(pil_image)", "```", ""]
     atomic_write_bytes(path, "\n".join(lines).encode())
 
 
@@ -112,19 +112,16 @@ def export_run(run_dir: str | Path, out: str | Path, direction: str = "AtoB", me
 
     from gennorm.errors import CheckpointError
     from gennorm.atomic import atomic_write_bytes
-    from gennorm.train.checkpoint import load_latest
-    from gennorm.train.config import config_from_file, to_dict
-    from gennorm.train.translate import _generator_name
+    from gennorm.config import config_from_file, to_dict
+    from gennorm.inference import run_generator_weights
 
     run_dir, out = Path(run_dir), Path(out)
     if not (run_dir / "config.yaml").is_file():
         raise CheckpointError(f"{run_dir}: not a run directory (no config.yaml)")
     cfg = config_from_file(run_dir / "config.yaml")
-    state, ckpt_path = load_latest(run_dir / "checkpoints")
-    gen = _generator_name(cfg, direction)
-    task_state = state["task"]
-    weights = (task_state.get("ema") or {}).get(gen) or task_state["nets"][gen]
-    weights = {k: v.detach().contiguous() for k, v in weights.items()}
+    run = run_generator_weights(run_dir, cfg, direction)
+    state, ckpt_path = run.checkpoint, run.path
+    weights = {k: v.detach().contiguous() for k, v in run.weights.items()}
     n_bytes = sum(v.numel() * v.element_size() for v in weights.values())
     dtype = "float32"
     if n_bytes > MAX_BYTES:

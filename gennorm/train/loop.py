@@ -22,7 +22,7 @@ import torch
 
 from gennorm.errors import ConfigError, DataError
 from gennorm.train import checkpoint as ckpt
-from gennorm.train.config import (RESUMABLE_KEYS, Config, config_from_file, flatten, parse_overrides, save_config,
+from gennorm.config import (RESUMABLE_KEYS, Config, config_from_file, flatten, parse_overrides, save_config,
                                   set_key, to_dict, validate)
 from gennorm.train.data_plan import BatchStream, Position
 from gennorm.train.distributed import DistInfo, any_rank, barrier, broadcast_buffers, broadcast_module, \
@@ -83,17 +83,32 @@ def dataset_for(cfg: Config, phase: str, for_samples: bool = False):
         raise ConfigError(f"data.*: {err}") from None
 
 
-def _test_stop_step() -> int | None:
-    """Test hook: GENNORM_TEST_STOP_AT_STEP=k acts like a SIGTERM arriving during step k."""
-    raw = os.environ.get("GENNORM_TEST_STOP_AT_STEP")
-    return int(raw) if raw else None
+class Callback:
+    """Hooks into a run (`train(cfg, callbacks=[...])`); override what you need, the rest do nothing.
+
+    on_losses(step, losses): the losses of `step` ({name: 0-d tensor}) before they are checked for
+        NaN/inf and back-propagated; may replace values in the dict.
+    on_step_end(trainer) -> str | None: after each step; a string stops the run there like a
+        SIGTERM (checkpoint, exit 0), naming the reason.
+    on_run_end(trainer): after the last step, on every rank (trainer.task.nets, trainer.step).
+    """
+
+    def on_losses(self, step: int, losses: dict) -> None:
+        pass
+
+    def on_step_end(self, trainer: "Trainer") -> str | None:
+        return None
+
+    def on_run_end(self, trainer: "Trainer") -> None:
+        pass
 
 
 class Trainer:
-    """One run. `Trainer(cfg, run_dir, resume_state).run()`; the four phases are methods."""
+    """One run. `Trainer(cfg, run_dir, resume_state, callbacks).run()`; the four phases are methods."""
 
-    def __init__(self, cfg: Config, run_dir: Path, resume_state: dict | None = None):
+    def __init__(self, cfg: Config, run_dir: Path, resume_state: dict | None = None, callbacks=()):
         self.cfg, self.run_dir, self.resume_state = cfg, Path(run_dir), resume_state
+        self.callbacks = list(callbacks)
         self.stop_signal: str | None = None
         self.step = 0
         self.wall_time = 0.0
@@ -107,6 +122,7 @@ class Trainer:
         set_determinism(t.deterministic)
         ckpt.seed_everything(t.seed)
         self.task = make_task(cfg, self.device, self.dist)
+        self.task.callbacks = self.callbacks
         self._check_sizes()
         for net in self.task.nets.values():
             broadcast_module(net, self.dist)
@@ -243,7 +259,8 @@ class Trainer:
             if self.step == 0:
                 self.evaluate()
             self._loop(bar)
-            self._write_param_hash()
+            for callback in self.callbacks:
+                callback.on_run_end(self)
         finally:
             torch.use_deterministic_algorithms(was_deterministic)
             for s, h in old.items():
@@ -254,21 +271,6 @@ class Trainer:
                 self.log.close()
             shutdown(self.dist)
         return self.run_dir
-
-    def _write_param_hash(self) -> None:
-        """Test hook: GENNORM_TEST_PARAM_HASH_DIR gets rank<r>.txt with a hash of all weights."""
-        folder = os.environ.get("GENNORM_TEST_PARAM_HASH_DIR")
-        if not folder:
-            return
-        import hashlib
-
-        h = hashlib.sha256()
-        for name, net in sorted(self.task.nets.items()):
-            for key, value in sorted(net.state_dict().items()):
-                h.update(f"{name}.{key}".encode())
-                h.update(value.detach().cpu().contiguous().numpy().tobytes())
-        Path(folder).mkdir(parents=True, exist_ok=True)
-        (Path(folder) / f"rank{self.dist.rank}.txt").write_text(f"{self.step} {h.hexdigest()}\n")
 
     def _loop(self, bar) -> None:
         t = self.cfg.train
@@ -289,8 +291,8 @@ class Trainer:
                 window = []
             if self.step % t.sample_every == 0 or self.step == t.max_steps:
                 self.evaluate()
-            if self.step == _test_stop_step():
-                self.stop_signal = self.stop_signal or "GENNORM_TEST_STOP_AT_STEP"
+            for callback in self.callbacks:
+                self.stop_signal = self.stop_signal or callback.on_step_end(self)
             stop = any_rank(self.stop_signal is not None, self.dist, self.device)
             if self.step % t.checkpoint_every == 0 or self.step == t.max_steps or stop:
                 path = self.checkpoint()
@@ -329,8 +331,10 @@ def prepare_resume(run_dir: Path, overrides: list[str] | None) -> tuple[Config, 
 
 
 def train(cfg: Config | None = None, resume_dir: str | Path | None = None,
-          overrides: list[str] | None = None) -> Path:
-    """Train from `cfg` into cfg.out, or resume `resume_dir`. Returns the run directory."""
+          overrides: list[str] | None = None, callbacks=()) -> Path:
+    """Train from `cfg` into cfg.out, or resume `resume_dir`. Returns the run directory.
+
+    callbacks: `Callback` objects hooked into the run (see Callback)."""
     if resume_dir is not None:
         cfg, state = prepare_resume(Path(resume_dir), overrides)
         run_dir = Path(resume_dir)
@@ -344,4 +348,4 @@ def train(cfg: Config | None = None, resume_dir: str | Path | None = None,
         if ckpt.list_checkpoints(run_dir / "checkpoints"):
             raise ConfigError(f"out={run_dir} already holds checkpoints; continue it with "
                               f"`gennorm train --resume {run_dir}` or choose another out=DIR")
-    return Trainer(cfg, run_dir, state).run()
+    return Trainer(cfg, run_dir, state, callbacks).run()

@@ -8,7 +8,6 @@ define `train_step`, `sample_rows` and `GENERATORS`.
 from __future__ import annotations
 
 import contextlib
-import os
 import re
 import warnings
 
@@ -17,9 +16,8 @@ import torch.nn as nn
 
 from gennorm.errors import CheckpointError, ConfigError, GennormError
 from gennorm.train.distributed import DistInfo, any_rank, average_gradients
-from gennorm.train.ema import EMA
-from gennorm.train.losses import GANLoss, gradient_penalty
-from gennorm.train.schedule import make_adam, make_scheduler, refresh_lr
+from gennorm.train.optim import EMA, make_adam, make_scheduler, refresh_lr
+from gennorm.train.gan import GANLoss, gradient_penalty
 
 AMP_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
 
@@ -30,39 +28,10 @@ class TrainingDiverged(GennormError):
     exit_code = 3
 
 
-def build_generator_from(model_cfg, input_nc: int, output_nc: int) -> nn.Module:
-    from gennorm.networks import build_generator
-
-    try:
-        return build_generator(model_cfg.g_arch, input_nc=input_nc, output_nc=output_nc, ngf=model_cfg.ngf,
-                               norm=model_cfg.g_norm, use_dropout=model_cfg.use_dropout,
-                               init_type=model_cfg.init_type, init_gain=model_cfg.init_gain,
-                               upsample=model_cfg.upsample)
-    except (ValueError, TypeError) as err:
-        raise ConfigError(f"model.* (generator {model_cfg.g_arch!r}, norm {model_cfg.g_norm!r}): {err}") from None
-
-
-def build_discriminator_from(model_cfg, input_nc: int) -> nn.Module:
-    from gennorm.networks import build_discriminator
-
-    try:
-        return build_discriminator(model_cfg.d_arch, input_nc=input_nc, ndf=model_cfg.ndf,
-                                   n_layers=model_cfg.n_layers, norm=model_cfg.d_norm,
-                                   init_type=model_cfg.init_type, init_gain=model_cfg.init_gain)
-    except (ValueError, TypeError) as err:
-        raise ConfigError(f"model.* (discriminator {model_cfg.d_arch!r}, norm {model_cfg.d_norm!r}): {err}") from None
-
-
 def set_requires_grad(nets, flag: bool) -> None:
     for net in nets:
         for p in net.parameters():
             p.requires_grad_(flag)
-
-
-def _nan_step() -> int | None:
-    """Test hook: GENNORM_TEST_NAN_AT_STEP=k makes the losses of step k NaN."""
-    raw = os.environ.get("GENNORM_TEST_NAN_AT_STEP")
-    return int(raw) if raw else None
 
 
 class Task:
@@ -91,7 +60,7 @@ class Task:
         self.ema = {n: EMA(self.nets[n], t.ema) for n in self.GENERATORS} if t.ema > 0 else {}
         self.pools: dict = {}
         self.gp_gen = torch.Generator(device=device).manual_seed(t.seed + 7919 * self.dist.rank)
-        self.nan_at = _nan_step()
+        self.callbacks: list = []  # the run's Callbacks (gennorm.train.loop), set by the Trainer
 
     # -- subclass interface -------------------------------------------------------------------
     def build_nets(self) -> dict[str, nn.Module]:
@@ -111,9 +80,8 @@ class Task:
 
     def check_finite(self, losses: dict[str, torch.Tensor], step: int) -> None:
         """Stop (TrainingDiverged, exit 3) before a NaN/inf loss can reach the weights (all ranks agree)."""
-        if self.nan_at is not None and step == self.nan_at:
-            first = next(iter(losses))
-            losses[first] = losses[first] * float("nan")
+        for callback in self.callbacks:
+            callback.on_losses(step, losses)
         bad = [name for name, value in losses.items() if not torch.isfinite(value.detach()).all()]
         if self.dist.enabled:
             bad_anywhere = any_rank(bool(bad), self.dist, self.device)

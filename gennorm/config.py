@@ -1,4 +1,7 @@
-"""Training configs: dataclasses loaded from YAML (or a preset), with dotted `KEY=VALUE` overrides.
+"""Run configs: dataclasses loaded from YAML (or a preset), with dotted `KEY=VALUE` overrides.
+
+The config of a run is read by training, by inference (a run or model folder's config.yaml
+rebuilds its generator) and by the study, so it lives here, below all three; it imports no torch.
 
     cfg = load_config("pix2pix-nc", ["train.max_steps=20", "model.d_norm=convnorm"])
     save_config(cfg, run_dir / "config.yaml")
@@ -20,9 +23,10 @@ import yaml
 
 from gennorm.errors import ConfigError
 
-PRESETS_DIR = Path(__file__).resolve().parent.parent / "presets"
+from gennorm.layers.registry import NORMS, PRESET_NORMS
 
-NORM_CHOICES = ("batch", "instance", "group", "none", "nc", "pono-ms", "pono-dms", "kn", "convnorm", "spectral")
+PRESETS_DIR = Path(__file__).resolve().parent / "presets"  # one base per task: pix2pix.yaml, cyclegan.yaml
+GAN_MODES = ("lsgan", "vanilla", "wgangp", "hinge")
 
 
 def _choices(*values, default):
@@ -35,11 +39,11 @@ class ModelConfig:
 
     g_arch: str = _choices("resnet_9blocks", "resnet_6blocks", "unet_256", "unet_128", default="resnet_9blocks")
     ngf: int = 64
-    g_norm: str = _choices(*NORM_CHOICES, default="instance")
+    g_norm: str = _choices(*NORMS, default="instance")
     d_arch: str = _choices("basic", "n_layers", "pixel", default="basic")
     ndf: int = 64
     n_layers: int = 3
-    d_norm: str = _choices(*NORM_CHOICES, default="instance")
+    d_norm: str = _choices(*NORMS, default="instance")
     use_dropout: bool = False
     upsample: str | None = None  # generator decoder: None = the network's default for the norm
     init_type: str = _choices("normal", "xavier", "kaiming", "orthogonal", default="normal")
@@ -73,7 +77,7 @@ class TrainConfig:
     beta1: float = 0.5
     beta2: float = 0.999
     decay_start: int | None = None  # constant LR until here, then linear to 0 at max_steps (None: max_steps // 2)
-    gan_mode: str = _choices("lsgan", "vanilla", "wgangp", "hinge", default="lsgan")
+    gan_mode: str = _choices(*GAN_MODES, default="lsgan")
     lambda_gp: float = 10.0
     lambda_l1: float = 100.0
     lambda_cycle: float = 10.0
@@ -269,24 +273,27 @@ def parse_overrides(items: list[str]) -> list[tuple[str, Any]]:
     return out
 
 
+def _bases() -> list[Path]:
+    return sorted(PRESETS_DIR.glob("*.yaml"))
+
+
+def preset_data(name: str) -> dict | None:
+    """The preset TASK-NORM (a task's base plus the norm's generator), or None if there is none."""
+    for base in _bases():
+        norm = name[len(base.stem) + 1:] if name.startswith(base.stem + "-") else None
+        if norm in PRESET_NORMS:
+            data = read_yaml(base)
+            data["description"] = str(data.get("description", "")).format(norm=NORMS[norm].description)
+            data["out"] = f"runs/{name}"
+            data.setdefault("model", {})["g_norm"] = norm
+            return data
+    return None
+
+
 def list_presets() -> dict[str, str]:
-    """Preset name -> one-line description."""
-    out = {}
-    for path in sorted(PRESETS_DIR.glob("*.yaml")):
-        data = yaml.safe_load(path.read_text()) or {}
-        out[path.stem] = str(data.get("description", "")).strip().splitlines()[0] if data.get("description") else ""
-    return out
-
-
-def resolve_config_path(name_or_path: str) -> Path:
-    path = Path(name_or_path)
-    if path.is_file():
-        return path
-    preset = PRESETS_DIR / f"{name_or_path}.yaml"
-    if preset.is_file():
-        return preset
-    raise ConfigError(f"config {name_or_path!r} is neither a YAML file nor a preset; presets: "
-                      f"{', '.join(list_presets())}")
+    """Preset name -> one-line description: TASK-NORM for every task base and preset norm."""
+    names = [f"{base.stem}-{norm}" for base in _bases() for norm in PRESET_NORMS]
+    return {name: preset_data(name)["description"].strip().splitlines()[0] for name in names}
 
 
 def read_yaml(path: Path) -> dict:
@@ -303,8 +310,13 @@ def load_config(name_or_path: str | Path | dict, overrides: list[str] | None = N
     """Config from a preset name, a YAML file or a dict, then dotted overrides (all checked)."""
     if isinstance(name_or_path, dict):
         data = name_or_path
+    elif Path(name_or_path).is_file():
+        data = read_yaml(Path(name_or_path))
     else:
-        data = read_yaml(resolve_config_path(str(name_or_path)))
+        data = preset_data(str(name_or_path))
+        if data is None:
+            raise ConfigError(f"config {str(name_or_path)!r} is neither a YAML file nor a preset; presets: "
+                              f"{', '.join(list_presets())}")
     cfg = from_dict(data)
     for key, value in parse_overrides(overrides or []):
         set_key(cfg, key, value)

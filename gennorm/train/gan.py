@@ -1,4 +1,6 @@
-"""GAN objectives: lsgan, vanilla, hinge and WGAN-GP (with its gradient penalty).
+"""The adversarial parts of the objectives: GAN losses (with the WGAN-GP penalty) and the image pool.
+
+GAN losses: lsgan, vanilla, hinge and WGAN-GP (with its gradient penalty).
 
     gan = GANLoss("lsgan")
     loss_d = 0.5 * (gan(D(real), True) + gan(D(fake.detach()), False))   # discriminator
@@ -6,6 +8,12 @@
 
 Losses are computed in float32 even under autocast (the discriminator's map is cast up), so
 bf16/fp16 training does not lose the small differences the losses are made of.
+
+The image pool (Shrivastava et al.): D sees a mix of current and past generated images.
+
+With probability 1/2 a returned image is a stored older one (swapped for the new one).
+Randomness comes from the pool's own torch.Generator, so its state (and the stored images)
+go into checkpoints and a resumed run draws exactly the same choices.
 """
 from __future__ import annotations
 
@@ -13,7 +21,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-GAN_MODES = ("lsgan", "vanilla", "wgangp", "hinge")
+from gennorm.config import GAN_MODES
 
 
 class GANLoss(nn.Module):
@@ -49,3 +57,35 @@ def gradient_penalty(netD: nn.Module, real: torch.Tensor, fake: torch.Tensor,
         out = netD(x_hat)
         grad, = torch.autograd.grad(out.float().sum(), x_hat, create_graph=True)
     return ((grad.reshape(n, -1).norm(2, dim=1) - 1.0) ** 2).mean()
+
+
+class ImagePool:
+    def __init__(self, size: int, seed: int = 0):
+        self.size = size
+        self.images: list[torch.Tensor] = []  # each [C, H, W], detached
+        self.gen = torch.Generator().manual_seed(seed)
+
+    def query(self, images: torch.Tensor) -> torch.Tensor:
+        """images [N, C, H, W] -> [N, C, H, W], some replaced by pooled ones."""
+        if self.size == 0:
+            return images
+        out = []
+        for image in images.detach():
+            if len(self.images) < self.size:
+                self.images.append(image.clone())
+                out.append(image)
+            elif torch.rand(1, generator=self.gen).item() > 0.5:
+                idx = int(torch.randint(0, self.size, (1,), generator=self.gen).item())
+                old = self.images[idx].clone()
+                self.images[idx] = image.clone()
+                out.append(old)
+            else:
+                out.append(image)
+        return torch.stack(out, 0)
+
+    def state_dict(self) -> dict:
+        return {"images": [im.cpu() for im in self.images], "gen": self.gen.get_state()}
+
+    def load_state_dict(self, state: dict, device: torch.device | str = "cpu") -> None:
+        self.images = [im.to(device) for im in state["images"]]
+        self.gen.set_state(state["gen"])

@@ -1,0 +1,360 @@
+"""The gennorm demo: one label map in, every model of a set out, side by side (Gradio Blocks).
+
+    gennorm demo                         # http://127.0.0.1:7860, models from ./models
+    python apps/demo.py --models models --port 7860     # the same, via the thin launcher in apps/
+
+Pick a model set (models that learned the same task and differ in their normalization: the
+baseline, PONO-MS, NC, ...), upload a label map or click an example from assets/, and Translate
+shows the input next to each model's output, labelled with the model, its norm and its
+inference time. An image slider compares any output with the input; the "Model zoo" tab holds
+the metrics table from the model cards and each card.
+
+The app uses only gennorm's public API: `gennorm.zoo` to list models and
+`gennorm.inference.load_translator` to run them (loaded once per model, then cached; on
+the GPU when there is one). API: POST `/translate` (gradio_client: `api_name="/translate"`)
+takes (image, model_set) and returns (gallery of (output, caption) one per model, timings).
+
+Safety: uploads are capped (`max_file_size`), decoded images beyond MAX_PIXELS are refused
+before decoding, larger ones are downscaled to MAX_SIDE px on the long side; EXIF orientation,
+alpha, grayscale and 16-bit images are normalized to RGB; a non-image or corrupt upload gets a
+clear message. The server binds 127.0.0.1 unless told otherwise, never opens a share link and
+serves no files but its own (no `allowed_paths`; examples are passed as images, not paths).
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from functools import partial
+from pathlib import Path
+from types import SimpleNamespace
+
+os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")  # offline, no telemetry
+
+import gradio as gr  # noqa: E402
+import numpy as np  # noqa: E402
+from PIL import Image, ImageOps, UnidentifiedImageError  # noqa: E402
+
+from gennorm.zoo import ModelInfo, metrics_table, model_sets  # noqa: E402
+
+ASSETS_DIR = Path(__file__).resolve().parents[2] / "assets"  # the checkout's example label maps
+MAX_SIDE = 1024  # longer side of what the models see; larger uploads are downscaled
+MAX_PIXELS = 40_000_000  # refuse to decode beyond this (decompression bombs)
+MAX_FILE_SIZE = "10mb"
+OUT_HEIGHT = 300  # px of each side-by-side image
+BAD_UPLOAD = "The upload is not an image that can be read (PNG, JPEG, WebP, BMP, TIFF, GIF) or it is corrupt."
+CSS = ".gn-out img {width: 100% !important; height: 100% !important; object-fit: contain;}"
+THEME_FONTS = dict(font=["ui-sans-serif", "system-ui", "sans-serif"], font_mono=["ui-monospace", "monospace"])
+
+
+# ----------------------------------------------------------------------------------------------
+# images in
+
+
+def prepare_image(im: Image.Image, max_side: int = MAX_SIDE) -> Image.Image:
+    """Any PIL image -> an upright 8-bit RGB image whose long side is <= max_side."""
+    w, h = im.size
+    if w * h > MAX_PIXELS:
+        raise gr.Error(f"The image is {w}x{h} pixels; the demo takes at most {MAX_PIXELS // 1_000_000} megapixels.")
+    if w == 0 or h == 0:
+        raise gr.Error(BAD_UPLOAD)
+    im.load()  # decode now: a truncated file fails here, not inside a model
+    im = ImageOps.exif_transpose(im)
+    if im.mode in ("I", "I;16", "I;16B", "I;16L", "F"):  # 16-bit / float grayscale -> 8 bit
+        arr = np.asarray(im, dtype=np.float64)
+        arr = arr / max(float(arr.max()), 1.0) * 255.0 if arr.max() > 255 else arr
+        im = Image.fromarray(arr.clip(0, 255).astype(np.uint8), "L")
+    if im.mode in ("RGBA", "LA", "PA") or (im.mode == "P" and "transparency" in im.info):
+        rgba = im.convert("RGBA")
+        background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+        im = Image.alpha_composite(background, rgba)  # transparent -> white, not black
+    im = im.convert("RGB")
+    if max(im.size) > max_side:
+        scale = max_side / max(im.size)
+        im = im.resize((max(1, round(im.width * scale)), max(1, round(im.height * scale))), Image.Resampling.LANCZOS)
+    return im
+
+
+def upload_image(**kwargs) -> gr.Image:
+    """A gr.Image input whose preprocessing hands the app a prepared RGB image, and turns an
+    unreadable upload into a clear gr.Error (instead of Gradio's generic "Error")."""
+    image = gr.Image(type="pil", image_mode=None, **kwargs)
+    decode = image.preprocess  # PIL.Image.open + EXIF transpose; raises on non-images
+
+    def preprocess(payload):
+        try:
+            im = decode(payload)
+            return None if im is None else prepare_image(im)
+        except gr.Error:
+            raise
+        except (UnidentifiedImageError, Image.DecompressionBombError, OSError, SyntaxError, ValueError):
+            raise gr.Error(BAD_UPLOAD) from None
+
+    image.preprocess = preprocess  # per instance: the frontend still sees a plain gr.Image
+    return image
+
+
+# ----------------------------------------------------------------------------------------------
+# models
+
+
+def pick_device(device: str = "auto") -> str:
+    if device != "auto":
+        return device
+    import torch
+
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+def _default_loader(path: Path, device: str):
+    from gennorm.inference import load_translator
+
+    return load_translator(path, device=device)
+
+
+class TranslatorCache:
+    """Loads each model once (per process) and hands out the same translator afterwards."""
+
+    def __init__(self, device: str, loader: Callable | None = None):
+        self.device, self.loader = device, loader or _default_loader
+        self._items: dict[str, object] = {}
+        self._lock = threading.Lock()
+
+    def get(self, info: ModelInfo):
+        key = str(info.path.resolve())
+        with self._lock:
+            if key not in self._items:
+                translator = self.loader(info.path, self.device)
+                translator.translate(Image.new("RGB", (64, 64)))  # warm-up: timings then compare like with like
+                self._items[key] = translator
+            return self._items[key]
+
+
+@dataclass
+class Result:
+    info: ModelInfo
+    image: Image.Image | None
+    ms: float | None
+    error: str = ""
+
+    @property
+    def caption(self) -> str:
+        role = "baseline, " if self.info.role == "baseline" else ""
+        head = f"{self.info.name} ({role}{self.info.norm_label})"
+        return f"{head} · failed: {self.error}" if self.error else f"{head} · {self.ms:.0f} ms"
+
+    @property
+    def short_label(self) -> str:
+        """For the side-by-side images: the name (which usually says the norm), role, time."""
+        info = self.info
+        head = info.name if info.norm in info.name else f"{info.name} ({info.norm_label})"
+        head += " (baseline)" if info.role == "baseline" else ""
+        if self.error:
+            return f"{head} · failed"
+        return head if self.ms is None else f"{head} · {self.ms:.0f} ms"
+
+
+class Demo:
+    """The app's state: the zoo's sets and the translator cache; UI-free logic, easy to test."""
+
+    def __init__(self, models_dir: str | Path = "models", device: str = "auto", loader: Callable | None = None):
+        self.models_dir = Path(models_dir)
+        self.sets = model_sets(self.models_dir)
+        self.device = pick_device(device)
+        self.cache = TranslatorCache(self.device, loader)
+
+    @property
+    def max_models(self) -> int:
+        return max((len(v) for v in self.sets.values()), default=1)
+
+    def translate(self, image: Image.Image | None, set_name: str) -> list[Result]:
+        if image is None:
+            raise gr.Error("Upload an image or pick an example first.")
+        if set_name not in self.sets:
+            raise gr.Error(f"Unknown model set {set_name!r}; sets: {', '.join(self.sets) or 'none'}.")
+        results = []
+        for info in self.sets[set_name]:
+            try:
+                translator = self.cache.get(info)
+                start = time.perf_counter()
+                out = translator.translate(image)
+                results.append(Result(info, out, (time.perf_counter() - start) * 1000))
+            except Exception as err:  # one broken model must not hide the others
+                msg = str(err).splitlines()[0] if str(err) else type(err).__name__
+                gr.Warning(f"{info.name}: {msg}")
+                results.append(Result(info, None, None, msg))
+        return results
+
+
+# ----------------------------------------------------------------------------------------------
+# UI
+
+
+def _examples() -> list[list[Image.Image]]:
+    out = []
+    for path in sorted(ASSETS_DIR.glob("*.png"))[:8]:
+        with Image.open(path) as im:
+            out.append([im.convert("RGB")])  # images, not paths: nothing outside the app is served
+    return out
+
+
+def _name_label(info: ModelInfo) -> str:
+    return Result(info, None, None).short_label
+
+
+def _slot_updates(demo: Demo, set_name: str, results: list[Result] | None = None) -> list:
+    infos = demo.sets.get(set_name, [])
+    updates = []
+    for k in range(demo.max_models):
+        if k >= len(infos):
+            updates.append(gr.update(visible=False, value=None))
+        elif results is None:
+            updates.append(gr.update(visible=True, value=None, label=_name_label(infos[k])))
+        else:
+            updates.append(gr.update(visible=True, value=results[k].image, label=results[k].short_label))
+    return updates
+
+
+def _zoo_tab(demo: Demo) -> None:
+    infos = [i for models in demo.sets.values() for i in models]
+    headers, rows = metrics_table(infos)
+    gr.Markdown(f"Models in `{demo.models_dir}` and the metrics from their cards "
+                "(FID/KID/LPIPS: lower is better; PSNR/SSIM: higher is better).")
+    gr.Dataframe(value=rows, headers=headers, interactive=False, label="metrics", elem_id="zoo-table")
+    names = [i.name for i in infos]
+    card_pick = gr.Dropdown(names, value=names[0] if names else None, label="model card")
+    cards = {i.name: i.card or "_(no card.md)_" for i in infos}
+    card_md = gr.Markdown(cards.get(names[0], "") if names else "")
+    card_pick.change(lambda n: cards.get(n, ""), card_pick, card_md, api_visibility="private")
+
+
+def _translate_tab(demo: Demo) -> SimpleNamespace:
+    """Controls on top, then input | model 1 | model 2 ..., then the comparison slider."""
+    first = next(iter(demo.sets), None)
+    first_infos = demo.sets.get(first, [])
+    ui = SimpleNamespace()
+    with gr.Row():
+        ui.upload = upload_image(label="input (label map)", sources=["upload", "clipboard"], height=240,
+                                 elem_id="input-image", scale=1)
+        with gr.Column(scale=1):
+            ui.model_set = gr.Dropdown(list(demo.sets), value=first, label="model set", elem_id="model-set")
+            ui.button = gr.Button("Translate", variant="primary", elem_id="translate-button")
+            ui.status = gr.Markdown(elem_id="status")
+        with gr.Column(scale=1):
+            examples = _examples()
+            if examples:
+                gr.Examples(examples, inputs=[ui.upload], label="examples (assets/)")
+    with gr.Row(equal_height=True):  # input | baseline | PONO-MS | NC ...
+        ui.shown_input = gr.Image(label="input", type="pil", interactive=False, elem_classes="gn-out",
+                                  elem_id="shown-input", height=OUT_HEIGHT, buttons=["download"])
+        ui.slots = [gr.Image(type="pil", interactive=False, elem_classes="gn-out", elem_id=f"output-{k}",
+                             format="png", visible=k < len(first_infos), height=OUT_HEIGHT, buttons=["download"],
+                             label=_name_label(first_infos[k]) if k < len(first_infos) else None)
+                    for k in range(demo.max_models)]
+    with gr.Row():
+        ui.compare = gr.Dropdown([], label="compare with the input", scale=1, elem_id="compare")
+        ui.slider = gr.ImageSlider(label="input | output (drag)", type="pil", scale=3, elem_id="slider",
+                                   height=OUT_HEIGHT + 120, max_height=OUT_HEIGHT + 120)
+    ui.state = gr.State({})  # {"input": image, model name: output image}
+    return ui
+
+
+def _on_set(demo: Demo, set_name):
+    """A new set: relabel the slots, clear the outputs."""
+    names = [i.name for i in demo.sets.get(set_name, [])]
+    return (*_slot_updates(demo, set_name), gr.update(choices=names, value=names[0] if names else None),
+            None, {}, None, "")
+
+
+def _on_translate(demo: Demo, image, set_name):
+    results = demo.translate(image, set_name)
+    outputs = {"input": image, **{r.info.name: r.image for r in results if r.image is not None}}
+    names = [r.info.name for r in results if r.image is not None]
+    pick = names[-1] if names else None  # compare the last (newest norm) with the input first
+    status = " · ".join(f"**{r.info.name}** failed" if r.error else f"**{r.info.name}** {r.ms:.0f} ms" for r in results)
+    return (*_slot_updates(demo, set_name, results), gr.update(choices=names, value=pick),
+            (image, outputs[pick]) if pick else None, outputs, image,
+            f"{image.width}x{image.height} px on {demo.device}: {status}")
+
+
+def _on_compare(name, outputs):
+    if not outputs or name not in outputs:
+        return None
+    return outputs["input"], outputs[name]
+
+
+def build_app(models_dir: str | Path = "models", device: str = "auto", loader: Callable | None = None) -> gr.Blocks:
+    """The Blocks app for the zoo in `models_dir` (loader: path, device -> translator; for tests)."""
+    demo = Demo(models_dir, device, loader)
+    with gr.Blocks(title="gennorm demo", analytics_enabled=False) as app:
+        empty = "" if demo.sets else (f"\n\n**No models found in `{demo.models_dir}`** "
+                                      "(export one with `gennorm export RUN_DIR models/NAME`).")
+        gr.Markdown("## gennorm: normalizations side by side\nLabel map in, one photo per model out. "
+                    f"Inference on **{demo.device}**.{empty}")
+        with gr.Tab("Translate"):
+            ui = _translate_tab(demo)
+        with gr.Tab("Model zoo"):
+            _zoo_tab(demo)
+        outputs = [*ui.slots, ui.compare, ui.slider, ui.state, ui.shown_input, ui.status]
+        ui.model_set.change(partial(_on_set, demo), ui.model_set, outputs, api_visibility="private")
+        ui.button.click(partial(_on_translate, demo), [ui.upload, ui.model_set], outputs, api_visibility="private")
+        ui.compare.change(_on_compare, [ui.compare, ui.state], ui.slider, api_visibility="private")
+        _api_endpoint(demo, ui.model_set)
+    return app
+
+
+def _api_endpoint(demo: Demo, model_set: gr.Dropdown) -> None:
+    """POST /translate: (image, model_set) -> (gallery of (output, caption), {model: timing})."""
+    api_image = upload_image(label="image", visible=False)
+    api_gallery = gr.Gallery(label="outputs", type="pil", format="png", visible=False)
+    api_info = gr.JSON(label="timings", visible=False)
+    api_button = gr.Button(visible=False)
+
+    def translate(image, set_name):
+        results = demo.translate(image, set_name)
+        gallery = [(r.image, r.caption) for r in results if r.image is not None]
+        info = {r.info.name: {"norm": r.info.norm, "ms": r.ms, "size": list(image.size), "error": r.error or None}
+                for r in results}
+        return gallery, info
+
+    api_button.click(translate, [api_image, model_set], [api_gallery, api_info], api_name="translate")
+
+
+# ----------------------------------------------------------------------------------------------
+# serving
+
+
+def launch(app: gr.Blocks, host: str = "127.0.0.1", port: int | None = 7860, concurrency: int = 1,
+           max_file_size: str | int = MAX_FILE_SIZE, prevent_thread_lock: bool = False, quiet: bool = False):
+    """Queue (at most `concurrency` translations at a time) and serve; never a share link.
+
+    Returns Gradio's (app, local_url, share_url) when prevent_thread_lock, else blocks until Ctrl-C.
+    """
+    app.queue(default_concurrency_limit=concurrency, max_size=32)
+    served = app.launch(server_name=host, server_port=port, share=False, max_file_size=max_file_size,
+                        show_error=False, ssr_mode=False, prevent_thread_lock=True, quiet=True, inbrowser=False,
+                        enable_monitoring=False, mcp_server=False, footer_links=["api"],
+                        theme=gr.themes.Soft(**THEME_FONTS), css=CSS)
+    if not quiet:
+        print(f"gennorm demo: serving {served[1]} (Ctrl-C to stop)", flush=True)
+    if not prevent_thread_lock:
+        app.block_thread()
+    return served
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description="gennorm demo (same as `gennorm demo`)")
+    parser.add_argument("--models", default="models")
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=7860)
+    parser.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
+    parser.add_argument("--concurrency", type=int, default=1)
+    args = parser.parse_args(argv)
+    launch(build_app(args.models, args.device), args.host, args.port, args.concurrency)
+
+
+if __name__ == "__main__":
+    main()

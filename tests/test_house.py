@@ -1,0 +1,179 @@
+"""The shape of the house: cheap imports, a one-way data flow, and one source for every name list."""
+from __future__ import annotations
+
+import ast
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+PACKAGE = ROOT / "gennorm"
+
+# The data flow (CONTRIBUTING.md): a module may import modules of lower levels and of its own
+# package; never a higher level or a sibling package of its level (level 0 is the utilities,
+# which may use each other). Verb modules (cli.VERBS) and the apps are the top: they may use
+# everything.
+LEVELS = {
+    "gennorm": 0, "gennorm.errors": 0, "gennorm.atomic": 0, "gennorm._lazy": 0,
+    "gennorm.ops": 1,
+    "gennorm.layers": 2,
+    "gennorm.networks": 3, "gennorm.data": 3, "gennorm.config": 3, "gennorm.zoo": 3,
+    "gennorm.train": 4, "gennorm.metrics": 4, "gennorm.inference": 4,
+    "gennorm.cli": 5, "gennorm.__main__": 5, "gennorm.apps": 5, "gennorm.bench": 5, "gennorm.study": 5,
+    "gennorm.quickstart": 5, "gennorm.demo": 5, "gennorm.translate": 5,
+}
+TOP = max(LEVELS.values())
+
+
+def _module_name(path: Path) -> str:
+    parts = path.relative_to(ROOT).with_suffix("").parts
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def _home(module: str) -> str:
+    """The LEVELS key a module belongs to (its package, or itself for top-level modules)."""
+    parts = module.split(".")
+    for n in range(len(parts), 0, -1):
+        if ".".join(parts[:n]) in LEVELS:
+            return ".".join(parts[:n])
+    raise AssertionError(f"{module}: not placed in the data flow (add it to LEVELS in tests/test_house.py)")
+
+
+def _imports(path: Path) -> set[str]:
+    """Every gennorm module a file imports, at the top or inside functions."""
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            found |= {node.module} | {f"{node.module}.{a.name}" for a in node.names}
+        elif isinstance(node, ast.Import):
+            found |= {a.name for a in node.names}
+    return {m for m in found if m == "gennorm" or m.startswith("gennorm.")}
+
+
+def _existing(module: str) -> str:
+    """`from gennorm.x import name` names a module or an attribute: keep the longest real module."""
+    parts = module.split(".")
+    for n in range(len(parts), 0, -1):
+        candidate = ROOT.joinpath(*parts[:n])
+        if candidate.with_suffix(".py").is_file() or (candidate / "__init__.py").is_file():
+            return ".".join(parts[:n])
+    return module
+
+
+def test_nothing_imports_upward():
+    from gennorm.cli import VERBS
+
+    verbs = {module for module, _ in VERBS.values()}
+    wrong = []
+    for path in sorted(PACKAGE.rglob("*.py")):
+        name = _module_name(path)
+        home = _home(name)
+        level = TOP if name in verbs else LEVELS[home]
+        for target in sorted({_existing(m) for m in _imports(path)}):
+            target_home = _home(target)
+            if target_home == home or level == TOP:
+                continue
+            if LEVELS[target_home] > level or (LEVELS[target_home] == level and level > 0):  # level 0: utilities
+                wrong.append(f"{name} (level {level}) imports {target} (level {LEVELS[target_home]})")
+    assert not wrong, "imports against the data flow:\n" + "\n".join(wrong)
+
+
+def _fresh(code: str) -> dict:
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT)
+    assert done.returncode == 0, done.stderr
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def test_import_gennorm_is_cheap_until_a_layer_is_used():
+    out = _fresh("import json, sys; import gennorm, gennorm.data, gennorm.networks, gennorm.metrics, gennorm.train, "
+                 "gennorm.layers, gennorm.zoo, gennorm.config, gennorm.inference, gennorm.cli\n"
+                 "before = 'torch' in sys.modules\n"
+                 "cheap = sorted(m for m in sys.modules if m.split('.')[0] in ('torch', 'numpy', 'PIL', 'gradio'))\n"
+                 "gennorm.NCConv2d\n"
+                 "print(json.dumps({'before': before, 'cheap': cheap, 'after': 'torch' in sys.modules}))")
+    assert out == {"before": False, "cheap": [], "after": True}
+
+
+def test_help_of_every_verb_runs_without_torch():
+    from gennorm.cli import VERBS
+
+    for verb in [None, *VERBS]:
+        args = ["--help"] if verb is None else [verb, "--help"]
+        code = ("import json, sys\nfrom gennorm.cli import main\ntry:\n    main(%r)\nexcept SystemExit:\n    pass\n"
+                "print(json.dumps({'torch': 'torch' in sys.modules, 'gradio': 'gradio' in sys.modules}))" % args)
+        assert _fresh(code) == {"torch": False, "gradio": False}, f"gennorm {verb or ''} --help imported torch"
+
+
+def test_help_prints_every_verb():
+    done = subprocess.run([sys.executable, "-m", "gennorm", "--help"], capture_output=True, text=True, cwd=ROOT)
+    from gennorm.cli import VERBS
+
+    assert done.returncode == 0 and all(f"  {verb} " in done.stdout for verb in VERBS)
+
+
+# ---- one source for every name list ---------------------------------------------------------
+
+
+def test_name_lists_come_from_the_registry():
+    import dataclasses
+
+    from gennorm import config
+    from gennorm.layers.registry import NORMS, PRESET_NORMS
+    from gennorm.study.spec import StudySpec
+    from gennorm.zoo import ModelInfo
+
+    fields = {f.name: f for f in dataclasses.fields(config.ModelConfig)}
+    assert fields["g_norm"].metadata["choices"] == tuple(NORMS) == fields["d_norm"].metadata["choices"]
+    tasks = sorted(p.stem for p in config.PRESETS_DIR.glob("*.yaml"))
+    assert tasks == ["cyclegan", "pix2pix"]
+    assert sorted(config.list_presets()) == sorted(f"{t}-{n}" for t in tasks for n in PRESET_NORMS)
+    assert set(StudySpec().norms) <= set(NORMS)
+    infos = [ModelInfo(n, Path(n), "s", n, "pix2pix") for n in NORMS]
+    assert [i.norm for i in sorted(infos, key=lambda i: i.sort_key)] == list(NORMS)  # the zoo's order is NORMS'
+    assert [i.role for i in infos if i.role == "baseline"] == ["baseline"] * sum(s.baseline for s in NORMS.values())
+    assert {i.norm_label for i in infos} == {s.label for s in NORMS.values()}
+
+
+@pytest.mark.parametrize("norm", ["instance", "nc", "kn", "pono-ms"])
+def test_presets_differ_only_in_the_generator_norm(norm):
+    from gennorm.config import load_config, to_dict
+    from gennorm.layers.registry import NORMS
+
+    for task in ("pix2pix", "cyclegan"):
+        cfg, base = to_dict(load_config(f"{task}-{norm}")), to_dict(load_config(f"{task}-instance"))
+        diff = {k for k in cfg if cfg[k] != base[k]} | {f"model.{k}" for k in cfg["model"]
+                                                         if cfg["model"][k] != base["model"][k]}
+        assert diff <= {"out", "description", "model", "model.g_norm"}
+        assert cfg["model"]["g_norm"] == norm and cfg["out"] == f"runs/{task}-{norm}"
+        assert NORMS[norm].description in cfg["description"]
+
+
+def test_default_decoder_comes_from_the_registry():
+    from gennorm.layers.registry import NORMS
+    from gennorm.networks.blocks import default_upsample
+
+    assert {n: default_upsample(s) for n, s in NORMS.items()} == {n: s.decoder for n, s in NORMS.items()}
+    assert {n for n, s in NORMS.items() if s.decoder == "resize"} == {"nc", "kn"}
+
+
+def test_tiles_exactly_follows_the_statistics():
+    from gennorm.layers.registry import NORMS
+
+    exact = {n for n, s in NORMS.items() if s.tiles_exactly(training=False)}
+    assert exact == {"nc", "kn", "none", "spectral", "batch"}
+    assert {n for n, s in NORMS.items() if s.tiles_exactly(training=True)} == exact - {"batch"}
+
+
+def test_no_test_hooks_in_the_package():
+    offenders = [str(p.relative_to(ROOT)) for p in PACKAGE.rglob("*.py") if "GENNORM_TEST" in p.read_text()]
+    assert not offenders, offenders
+
+
+def test_docs_cited_by_the_code_are_in_the_repo():
+    assert (ROOT / "docs" / "SPEC.md").is_file()
+    offenders = [str(p.relative_to(ROOT)) for p in PACKAGE.rglob("*.py")
+                 if "shared/SPEC" in p.read_text() or "../SPEC" in p.read_text()]
+    assert not offenders, offenders
