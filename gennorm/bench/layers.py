@@ -243,6 +243,7 @@ def _builders(spec: LayerSpec, device, settings) -> dict:
 
     def compiled():
         module = _nc(spec, "torch")
+        torch._dynamo.reset()  # a fresh cache per shape: never the recompile limit's silent fall back to eager
         return torch.compile(module), [module]
 
     cuda_nc = device.type == "cuda"  # tried on every GPU: the first call says why when the op cannot serve
@@ -408,8 +409,7 @@ def run(args) -> int:
     from tqdm import tqdm
 
     from gennorm.bench.kernels import bench_kernels, format_kernels
-    from gennorm.bench.timing import environment
-    from gennorm.ops import has_cuda
+    from gennorm.bench.timing import cuda_nc_available, environment
 
     settings = _settings(args)
     device = settings["device"]
@@ -419,7 +419,7 @@ def run(args) -> int:
           f"{' '.join(dtype_names)}; median of {settings['repeats']} interleaved rounds after {settings['warmup']} "
           f"warm-up (+1 untimed first call)", flush=True)
     report = {**env, "dtypes": dtype_names, "dtype": dtype_names[0] if len(dtype_names) == 1 else dtype_names,
-              "cuda_nc": has_cuda(), "baseline": BASELINE, "modes": settings["modes"],
+              "cuda_nc": cuda_nc_available(), "baseline": BASELINE, "modes": settings["modes"],
               "repeats": settings["repeats"], "warmup": settings["warmup"],
               "timing": "torch.cuda.Event around each call" if device.type == "cuda" else "perf_counter wall time",
               "forward": "training forward: input and parameters require grad",
@@ -443,7 +443,7 @@ def run(args) -> int:
                 sys.stdout.flush()
                 if args.json:
                     _write(args.json, report)
-    report["cuda_nc"] = has_cuda()  # after the runs: a lazily loaded library counts
+    report["cuda_nc"] = cuda_nc_available()  # after the runs: a lazily loaded library counts
     if args.json:
         _write(args.json, report)
         print(f"wrote {args.json}")

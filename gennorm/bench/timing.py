@@ -48,3 +48,13 @@ def environment(device) -> dict:
         "threads": torch.get_num_threads(),
         "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
     }
+
+
+def cuda_nc_available() -> bool | None:
+    """gennorm.ops.has_cuda(), or None when asking fails (the report says so instead of crashing)."""
+    try:
+        from gennorm.ops import has_cuda
+
+        return bool(has_cuda())
+    except Exception:  # noqa: BLE001
+        return None
