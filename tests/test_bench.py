@@ -189,6 +189,21 @@ def test_bench_profile_cpu(tmp_path, capsys):
     assert "block nc, float32" in capsys.readouterr().out
 
 
+def test_bench_report_merges_and_tabulates(tmp_path, capsys):
+    files = []
+    for dtype in ("float32", "bfloat16"):
+        files.append(tmp_path / f"{dtype}.json")
+        assert cli.main([*QUICK, "--layers", "res", "--no-compile", "--dtype", dtype, "--json", str(files[-1])]) == 0
+    capsys.readouterr()
+    merged = tmp_path / "merged.json"
+    assert cli.main(["bench", "report", *map(str, files), "--merge", str(merged)]) == 0
+    printed = capsys.readouterr().out
+    assert "| res | 1 | float32 |" in printed and "| res | 1 | bfloat16 |" in printed and "patch_moments" in printed
+    data = json.loads(merged.read_text())
+    assert data["dtypes"] == ["float32", "bfloat16"] and [r["dtype"] for r in data["results"]] == data["dtypes"]
+    assert cli.main(["bench", "report", str(tmp_path / "missing.json")]) == 2
+
+
 def test_bench_import_is_torch_free():
     code = ("import sys, argparse, gennorm.bench as b; p = argparse.ArgumentParser(); b.add_arguments(p); "
             "assert 'torch' not in sys.modules, 'torch imported'")
@@ -210,7 +225,7 @@ def test_gpu_check_dry_run(tmp_path):
     env.pop("OUT", None)
     t0 = time.monotonic()
     proc = subprocess.run(["bash", str(ROOT / "tools" / "gpu_check.sh"), "--dry-run", str(tmp_path)], cwd=ROOT,
-                          env=env, capture_output=True, text=True, timeout=170)
+                          env=env, capture_output=True, text=True, timeout=360)
     wall = time.monotonic() - t0
     assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-2000:]
     names = sorted(p.name for p in tmp_path.iterdir())
@@ -218,8 +233,8 @@ def test_gpu_check_dry_run(tmp_path):
     summary = json.loads((tmp_path / "summary.json").read_text())
     assert summary["dry_run"] is True
     steps = {s["name"]: s for s in summary["steps"]}
-    assert {"environment", "build", "tests", "memcheck", "bench_layers_fp32", "bench_layers_bf16", "bench_train",
-            "profile"} <= set(steps)
+    assert {"environment", "build", "tests", "cuda_smoke", "memcheck", "bench_layers_fp32", "bench_layers_bf16",
+            "bench_train", "profile", "bench_layers_compiled", "report"} <= set(steps)
     assert steps["build"]["status"] == "skipped" and steps["memcheck"]["status"] == "skipped"
     failed = {n: s for n, s in steps.items() if s["status"] not in ("ok", "skipped")}
     assert not failed, failed
@@ -232,5 +247,5 @@ def test_gpu_check_dry_run(tmp_path):
     profile = json.loads((tmp_path / "profile.json").read_text())
     assert {r["norm"] for r in profile["results"]} == {"nc", "instance"}
     log = (tmp_path / "gpu_check.log").read_text()
-    assert "dry run" in log and "skipped" in log
+    assert "dry run" in log and "skipped" in log and "| res | 1 | float32 |" in log  # the report's tables
     print(f"dry run: {wall:.1f} s")  # shown with -s; the budget is ~60 s on a 2-core CPU

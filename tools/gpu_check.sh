@@ -19,6 +19,7 @@
 #   bench_train    gennorm bench train: CycleGAN ResNet-9 256 px, instance vs nc, bf16 (then pix2pix)
 #   profile        gennorm bench profile: per-kernel table of one NC (and IN) residual block, 256x64x64, batch 1
 #   bench_layers_compiled       NC's torch path under torch.compile against Conv+IN (last: compiles are slow)
+#   report         gennorm bench report: the Markdown tables of the layer benches (printed only)
 # Files in OUTDIR (at most 8, flat: what the device tool brings back): gpu_check.log, summary.json,
 # bench_layers_fp32.json, bench_layers_bf16.json, bench_layers_compiled.json, bench_train.json, profile.json.
 set -u -o pipefail
@@ -51,7 +52,7 @@ if [ "$DRY" = 1 ]; then
   export PYTHONPATH="$ROOT/tools/dry_run_site:$PYTHONPATH"  # gradio / torch-fidelity unimportable, as on the GPU
   export GENNORM_BLOCK_MODULES=${GENNORM_BLOCK_MODULES:-gradio,gradio_client,torch_fidelity}
   export CUDA_VISIBLE_DEVICES=""  # the CPU even where a GPU is visible
-  BUDGET=${GPU_CHECK_BUDGET:-150}
+  BUDGET=${GPU_CHECK_BUDGET:-300}  # ~25 s on a quiet 2-core CPU; room for a loaded CI machine
 else
   BUDGET=${GPU_CHECK_BUDGET:-410}
 fi
@@ -208,6 +209,17 @@ fi
 step bench_layers_compiled 120 0 "${GENNORM[@]}" bench layers "${COMPILED[@]}" --dtype float32 bfloat16 \
   --candidates "nc (torch, compiled)" "nc (cuda)" --no-kernels --modes fwdbwd --no-progress \
   --json "$DEST/bench_layers_compiled.json"
+
+# ---- the tables (printed, no file): ratios to Conv+IN and kernels' % of copy bandwidth ------------------
+REPORTS=()
+for f in bench_layers_fp32 bench_layers_bf16 bench_layers_compiled; do
+  [ -s "$DEST/$f.json" ] && REPORTS+=("$DEST/$f.json")
+done
+if [ ${#REPORTS[@]} -gt 0 ]; then
+  step report 20 0 "${GENNORM[@]}" bench report "${REPORTS[@]}"
+else
+  skip report "no bench layers JSON was written"
+fi
 
 # ---- summary ----------------------------------------------------------------------------------------
 TOTAL=$(( $(date +%s) - START ))

@@ -5,6 +5,7 @@
     gennorm bench train     gennorm/bench/train.py    whole training steps (CycleGAN, pix2pix), per norm
     gennorm bench profile   gennorm/bench/profile.py  per-kernel time of one ResNet residual block
     gennorm bench metrics   gennorm/bench/metrics.py  FID/KID feature-extraction throughput
+    gennorm bench report    gennorm/bench/report.py   README tables from bench layers JSON; merging files
 
 The bench package sits at the top of the data flow: it may import train, metrics, networks,
 layers and ops; nothing in gennorm imports it. Importing it (and `gennorm bench --help`) imports
@@ -21,6 +22,7 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "train": ("gennorm.bench.train", "training-step time and peak memory, CycleGAN and pix2pix, per norm"),
     "profile": ("gennorm.bench.profile", "per-kernel profiler table of one ResNet residual block fwd+bwd"),
     "metrics": ("gennorm.bench.metrics", "FID/KID feature-extraction throughput (images/s)"),
+    "report": ("gennorm.bench.report", "Markdown ratio / bandwidth tables from bench layers JSON; merge files"),
 }
 
 DESCRIPTION = """\
@@ -33,6 +35,7 @@ examples:
   gennorm bench train --device cuda --amp bf16 --tasks cyclegan --norms instance nc
   gennorm bench profile --device cuda --norms nc instance
   gennorm bench metrics --images 50 --device cpu
+  gennorm bench report bench_layers_fp32.json bench_layers_bf16.json --merge docs/bench_layers_cuda.json
 """
 
 
