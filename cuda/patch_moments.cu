@@ -1,159 +1,56 @@
-// patch_moments on CUDA: mean and rstd of every (C/g) x kh x kw window of an already padded x.
+// patch_moments and patch_moments_backward on CUDA (PONO, KernelNorm2d): mean and rstd of every
+// (C/g) x kh x kw window of an already padded x [N, C, Hp, Wp], and the gradient back to x. The same
+// kernels as pad_center_sums / window_epilogue (kernels.cuh), without padding, shift or epilogue.
 //
-// Forward, two kernels (the math of gennorm/ops/reference.py, float32 accumulation; float64 for double):
-//   1. channel_sums:   one thread per (n, group, pixel) sums its C/g channels of x and x^2 into a
-//                      workspace ws [N, 2g, Hp, Wp] (first g planes: sums, last g: sums of squares).
-//                      x is read through its strides, so NCHW and channels_last need no copy.
-//   2. window_moments: one thread per (n, group, output pixel) adds the kh*kw (dilated, strided)
-//                      taps of both planes and writes mean, rstd [N, g, Ho, Wo].
-// Memory traffic: one read of x (N*C*Hp*Wp elements), a workspace of 2*N*g*Hp*Wp floats written
-// once and read kh*kw times per output (neighbouring threads share taps, so L1/L2 serve most of
-// those reads), and 2*N*g*Ho*Wo outputs. For C >> g this is ~one pass over x: the op is
-// bandwidth bound and the workspace costs 2*g/C of x's traffic (x4 bytes/elem). A fused kernel
-// with a shared-memory tile of channel sums would save the workspace round trip; not done
-// because the workspace is small next to x.
+// Sizes: x of element size b bytes (acc: 4 bytes, 8 for float64), g groups, windows Ho x Wo.
 //
-// Backward (grad_x = d/dx of mean, rstd), two kernels:
-//   1. window_grads:   per window, the gradients of the two window sums,
-//                      g_s1 = (grad_mean - 2 mean grad_var) / K, g_s2 = grad_var / K,
-//                      grad_var = -rstd^3 grad_rstd / 2, K = (C/g) kh kw; into gw [N, 2g, Ho, Wo].
-//   2. patch_grad:     one thread per (n, group, input pixel) gathers the windows that cover the
-//                      pixel (the transposed window sum: G1, G2) and writes
-//                      grad_x[n, c] = G1 + 2 x[n, c] G2 for its C/g channels.
-// Traffic: one read of x and one write of grad_x, plus the small gw.
-#include "common.cuh"
-#include "gennorm_ops.h"
-
-#include <ATen/Dispatch.h>
+// patch_moments: 2 launches (3 when the channels are chunked).
+//   sums_nchw_kernel / sums_nhwc_kernel (pad_center_sums.cu): per-group channel sums of x and x^2
+//     into a workspace [N, 2g, Hp, Wp] (acc): pixel segments x channel chunks in the grid (NCHW,
+//     16-byte runs along rows, warps over channels, shared-memory fold) or lanes over channels
+//     (channels_last); fold_chunks_kernel adds per-chunk partials when the channels were split.
+//   window_moments_kernel: one thread per (n, group, window): kh*kw taps of both planes.
+//   Bytes: reads x N*C*Hp*Wp*b; writes + reads the workspace 2 * N*2g*Hp*Wp*acc; writes
+//     2*N*g*Ho*Wo*acc. For C >> g one pass over x.
+//
+// patch_moments_backward: 3 launches.
+//   moment_grads_kernel: grad_window [N, 2g, Ho, Wo] = the gradients of the two window sums
+//     (tiny); window_transpose_kernel: G [N, 2g, Hp, Wp] (tiny); gather_nchw_kernel /
+//     gather_nhwc_kernel (pad_center_sums.cu) with no padding and no conv gradient:
+//     grad_x = G1 + 2 x G2. Bytes: reads x, writes grad_x (2 * N*C*Hp*Wp*b) + the small planes.
+#include "kernels.cuh"
 
 namespace gennorm {
-namespace {
-
-struct Window {
-  int64_t kh, kw, sh, sw, dh, dw;
-};
-
-Window window_of(at::IntArrayRef k, at::IntArrayRef s, at::IntArrayRef d) {
-  return {k[0], k[1], s[0], s[1], d[0], d[1]};
-}
-
-template <typename scalar_t, typename acc_t>
-__global__ void channel_sums_kernel(const scalar_t* __restrict__ x, Strides4 xs, int64_t N, int64_t G, int64_t Cg,
-                                    int64_t H, int64_t W, acc_t* __restrict__ ws) {
-  const int64_t plane = H * W;
-  GENNORM_GRID_STRIDE_LOOP(i, N * G * plane) {
-    const int64_t w = i % W, h = (i / W) % H, grp = (i / plane) % G, n = i / (plane * G);
-    const scalar_t* p = x + offset(xs, n, grp * Cg, h, w);
-    acc_t s1 = 0, s2 = 0;
-    for (int64_t c = 0; c < Cg; ++c) {
-      const acc_t v = static_cast<acc_t>(p[c * xs.c]);
-      s1 += v;
-      s2 += v * v;
-    }
-    ws[(n * 2 * G + grp) * plane + h * W + w] = s1;       // [N, 2g, Hp, Wp], plane grp
-    ws[(n * 2 * G + G + grp) * plane + h * W + w] = s2;   // plane g + grp
-  }
-}
-
-template <typename acc_t>
-__global__ void window_moments_kernel(const acc_t* __restrict__ ws, int64_t N, int64_t G, int64_t H, int64_t W,
-                                      int64_t Ho, int64_t Wo, Window win, acc_t count, acc_t eps,
-                                      acc_t* __restrict__ mean, acc_t* __restrict__ rstd) {
-  GENNORM_GRID_STRIDE_LOOP(i, N * G * Ho * Wo) {
-    const int64_t wo = i % Wo, ho = (i / Wo) % Ho, grp = (i / (Ho * Wo)) % G, n = i / (Ho * Wo * G);
-    const acc_t* p1 = ws + ((n * 2 * G + grp) * H + ho * win.sh) * W + wo * win.sw;
-    const acc_t* p2 = p1 + G * H * W;
-    acc_t s1 = 0, s2 = 0;
-    for (int64_t a = 0; a < win.kh; ++a) {
-      for (int64_t b = 0; b < win.kw; ++b) {
-        const int64_t off = a * win.dh * W + b * win.dw;
-        s1 += p1[off];
-        s2 += p2[off];
-      }
-    }
-    const acc_t m = s1 / count;
-    const acc_t var = s2 / count - m * m;
-    mean[i] = m;
-    rstd[i] = rsqrt_exact<acc_t>((var > acc_t(0) ? var : acc_t(0)) + eps);  // biased variance, clamped at 0
-  }
-}
-
-template <typename acc_t>
-__global__ void window_grads_kernel(const acc_t* __restrict__ grad_mean, const acc_t* __restrict__ grad_rstd,
-                                    const acc_t* __restrict__ mean, const acc_t* __restrict__ rstd, int64_t N,
-                                    int64_t G, int64_t plane, acc_t count, acc_t* __restrict__ gw) {
-  GENNORM_GRID_STRIDE_LOOP(i, N * G * plane) {
-    const int64_t p = i % plane, grp = (i / plane) % G, n = i / (plane * G);
-    const acc_t r = rstd[i];
-    const acc_t grad_var = acc_t(-0.5) * grad_rstd[i] * (r * r * r);  // d rstd / d var = -rstd^3 / 2
-    gw[(n * 2 * G + grp) * plane + p] = (grad_mean[i] - acc_t(2) * mean[i] * grad_var) / count;
-    gw[(n * 2 * G + G + grp) * plane + p] = grad_var / count;
-  }
-}
-
-template <typename scalar_t, typename acc_t>
-__global__ void patch_grad_kernel(const scalar_t* __restrict__ x, Strides4 xs, const acc_t* __restrict__ gw,
-                                  int64_t N, int64_t G, int64_t Cg, int64_t H, int64_t W, int64_t Ho, int64_t Wo,
-                                  Window win, scalar_t* __restrict__ gx, Strides4 gs) {
-  const int64_t plane = H * W;
-  GENNORM_GRID_STRIDE_LOOP(i, N * G * plane) {
-    const int64_t w = i % W, h = (i / W) % H, grp = (i / plane) % G, n = i / (plane * G);
-    const acc_t* q1 = gw + (n * 2 * G + grp) * Ho * Wo;
-    const acc_t* q2 = q1 + G * Ho * Wo;
-    acc_t g1 = 0, g2 = 0;
-    // Windows (ho, wo) whose tap (a, b) lands on (h, w): h = ho*sh + a*dh, w = wo*sw + b*dw.
-    for (int64_t a = 0; a < win.kh; ++a) {
-      const int64_t t = h - a * win.dh;
-      if (t < 0) break;
-      if (t % win.sh) continue;
-      const int64_t ho = t / win.sh;
-      if (ho >= Ho) continue;
-      for (int64_t b = 0; b < win.kw; ++b) {
-        const int64_t u = w - b * win.dw;
-        if (u < 0) break;
-        if (u % win.sw) continue;
-        const int64_t wo = u / win.sw;
-        if (wo >= Wo) continue;
-        g1 += q1[ho * Wo + wo];
-        g2 += q2[ho * Wo + wo];
-      }
-    }
-    const scalar_t* xp = x + offset(xs, n, grp * Cg, h, w);
-    scalar_t* gp = gx + offset(gs, n, grp * Cg, h, w);
-    for (int64_t c = 0; c < Cg; ++c) {
-      gp[c * gs.c] = static_cast<scalar_t>(g1 + acc_t(2) * static_cast<acc_t>(xp[c * xs.c]) * g2);
-    }
-  }
-}
-
-}  // namespace
 
 std::tuple<at::Tensor, at::Tensor> patch_moments_cuda(const at::Tensor& x, at::IntArrayRef kernel_size,
                                                       at::IntArrayRef stride, at::IntArrayRef dilation, int64_t groups,
                                                       double eps) {
   auto [ho, wo] = check_patch_moments(x, kernel_size, stride, dilation, groups);
-  TORCH_CHECK(GENNORM_ON_DEVICE(x), "gennorm::patch_moments (CUDA kernel): x must be a CUDA tensor, got ", x.device());
   const c10::cuda::CUDAGuard guard(x.device());
-  const int64_t N = x.size(0), C = x.size(1), H = x.size(2), W = x.size(3), G = groups;
+  const int64_t N = x.size(0), C = x.size(1), Hp = x.size(2), Wp = x.size(3), G = groups;
   const auto acc = accumulation_type(x.scalar_type());
   auto opts = x.options().dtype(acc);
   auto mean = at::empty({N, G, ho, wo}, opts), rstd = at::empty({N, G, ho, wo}, opts);
   if (mean.numel() == 0) return {mean, rstd};
-  auto ws = at::empty({N, 2 * G, H, W}, opts);  // [N, 2g, Hp, Wp] channel sums of x and x^2
-  const Window win = window_of(kernel_size, stride, dilation);
+  auto sums = at::empty({N, 2 * G, Hp, Wp}, opts);
+  if (C == 0) {
+    sums.zero_();
+  } else {
+    launch_channel_sums(x, at::Tensor(), sums, G, 0, 0, kZeros, /*center=*/false);
+  }
   auto stream = c10::cuda::getCurrentCUDAStream();
-  AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, x.scalar_type(), "gennorm_patch_moments", [&] {
-    using acc_t = typename Acc<scalar_t>::type;
-    auto sums_kernel = channel_sums_kernel<scalar_t, acc_t>;
-    GENNORM_LAUNCH(sums_kernel, blocks_for(N * G * H * W), kThreads, stream,
-        x.const_data_ptr<scalar_t>(), strides_of(x), N, G, C / G, H, W, ws.mutable_data_ptr<acc_t>());
-    C10_CUDA_KERNEL_LAUNCH_CHECK();
-    const acc_t count = static_cast<acc_t>(C / G * win.kh * win.kw);
-    auto moments_kernel = window_moments_kernel<acc_t>;
-    GENNORM_LAUNCH(moments_kernel, blocks_for(mean.numel()), kThreads, stream,
-        ws.const_data_ptr<acc_t>(), N, G, H, W, ho, wo, win, count, static_cast<acc_t>(eps),
-        mean.mutable_data_ptr<acc_t>(), rstd.mutable_data_ptr<acc_t>());
-    C10_CUDA_KERNEL_LAUNCH_CHECK();
+  AT_DISPATCH_FLOATING_TYPES(acc, "gennorm_patch_moments", [&] {
+    using A = scalar_t;
+    const A count = static_cast<A>(C / G * kernel_size[0] * kernel_size[1]);
+    const bool small = fits_int32({&sums, &mean}, {mean.numel() + int64_t(kThreads) * tuning().max_blocks});
+    dispatch_index(small, [&](auto tag) {
+      using I = decltype(tag);
+      auto kernel = window_moments_kernel<A, I>;
+      GENNORM_LAUNCH(kernel, grid_for_threads(mean.numel()), kThreads, stream, sums.const_data_ptr<A>(), I(N), I(G),
+                     I(Hp), I(Wp), I(ho), I(wo), window_of<I>(kernel_size, stride, dilation), count,
+                     static_cast<A>(eps), mean.mutable_data_ptr<A>(), rstd.mutable_data_ptr<A>());
+      C10_CUDA_KERNEL_LAUNCH_CHECK();
+    });
   });
   return {mean, rstd};
 }
@@ -162,36 +59,29 @@ at::Tensor patch_moments_backward_cuda(const at::Tensor& grad_mean, const at::Te
                                        const at::Tensor& mean, const at::Tensor& rstd, at::IntArrayRef kernel_size,
                                        at::IntArrayRef stride, at::IntArrayRef dilation, int64_t groups) {
   check_patch_moments_backward(grad_mean, grad_rstd, x, mean, rstd, kernel_size, stride, dilation, groups);
-  TORCH_CHECK(GENNORM_ON_DEVICE(x), "gennorm::patch_moments_backward (CUDA kernel): x must be a CUDA tensor, got ", x.device());
   const c10::cuda::CUDAGuard guard(x.device());
-  const int64_t N = x.size(0), C = x.size(1), H = x.size(2), W = x.size(3), G = groups;
-  const int64_t ho = mean.size(2), wo = mean.size(3);
-  auto grad_x = at::empty_like(x);  // same layout as x (the fake kernel says so too)
+  const int64_t N = x.size(0), C = x.size(1), G = groups, ho = mean.size(2), wo = mean.size(3);
+  auto grad_x = at::empty_like(x);  // x's layout
   if (grad_x.numel() == 0) return grad_x;
-  if (mean.numel() == 0) return grad_x.zero_();
-  // The small [N, g, Ho, Wo] statistics are made contiguous in the statistics dtype (cheap).
-  const auto acc = stats_type(mean);
+  const auto acc = accumulation_type(x.scalar_type());
   auto gm = grad_mean.to(acc).contiguous(), gr = grad_rstd.to(acc).contiguous();
   auto mu = mean.to(acc).contiguous(), rs = rstd.to(acc).contiguous();
-  auto gw = at::empty({N, 2 * G, ho, wo}, x.options().dtype(acc));  // [N, 2g, Ho, Wo]
-  const Window win = window_of(kernel_size, stride, dilation);
+  auto gw = at::empty({N, 2 * G, ho, wo}, x.options().dtype(acc));
   auto stream = c10::cuda::getCurrentCUDAStream();
-  AT_DISPATCH_FLOATING_TYPES(acc, "gennorm_patch_moments_backward_stats", [&] {
-    using acc_t = scalar_t;
-    const acc_t count = static_cast<acc_t>(C / G * win.kh * win.kw);
-    auto grads_kernel = window_grads_kernel<acc_t>;
-    GENNORM_LAUNCH(grads_kernel, blocks_for(mu.numel()), kThreads, stream,
-        gm.const_data_ptr<acc_t>(), gr.const_data_ptr<acc_t>(), mu.const_data_ptr<acc_t>(),
-        rs.const_data_ptr<acc_t>(), N, G, ho * wo, count, gw.mutable_data_ptr<acc_t>());
-    C10_CUDA_KERNEL_LAUNCH_CHECK();
-    AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, x.scalar_type(), "gennorm_patch_moments_backward", [&] {
-      auto grad_kernel = patch_grad_kernel<scalar_t, acc_t>;
-      GENNORM_LAUNCH(grad_kernel, blocks_for(N * G * H * W), kThreads, stream,
-          x.const_data_ptr<scalar_t>(), strides_of(x), gw.const_data_ptr<acc_t>(), N, G, C / G, H, W, ho, wo, win,
-          grad_x.mutable_data_ptr<scalar_t>(), strides_of(grad_x));
+  AT_DISPATCH_FLOATING_TYPES(acc, "gennorm_patch_moments_backward", [&] {
+    using A = scalar_t;
+    const A count = static_cast<A>(C / G * kernel_size[0] * kernel_size[1]);
+    const bool small = fits_int32({&gw}, {gw.numel() + int64_t(kThreads) * tuning().max_blocks});
+    dispatch_index(small, [&](auto tag) {
+      using I = decltype(tag);
+      auto kernel = moment_grads_kernel<A, I>;
+      GENNORM_LAUNCH(kernel, grid_for_threads(mu.numel()), kThreads, stream, gm.const_data_ptr<A>(),
+                     gr.const_data_ptr<A>(), mu.const_data_ptr<A>(), rs.const_data_ptr<A>(), I(N), I(G), I(ho * wo),
+                     count, gw.mutable_data_ptr<A>());
       C10_CUDA_KERNEL_LAUNCH_CHECK();
     });
   });
+  launch_gather(at::Tensor(), x, gw, grad_x, G, kernel_size, stride, dilation, 0, 0, 0, 0, kZeros);
   return grad_x;
 }
 
