@@ -2,12 +2,14 @@
 
 Each verb module defines `DESCRIPTION` (help text with examples), `add_arguments(parser)` and
 `run(args) -> int | None`. User errors (`GennormError`) print one line and exit with their code;
-Ctrl-C exits 130 without a traceback.
+a file that cannot be read or written (OSError: permissions, full disk) and any other error print
+one line too and exit 2; Ctrl-C exits 130. GENNORM_DEBUG=1 shows the traceback instead.
 """
 from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 
 # verb -> (module, one-line summary). Order is the order of `gennorm --help`.
@@ -22,6 +24,7 @@ VERBS: dict[str, tuple[str, str]] = {
     "bench": ("gennorm.bench", "benchmarks: `bench layers`, `bench train`, `bench profile`, `bench metrics`"),
     "export": ("gennorm.train.export", "export a run dir as a models/ folder (safetensors + card)"),
     "demo": ("gennorm.demo", "the Gradio side-by-side demo on 127.0.0.1"),
+    "import": ("gennorm.networks.import_command", "a pytorch-CycleGAN-and-pix2pix checkpoint as a model folder"),
     "study": ("gennorm.study.command", "train and evaluate a grid of norms x batch sizes x seeds, write a report"),
 }
 
@@ -61,15 +64,43 @@ def main(argv: list[str] | None = None) -> int:
         args = parser.parse_intermixed_args(rest)
     except TypeError:  # parsers with subcommands cannot intermix; they parse normally
         args = parser.parse_args(rest)
+    debug = os.environ.get("GENNORM_DEBUG", "") not in ("", "0")
     try:
         code = module.run(args)
     except GennormError as err:
-        print(f"gennorm {verb}: error: {err}", file=sys.stderr)
+        if debug:
+            raise
+        print(f"gennorm {verb}: error: {_one_line(str(err))}", file=sys.stderr)
         return err.exit_code
     except KeyboardInterrupt:
         print(f"gennorm {verb}: interrupted", file=sys.stderr)
         return 130
+    except OSError as err:  # a file or folder we could not read or write (permissions, full disk, ...)
+        if debug:
+            raise
+        print(f"gennorm {verb}: error: {describe_os_error(err)}", file=sys.stderr)
+        return 2
+    except Exception as err:  # a bug or an unforeseen input: still one line, the traceback on request
+        if debug:
+            raise
+        print(f"gennorm {verb}: error: unexpected {type(err).__name__}: {_one_line(str(err))} "
+              f"(GENNORM_DEBUG=1 shows the traceback; please report it)", file=sys.stderr)
+        return 2
     return int(code or 0)
+
+
+def _one_line(text: str, limit: int = 400) -> str:
+    text = " ".join(part.strip() for part in text.splitlines() if part.strip())
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def describe_os_error(err: OSError) -> str:
+    """'PATH: No space left on device; free space there ...' for an OSError from a read or write."""
+    from gennorm.errors import os_error_hint
+
+    where = err.filename if err.filename is not None else "a file"
+    reason = err.strerror or _one_line(str(err))
+    return f"{where}: {reason}{os_error_hint(err)}"
 
 
 if __name__ == "__main__":

@@ -13,6 +13,7 @@ scalars (`train.lr=1e-4` is a float, `model.upsample=null` is None).
 from __future__ import annotations
 
 import dataclasses
+import math
 import types
 import typing
 from dataclasses import dataclass, field
@@ -26,7 +27,9 @@ from gennorm.errors import ConfigError
 from gennorm.layers.registry import NORMS, PRESET_NORMS
 
 PRESETS_DIR = Path(__file__).resolve().parent / "presets"  # one base per task: pix2pix.yaml, cyclegan.yaml
+CLASSIC_DIR = PRESETS_DIR / "classic"  # TASK-classic: pytorch-CycleGAN-and-pix2pix's defaults
 GAN_MODES = ("lsgan", "vanilla", "wgangp", "hinge")
+LR_POLICIES = ("linear", "step", "plateau", "cosine")
 
 
 def _choices(*values, default):
@@ -46,6 +49,8 @@ class ModelConfig:
     d_norm: str = _choices(*NORMS, default="instance")
     use_dropout: bool = False
     upsample: str | None = None  # generator decoder: None = the network's default for the norm
+    init_from: str | None = None  # a model folder (gennorm export / import): its generator (and
+    # discriminator.safetensors, when there) initialize G / G_A (and D / D_A) before training
     init_type: str = _choices("normal", "xavier", "kaiming", "orthogonal", default="normal")
     init_gain: float = 0.02
     input_nc: int = 3
@@ -77,6 +82,13 @@ class TrainConfig:
     beta1: float = 0.5
     beta2: float = 0.999
     decay_start: int | None = None  # constant LR until here, then linear to 0 at max_steps (None: max_steps // 2)
+    # Epoch schedules, as pytorch-CycleGAN-and-pix2pix: n_epochs at the initial lr, then lr_policy over
+    # n_epochs_decay more; the lr changes once per epoch and max_steps becomes
+    # (n_epochs + n_epochs_decay) x batches per epoch (gennorm/train/optim.py).
+    n_epochs: int | None = None
+    n_epochs_decay: int = 0
+    lr_policy: str = _choices(*LR_POLICIES, default="linear")
+    lr_decay_iters: int = 50  # lr_policy=step: x0.1 every this many epochs
     gan_mode: str = _choices(*GAN_MODES, default="lsgan")
     lambda_gp: float = 10.0
     lambda_l1: float = 100.0
@@ -108,7 +120,7 @@ SECTIONS = {"model": ModelConfig, "data": DataConfig, "train": TrainConfig}
 # Keys a resumed run may change (everything else must match the saved config).
 RESUMABLE_KEYS = {"out", "description", "data.num_workers", "data.skip_corrupt", "data.root"} | {
     f"train.{k}" for k in ("max_steps", "decay_start", "checkpoint_every", "keep_last", "sample_every",
-                           "num_samples", "log_every", "device", "progress")
+                           "num_samples", "log_every", "device", "progress", "n_epochs", "n_epochs_decay")
 }
 
 
@@ -127,7 +139,7 @@ def _coerce(key: str, value: Any, f: dataclasses.Field) -> Any:
     """Check one value against its field's type and choices; return it (ints accepted as floats)."""
     tp = typing.get_type_hints(_owner_of(f))[f.name]
     allowed = typing.get_args(tp) if typing.get_origin(tp) in (typing.Union, types.UnionType) else (tp,)
-    ok = None
+    ok, given = None, value
     for t in allowed:
         if t is type(None) and value is None:
             ok, value = True, None
@@ -145,6 +157,9 @@ def _coerce(key: str, value: Any, f: dataclasses.Field) -> Any:
             break
     if not ok:
         raise ConfigError(f"config key {key!r}: expected {_type_name(tp)}, got {value!r}")
+    if isinstance(value, float) and not math.isfinite(value):
+        shown = f"{given!r}" + (f" (= {value!r})" if isinstance(given, str) else "")
+        raise ConfigError(f"config key {key!r}: {shown} is not a finite number; give a finite value")
     choices = f.metadata.get("choices")
     if choices and value is not None and value not in choices:
         raise ConfigError(f"config key {key!r}: {value!r} is not allowed; allowed values: {', '.join(choices)}")
@@ -229,6 +244,13 @@ def validate(cfg: Config) -> None:
         raise ConfigError(f"config key 'train.ema': 0 (off) or a decay in (0, 1), got {t.ema}")
     if t.lr <= 0:
         raise ConfigError(f"config key 'train.lr': must be > 0, got {t.lr}")
+    _check_ranges(cfg)
+    if t.n_epochs is not None and (t.n_epochs < 1 or t.n_epochs_decay < 0 or t.lr_decay_iters < 1):
+        raise ConfigError(f"config keys 'train.n_epochs' (>= 1), 'train.n_epochs_decay' (>= 0), 'train.lr_decay_iters' "
+                          f"(>= 1): got {t.n_epochs}, {t.n_epochs_decay}, {t.lr_decay_iters}")
+    if t.n_epochs is None and t.lr_policy != "linear":
+        raise ConfigError(f"config key 'train.lr_policy': {t.lr_policy!r} is an epoch schedule; set train.n_epochs "
+                          "(and train.n_epochs_decay), or use linear")
     if t.decay_start is not None and not 0 <= t.decay_start <= max(t.max_steps, 0):
         raise ConfigError(f"config key 'train.decay_start': must be in [0, train.max_steps={t.max_steps}], "
                           f"got {t.decay_start}")
@@ -236,6 +258,45 @@ def validate(cfg: Config) -> None:
         raise ConfigError("config key 'data.mode': pix2pix needs paired data, allowed values: aligned")
     if t.task == "cyclegan" and cfg.model.input_nc != cfg.model.output_nc and t.lambda_identity > 0:
         raise ConfigError("config key 'train.lambda_identity': must be 0 when model.input_nc != model.output_nc")
+
+
+SEED_MAX = 2**62  # seeds get per-rank offsets added and must stay inside torch's 64-bit seed range
+
+
+def _check_ranges(cfg: Config) -> None:
+    """Values of the right type that no run can use: optimizer betas, negative loss weights, seeds."""
+    t, m = cfg.train, cfg.model
+    for key, value in (("train.beta1", t.beta1), ("train.beta2", t.beta2)):
+        if not 0.0 <= value < 1.0:
+            raise ConfigError(f"config key {key!r}: Adam's beta must be in [0, 1), got {value}")
+    for key, value in (("train.lambda_l1", t.lambda_l1), ("train.lambda_cycle", t.lambda_cycle),
+                       ("train.lambda_identity", t.lambda_identity), ("train.lambda_gp", t.lambda_gp),
+                       ("model.init_gain", m.init_gain)):
+        if value < 0:
+            raise ConfigError(f"config key {key!r}: a weight must be >= 0, got {value}")
+    if not 0 <= t.seed <= SEED_MAX:
+        raise ConfigError(f"config key 'train.seed': must be in [0, 2**62], got {t.seed}")
+    for key, value in (("model.input_nc", m.input_nc), ("model.output_nc", m.output_nc),
+                       ("model.n_layers", m.n_layers)):
+        if value < 1:
+            raise ConfigError(f"config key {key!r}: must be >= 1, got {value}")
+    if cfg.data.max_size is not None and cfg.data.max_size < 1:
+        raise ConfigError(f"config key 'data.max_size': null (all images) or >= 1, got {cfg.data.max_size}")
+
+
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """yaml.SafeLoader that refuses a key given twice in one mapping (YAML would keep the last)."""
+
+    def construct_mapping(self, node, deep=False):
+        seen = set()
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=True)
+            if isinstance(key, (str, int, float, bool)) or key is None:
+                if key in seen:
+                    raise ConfigError(f"key {key!r} is given twice in one mapping (line "
+                                      f"{key_node.start_mark.line + 1}); keep one")
+                seen.add(key)
+        return super().construct_mapping(node, deep)
 
 
 def to_dict(cfg: Config) -> dict:
@@ -278,7 +339,10 @@ def _bases() -> list[Path]:
 
 
 def preset_data(name: str) -> dict | None:
-    """The preset TASK-NORM (a task's base plus the norm's generator), or None if there is none."""
+    """The preset TASK-NORM (a task's base plus the norm's generator) or TASK-classic, or None."""
+    classic = CLASSIC_DIR / f"{name.removesuffix('-classic')}.yaml"
+    if name.endswith("-classic") and classic.is_file():
+        return read_yaml(classic)
     for base in _bases():
         norm = name[len(base.stem) + 1:] if name.startswith(base.stem + "-") else None
         if norm in PRESET_NORMS:
@@ -291,18 +355,30 @@ def preset_data(name: str) -> dict | None:
 
 
 def list_presets() -> dict[str, str]:
-    """Preset name -> one-line description: TASK-NORM for every task base and preset norm."""
+    """Preset name -> one-line description: TASK-NORM for every task base and preset norm, TASK-classic."""
     names = [f"{base.stem}-{norm}" for base in _bases() for norm in PRESET_NORMS]
+    names += [f"{path.stem}-classic" for path in sorted(CLASSIC_DIR.glob("*.yaml"))]
     return {name: preset_data(name)["description"].strip().splitlines()[0] for name in names}
 
 
 def read_yaml(path: Path) -> dict:
+    """A YAML file as a dict: UTF-8, no duplicate keys, safe tags only (ConfigError naming the file)."""
     try:
-        data = yaml.safe_load(Path(path).read_text())
-    except yaml.YAMLError as err:
-        raise ConfigError(f"{path}: not valid YAML ({err})") from None
+        raw = Path(path).read_bytes()
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as err:
+        raise ConfigError(f"{path}: not UTF-8 text (byte 0x{raw[err.start]:02x} at offset {err.start}); "
+                          "save the file as UTF-8") from None
     except OSError as err:
         raise ConfigError(f"{path}: cannot read ({err.strerror})") from None
+    try:
+        data = yaml.load(text, Loader=_UniqueKeyLoader)  # noqa: S506 (a SafeLoader subclass)
+    except ConfigError as err:
+        raise ConfigError(f"{path}: {err}") from None
+    except yaml.YAMLError as err:
+        raise ConfigError(f"{path}: not valid YAML ({err})") from None
+    except RecursionError:
+        raise ConfigError(f"{path}: not valid YAML (nested too deeply)") from None
     return data or {}
 
 

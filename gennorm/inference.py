@@ -30,8 +30,10 @@ class Translator:
     """A generator ready for inference. `t(x)` takes a PIL image, an HxWxC uint8 numpy array or a
     [C, H, W] / [N, C, H, W] tensor in [-1, 1], and returns the same kind at the same size."""
 
-    def __init__(self, net, cfg, device, source: str, direction: str = "AtoB", meta: dict | None = None):
-        self.net = net.to(device).eval()
+    def __init__(self, net, cfg, device, source: str, direction: str = "AtoB", meta: dict | None = None,
+                 train_mode: bool = False):
+        self.train_mode = train_mode  # batch norm on batch statistics and dropout on (the original test mode)
+        self.net = net.to(device).train(train_mode)
         self.cfg, self.device, self.source, self.direction = cfg, device, source, direction
         self.meta = meta or {}
         m = cfg.model
@@ -59,12 +61,12 @@ class Translator:
                 y = F.interpolate(y, size=(h, w), mode="bicubic", align_corners=False)
         return y.clamp(-1, 1)
 
-    def translate(self, image):
-        """PIL image -> PIL image of the same size."""
+    def translate(self, image, quantize: str = "round"):
+        """PIL image -> PIL image of the same size (quantize: see gennorm.data.transforms.to_image)."""
         from gennorm.data.transforms import to_image, to_tensor
 
         image = image.convert("L" if self.input_nc == 1 else "RGB")
-        return to_image(self.translate_tensor(to_tensor(image)[None])[0])
+        return to_image(self.translate_tensor(to_tensor(image)[None])[0], quantize)
 
     def __call__(self, x):
         import numpy as np
@@ -109,16 +111,30 @@ class RunWeights(NamedTuple):
     ema: bool  # weights are the EMA copy
 
 
-def run_generator_weights(run_dir: Path, cfg, direction: str) -> RunWeights:
-    """A run's generator for `direction` from its latest readable checkpoint (the EMA copy when kept)."""
-    from gennorm.networks.checkpoint import load_latest
+def run_generator_weights(run_dir: Path, cfg, direction: str, step: int | None = None) -> RunWeights:
+    """A run's generator for `direction` from its latest readable checkpoint, or the one of `step`
+    (the EMA copy when the run kept one)."""
+    from gennorm.networks.checkpoint import (check_finite_weights, check_train_checkpoint, checkpoint_name,
+                                             load_latest, load_torch, verify_content)
 
-    state, ckpt_path = load_latest(Path(run_dir) / "checkpoints")
+    if step is None:
+        state, ckpt_path = load_latest(Path(run_dir) / "checkpoints")  # content hash and structure checked
+    else:
+        ckpt_path = Path(run_dir) / "checkpoints" / checkpoint_name(step)
+        state = load_torch(ckpt_path)
+        verify_content(state, ckpt_path)
+        check_train_checkpoint(state, ckpt_path)
     name = generator_name(cfg, direction)
     task_state = state["task"]
-    ema = (task_state.get("ema") or {}).get(name)
-    weights = ema if ema is not None else task_state["nets"][name]
-    return RunWeights(weights, task_state.get("options", {}).get(name), state, ckpt_path, ema is not None)
+    ema = task_state.get("ema") if isinstance(task_state.get("ema"), dict) else {}
+    if name not in task_state["nets"]:
+        raise CheckpointError(f"checkpoint {ckpt_path} has no generator {name!r} (it holds "
+                              f"{', '.join(task_state['nets']) or 'no networks'}), but {Path(run_dir) / 'config.yaml'} "
+                              f"is a {cfg.train.task} run: the checkpoint belongs to another run")
+    weights = ema.get(name) if ema.get(name) is not None else task_state["nets"][name]
+    check_finite_weights(weights, f"checkpoint {ckpt_path} ({name}{' EMA' if ema.get(name) is not None else ''})")
+    options = task_state.get("options") if isinstance(task_state.get("options"), dict) else {}
+    return RunWeights(weights, options.get(name), state, ckpt_path, ema.get(name) is not None)
 
 
 def _read_config(folder: Path):
@@ -136,24 +152,15 @@ def _build(cfg, direction: str, state: dict, what: str, options: dict | None = N
 
     m = cfg.model
     ins, outs = (m.input_nc, m.output_nc) if direction == "AtoB" else (m.output_nc, m.input_nc)
+    from gennorm.networks.checkpoint import check_finite_weights
+
+    check_finite_weights(state, what)
     net = build_generator_from(m, ins, outs)
     try:
         load_network_state(net, state, options)
     except CheckpointError as err:
         raise CheckpointError(f"{what}: {err}") from None
     return net
-
-
-def _read_safetensors(path: Path) -> tuple[dict, dict]:
-    from safetensors.torch import load_file, safe_open
-
-    try:
-        state = {k: v.float() for k, v in load_file(str(path)).items()}
-        with safe_open(str(path), "pt") as f:
-            meta = dict(f.metadata() or {})
-    except Exception as err:  # safetensors raises its own error types for bad files
-        raise CheckpointError(f"{path}: cannot be read ({err})") from None
-    return state, meta
 
 
 def resolve_model(model: str | Path) -> Path:
@@ -170,8 +177,13 @@ def resolve_model(model: str | Path) -> Path:
     return found
 
 
-def load_translator(model: str | Path, device="cpu", direction: str = "AtoB") -> Translator:
-    """A Translator from a run directory, a models/ folder or a zoo name (see the module docstring)."""
+def load_translator(model: str | Path, device="cpu", direction: str = "AtoB", checkpoint: int | str = "latest",
+                    train_mode: bool = False) -> Translator:
+    """A Translator from a run directory, a models/ folder or a zoo name (see the module docstring).
+
+    checkpoint: a run directory's step to load ("latest": the newest readable one). train_mode:
+    run the generator in train mode (batch norm on the batch's statistics, dropout on), as
+    pytorch-CycleGAN-and-pix2pix's test.py does unless given --eval."""
     import torch
 
     path = resolve_model(model)
@@ -182,13 +194,17 @@ def load_translator(model: str | Path, device="cpu", direction: str = "AtoB") ->
     if (path / GENERATOR_FILE).is_file():
         if direction != "AtoB":
             raise ConfigError(f"direction {direction!r}: a models/ folder holds the AtoB generator only")
-        state, meta = _read_safetensors(path / GENERATOR_FILE)
+        from gennorm.networks.checkpoint import read_safetensors
+
+        state, meta = read_safetensors(path / GENERATOR_FILE)
+        if checkpoint != "latest":
+            raise ConfigError(f"checkpoint {checkpoint!r}: {path} is a model folder (one generator), not a run directory")
         net = _build(cfg, "AtoB", state, str(path / GENERATOR_FILE))
-        return Translator(net, cfg, device, str(path), "AtoB", meta)
-    run = run_generator_weights(path, cfg, direction)
+        return Translator(net, cfg, device, str(path), "AtoB", meta, train_mode)
+    run = run_generator_weights(path, cfg, direction, None if checkpoint == "latest" else int(checkpoint))
     meta = {"step": str(run.checkpoint["step"]), "ema": str(run.ema), "checkpoint": str(run.path)}
     net = _build(cfg, direction, run.weights, str(run.path), run.options)
-    return Translator(net, cfg, device, str(path), direction, meta)
+    return Translator(net, cfg, device, str(path), direction, meta, train_mode)
 
 
 load = load_translator  # gennorm.load
@@ -209,18 +225,31 @@ def _save_png(image, path: Path) -> None:
 
     from gennorm.atomic import atomic_write_bytes
 
+    from gennorm.errors import write_error
+
     buf = BytesIO()
     image.save(buf, format="PNG")
-    atomic_write_bytes(path, buf.getvalue())
+    try:
+        atomic_write_bytes(path, buf.getvalue())  # never a half-written PNG, even on a full disk
+    except OSError as err:
+        raise write_error(str(path), err, f"the images before it in {path.parent} are complete") from None
+
+
+NAMINGS = ("gennorm", "junyanz")
 
 
 def translate_folder(model, input_dir: str | Path, output_dir: str | Path, aligned: bool = False,
-                     direction: str | None = None, device: str = "cpu") -> list[Path]:
-    """Translate every image of input_dir into output_dir/NAME.png; also inputs/, targets/, index.html.
+                     direction: str | None = None, device: str = "cpu", num_test: int | None = None,
+                     naming: str = "gennorm", quantize: str | None = None) -> list[Path]:
+    """Translate every image of input_dir (the first num_test) into output_dir; returns the outputs.
 
     model: a Translator, or anything load_translator takes. aligned: inputs are A|B pairs; the half
     the model reads is translated and the other half saved as the target (the model's A half is the
-    left one when it trained with data.direction AtoB). Returns the output PNG paths, in input order.
+    left one when it trained with data.direction AtoB).
+    naming "gennorm": output_dir/NAME.png, inputs/NAME.png, targets/NAME.png and index.html.
+    naming "junyanz": pytorch-CycleGAN-and-pix2pix's test.py layout, output_dir/images/NAME_real_A.png,
+    NAME_fake_B.png, NAME_real_B.png (A and B swapped for BtoA) and its index.html.
+    quantize: "round" (gennorm's default) or "floor" (the original's, and the default of naming junyanz).
     """
     from gennorm.data.images import list_images, load_image
 
@@ -228,26 +257,37 @@ def translate_folder(model, input_dir: str | Path, output_dir: str | Path, align
     tr = model if isinstance(model, Translator) else load_translator(model, device, direction or "AtoB")
     if not input_dir.is_dir():
         raise DataError(f"{input_dir}: not a folder of images")
-    paths = list_images(input_dir)
+    if naming not in NAMINGS:
+        raise ConfigError(f"naming {naming!r}: allowed: {', '.join(NAMINGS)}")
+    quantize = quantize or ("floor" if naming == "junyanz" else "round")
+    paths = list_images(input_dir)[:num_test]
     if not paths:
         raise DataError(f"{input_dir}: no images found (png, jpg, ...)")
     a_is_left = (tr.cfg.data.direction == "AtoB") == (tr.direction == "AtoB")
+    src_side, dst_side = ("A", "B") if tr.direction == "AtoB" else ("B", "A")
+    where = {"gennorm": lambda stem, kind: {"in": f"inputs/{stem}.png", "out": f"{stem}.png",
+                                            "target": f"targets/{stem}.png"}[kind],
+             "junyanz": lambda stem, kind: {"in": f"images/{stem}_real_{src_side}.png",
+                                            "out": f"images/{stem}_fake_{dst_side}.png",
+                                            "target": f"images/{stem}_real_{dst_side}.png"}[kind]}[naming]
     written, rows = [], []
-    for sub in ("inputs",) + (("targets",) if aligned else ()):
-        (output_dir / sub).mkdir(parents=True, exist_ok=True)
     for src in paths:
         image = load_image(src)
         target = None
         if aligned:
             image, target = _split_pair(image, a_is_left), _split_pair(image, not a_is_left)
-        name = f"{src.stem}.png"
-        _save_png(tr.translate(image), output_dir / name)
-        _save_png(image, output_dir / "inputs" / name)
-        if target is not None:
-            _save_png(target, output_dir / "targets" / name)
-        written.append(output_dir / name)
-        rows.append(name)
-    write_index(output_dir, rows, aligned, title=f"{tr.source} ({tr.direction}) on {input_dir}")
+        files = {"in": image, "out": tr.translate(image, quantize), "target": target}
+        for kind, picture in files.items():
+            if picture is not None:
+                (output_dir / where(src.stem, kind)).parent.mkdir(parents=True, exist_ok=True)
+                _save_png(picture, output_dir / where(src.stem, kind))
+        written.append(output_dir / where(src.stem, "out"))
+        rows.append([where(src.stem, k) for k in ("in", "out", "target") if files[k] is not None])
+    title = f"{tr.source} ({tr.direction}) on {input_dir}"
+    if naming == "junyanz":
+        write_junyanz_index(output_dir, [p.stem for p in paths], rows, title)
+    else:
+        write_index(output_dir, [Path(r[1]).name for r in rows], aligned, title=title)
     return written
 
 
@@ -274,6 +314,26 @@ def translate_test_split(run_dir: str | Path, out_dir: str | Path, *, device: st
             raise DataError(f"{folder}: missing (unaligned test split: testA/ and testB/)")
     translate_folder(tr, src, out_dir)
     return {"real": str(real), "fake": str(out_dir), "paired": False}
+
+
+def write_junyanz_index(output_dir: Path, stems: list[str], rows: list[list[str]], title: str) -> Path:
+    """index.html as pytorch-CycleGAN-and-pix2pix's HTML class writes it: per image a heading and a
+    row of its images, each captioned with its visual name (real_A, fake_B, real_B)."""
+    from gennorm.atomic import atomic_write_bytes
+
+    parts = [f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title></head><body>"]
+    for stem, files in zip(stems, rows):
+        parts.append(f"<h3>{html.escape(stem)}</h3><table border='1' style='table-layout: fixed;'><tr>")
+        for file in files:
+            label = Path(file).stem[len(stem) + 1:]
+            q = html.escape(file)
+            parts.append(f"<td halign='center' style='word-wrap: break-word;' valign='top'><p><a href='{q}'>"
+                         f"<img style='width:256px' src='{q}'></a><br><p>{html.escape(label)}</p></p></td>")
+        parts.append("</tr></table>")
+    parts.append("</body></html>\n")
+    path = Path(output_dir) / "index.html"
+    atomic_write_bytes(path, "".join(parts).encode())
+    return path
 
 
 def write_index(output_dir: Path, names: list[str], with_target: bool, title: str) -> Path:

@@ -12,11 +12,20 @@ MODEL: a run directory (gennorm train's out; the latest checkpoint, EMA weights 
 models/ folder (gennorm export) or a zoo model name. INPUT: a folder of images, or of A|B pairs
 with --aligned (the A half is translated, the B half shown as the target).
 
+--direction both (CycleGAN run directories): INPUT holds testA/ and testB/ (or A/ and B/); the
+A images go through G_A into OUTPUT/AtoB, the B images through G_B into OUTPUT/BtoA.
+--naming junyanz writes pytorch-CycleGAN-and-pix2pix's test.py layout (images/NAME_real_A.png,
+NAME_fake_B.png, NAME_real_B.png, index.html) with its 8-bit conversion (truncation: --quantize
+floor); --train-mode is its default test mode (batch norm on batch statistics, dropout on:
+what it does without --eval); --num-test is its --num_test.
+
 examples:
   gennorm translate runs/p2p-nc data/scenes/paired/test out/p2p --aligned
   gennorm translate models/scenes-nc my_label_maps/ out/maps
   gennorm translate scenes-nc my_label_maps/ out/maps              # a zoo name
   gennorm translate runs/cg-nc data/scenes/unpaired/testB out/b2a --direction BtoA
+  gennorm translate runs/cg-nc data/scenes/unpaired out/cg --direction both --checkpoint 2000
+  gennorm translate models/facades data/facades/test results/ --aligned --naming junyanz --num-test 50
 """
 
 
@@ -25,16 +34,51 @@ def add_arguments(parser) -> None:
     parser.add_argument("input", help="folder of images (A|B pairs with --aligned)")
     parser.add_argument("output", help="output folder")
     parser.add_argument("--aligned", action="store_true", help="inputs are A|B pairs; show B as the target")
-    parser.add_argument("--direction", choices=("AtoB", "BtoA"), default=None,
-                        help="AtoB (default) or BtoA (CycleGAN run directories: the second generator)")
+    parser.add_argument("--direction", choices=("AtoB", "BtoA", "both"), default=None,
+                        help="AtoB (default), BtoA or both (CycleGAN run directories: the second generator)")
     parser.add_argument("--device", default="cpu", help="cpu (default) or cuda")
+    parser.add_argument("--num-test", type=int, default=None, metavar="N", help="only the first N images (sorted)")
+    parser.add_argument("--checkpoint", default="latest", metavar="STEP|latest",
+                        help="run directories: the checkpoint of this step (default: the latest readable one)")
+    parser.add_argument("--train-mode", action="store_true",
+                        help="generator in train mode (batch-norm batch statistics, dropout on), as the original "
+                             "test.py without --eval")
+    parser.add_argument("--naming", choices=("gennorm", "junyanz"), default="gennorm",
+                        help="output file names and page: gennorm's (default) or pytorch-CycleGAN-and-pix2pix's")
+    parser.add_argument("--quantize", choices=("round", "floor"), default=None,
+                        help="8-bit conversion: round (default) or floor (the original's; default with --naming junyanz)")
+
+
+def _checkpoint(text: str):
+    from gennorm.errors import ConfigError
+
+    if text == "latest" or text.isdigit():
+        return text if text == "latest" else int(text)
+    raise ConfigError(f"--checkpoint {text!r}: a step number or latest")
+
+
+def _both_sides(folder: Path) -> tuple[Path, Path]:
+    from gennorm.errors import DataError
+
+    for a, b in (("testA", "testB"), ("A", "B")):
+        if (folder / a).is_dir() and (folder / b).is_dir():
+            return folder / a, folder / b
+    raise DataError(f"{folder}: --direction both needs testA/ and testB/ (or A/ and B/) in INPUT")
 
 
 def run(args) -> int:
-    from gennorm.inference import translate_folder
+    from gennorm.inference import load_translator, translate_folder
 
-    written = translate_folder(args.model, args.input, args.output, aligned=args.aligned, direction=args.direction,
-                               device=args.device)
-    print(f"translated {len(written)} images -> {args.output}; open {Path(args.output) / 'index.html'}",
-          file=sys.stderr)
+    step = _checkpoint(args.checkpoint)
+    jobs = [(args.direction or "AtoB", Path(args.input), Path(args.output))]
+    if args.direction == "both":
+        side_a, side_b = _both_sides(Path(args.input))
+        jobs = [("AtoB", side_a, Path(args.output) / "AtoB"), ("BtoA", side_b, Path(args.output) / "BtoA")]
+    written = []
+    for direction, folder, out in jobs:
+        tr = load_translator(args.model, args.device, direction, checkpoint=step, train_mode=args.train_mode)
+        written += translate_folder(tr, folder, out, aligned=args.aligned, num_test=args.num_test,
+                                    naming=args.naming, quantize=args.quantize)
+    pages = " and ".join(str(out / "index.html") for _, _, out in jobs)
+    print(f"translated {len(written)} images -> {args.output}; open {pages}", file=sys.stderr)
     return 0

@@ -129,7 +129,8 @@ def test_name_lists_come_from_the_registry():
     assert fields["g_norm"].metadata["choices"] == tuple(NORMS) == fields["d_norm"].metadata["choices"]
     tasks = sorted(p.stem for p in config.PRESETS_DIR.glob("*.yaml"))
     assert tasks == ["cyclegan", "pix2pix"]
-    assert sorted(config.list_presets()) == sorted(f"{t}-{n}" for t in tasks for n in PRESET_NORMS)
+    assert sorted(config.list_presets()) == sorted([f"{t}-{n}" for t in tasks for n in PRESET_NORMS]
+                                                   + [f"{t}-classic" for t in tasks])
     assert set(StudySpec().norms) <= set(NORMS)
     infos = [ModelInfo(n, Path(n), "s", n, "pix2pix") for n in NORMS]
     assert [i.norm for i in sorted(infos, key=lambda i: i.sort_key)] == list(NORMS)  # the zoo's order is NORMS'

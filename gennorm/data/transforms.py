@@ -124,8 +124,22 @@ def to_tensor(img: Image.Image) -> torch.Tensor:
     return torch.from_numpy(np.ascontiguousarray(arr.transpose(2, 0, 1))) / 127.5 - 1.0  # [C, H, W]
 
 
-def to_image(tensor: torch.Tensor) -> Image.Image:
-    """Inverse of `to_tensor`: [C, H, W] in [-1, 1] (C = 1 or 3) -> 8-bit PIL image."""
-    arr = ((tensor.detach().float().cpu().clamp(-1, 1) + 1.0) * 127.5).round().to(torch.uint8)
+QUANTIZE = ("round", "floor")
+
+
+def to_image(tensor: torch.Tensor, quantize: str = "round") -> Image.Image:
+    """Inverse of `to_tensor`: [C, H, W] in [-1, 1] (C = 1 or 3) -> 8-bit PIL image.
+
+    quantize "round": the nearest 8-bit level, (t + 1) * 127.5 rounded (gennorm's default: the
+    inverse of to_tensor to within half a level). "floor": pytorch-CycleGAN-and-pix2pix's
+    tensor2im, (t + 1) / 2 * 255 truncated in float32 (about half the pixels one level lower),
+    for files that must match that project's."""
+    t = tensor.detach().float().cpu().clamp(-1, 1)
+    if quantize == "round":
+        arr = ((t + 1.0) * 127.5).round().to(torch.uint8)
+    elif quantize == "floor":
+        arr = ((t + 1.0) / 2.0 * 255.0).floor().to(torch.uint8)
+    else:
+        raise ValueError(f"quantize must be one of {QUANTIZE}, got {quantize!r}")
     arr = arr.permute(1, 2, 0).numpy()  # [H, W, C]
     return Image.fromarray(arr[:, :, 0] if arr.shape[2] == 1 else arr)

@@ -95,6 +95,96 @@ def load_network_state(net: nn.Module, state_dict: Mapping[str, torch.Tensor],
 # checkpoint files
 
 
+TRAIN_FORMAT = "gennorm-train-1"  # what gennorm train writes (gennorm.train.loop.FORMAT)
+HASH_KEY = "sha256"  # a training checkpoint's content hash (of everything else in it)
+
+
+def content_hash(state: Mapping) -> str:
+    """sha256 over a checkpoint's content (keys, values, tensor dtypes, shapes and bytes), the
+    HASH_KEY entry left out: what `torch.load` gives back hashes to what `torch.save` was given."""
+    import hashlib
+
+    h = hashlib.sha256()
+    _feed(h, {k: v for k, v in state.items() if k != HASH_KEY})
+    return h.hexdigest()
+
+
+def _feed(h, obj) -> None:
+    if isinstance(obj, torch.Tensor):
+        t = obj.detach().cpu().contiguous()
+        h.update(f"T{t.dtype}{tuple(t.shape)}:".encode())
+        h.update(t.reshape(-1).view(torch.uint8).numpy())
+    elif isinstance(obj, Mapping):
+        h.update(f"D{len(obj)}:".encode())
+        for k, v in obj.items():
+            _feed(h, k)
+            _feed(h, v)
+    elif isinstance(obj, (list, tuple)):
+        h.update(f"L{len(obj)}:".encode())
+        for v in obj:
+            _feed(h, v)
+    else:
+        h.update(f"{type(obj).__name__}:{obj!r};".encode())
+
+
+def verify_content(state, path: Path) -> None:
+    """CheckpointError naming `path` when its content hash does not match (a corrupt file).
+    Checkpoints without a hash (written before gennorm stored one) are accepted."""
+    if isinstance(state, Mapping) and HASH_KEY in state and state[HASH_KEY] != content_hash(state):
+        raise CheckpointError(f"checkpoint {path} is corrupt: its content does not match the sha256 stored in it "
+                              "(a flipped bit on disk or in transfer)")
+
+
+def check_train_checkpoint(state, path: Path) -> None:
+    """CheckpointError naming `path` and the key when `state` is not a complete training checkpoint."""
+    what = f"checkpoint {path}"
+    if not isinstance(state, Mapping):
+        raise CheckpointError(f"{what} is not a gennorm training checkpoint (it holds a {type(state).__name__}, "
+                              "not a dict); remove it from the checkpoints/ folder")
+    if state.get("format") != TRAIN_FORMAT:
+        raise CheckpointError(f"{what} is not a gennorm training checkpoint (format {state.get('format')!r}, "
+                              f"expected {TRAIN_FORMAT!r}); remove it from the checkpoints/ folder")
+    for key, kind in (("step", int), ("epoch", int), ("batch", int), ("task", Mapping), ("local", list)):
+        if key not in state:
+            raise CheckpointError(f"{what} is incomplete: no {key!r} (not written by gennorm train?); "
+                                  "remove it from the checkpoints/ folder")
+        value = state[key]
+        if not isinstance(value, kind) or isinstance(value, bool) or (kind is int and value < 0):
+            shown = repr(value) if not isinstance(value, (Mapping, list, torch.Tensor)) else type(value).__name__
+            expected = "an integer >= 0" if kind is int else ("a dict" if kind is Mapping else "a list")
+            raise CheckpointError(f"{what}: {key!r} is {shown}, expected {expected}; remove it from the "
+                                  "checkpoints/ folder")
+    task = state["task"]
+    for key in ("nets", "optims", "scheds"):
+        if not isinstance(task.get(key), Mapping):
+            raise CheckpointError(f"{what} is incomplete: no task.{key} dict; remove it from the checkpoints/ folder")
+    for name, net_state in task["nets"].items():
+        if not isinstance(net_state, Mapping) or not all(isinstance(v, torch.Tensor) for v in net_state.values()):
+            raise CheckpointError(f"{what}: task.nets.{name} is not a state dict of tensors")
+    if not state["local"] or not all(isinstance(x, Mapping) and "rng" in x and "task" in x for x in state["local"]):
+        raise CheckpointError(f"{what}: 'local' does not hold per-rank RNG states; remove it from the "
+                              "checkpoints/ folder")
+
+
+def first_nonfinite(tensors) -> tuple[str, int, int] | None:
+    """(name, NaN/inf count, size) of the first floating tensor of (name, tensor) pairs with a
+    NaN or inf, else None."""
+    for name, t in tensors:
+        if isinstance(t, torch.Tensor) and t.is_floating_point() and t.numel() and not torch.isfinite(t).all():
+            return name, int((~torch.isfinite(t)).sum()), t.numel()
+    return None
+
+
+def check_finite_weights(state_dict: Mapping, what: str) -> None:
+    """CheckpointError naming the tensor when a generator's weights hold NaN/inf (a diverged run)."""
+    bad = first_nonfinite(state_dict.items())
+    if bad is not None:
+        name, n, size = bad
+        raise CheckpointError(f"{what}: tensor {name!r} has {n} of {size} values NaN/inf; these weights come from "
+                              "a run that diverged and would translate to garbage; use an earlier checkpoint "
+                              "or train again with a lower train.lr")
+
+
 def load_torch(path: Path, map_location="cpu"):
     try:
         return torch.load(path, map_location=map_location, weights_only=True)
@@ -122,15 +212,33 @@ def list_checkpoints(ckpt_dir: Path) -> list[tuple[int, Path]]:
 
 
 def load_latest(ckpt_dir: Path, map_location="cpu") -> tuple[dict, Path]:
-    """The newest readable checkpoint (an unreadable newest one is skipped with a warning)."""
+    """The newest usable training checkpoint: one that is unreadable, corrupt (content hash) or
+    incomplete is skipped with a warning naming it, and the previous one is tried."""
     found = list_checkpoints(ckpt_dir)
     if not found:
         raise CheckpointError(f"no checkpoints (step_*.pt) in {ckpt_dir}")
     errors = []
-    for _, path in reversed(found):
+    for k, (_, path) in enumerate(reversed(found)):
         try:
-            return load_torch(path, map_location), path
+            state = load_torch(path, map_location)
+            verify_content(state, path)
+            check_train_checkpoint(state, path)
+            return state, path
         except CheckpointError as err:
             errors.append(str(err))
-            print(f"warning: {err}; trying the previous checkpoint", file=sys.stderr)
-    raise CheckpointError(f"no readable checkpoint in {ckpt_dir}: {'; '.join(errors)}")
+            if k + 1 < len(found):
+                print(f"warning: {err}; using the previous checkpoint instead", file=sys.stderr)
+    raise CheckpointError(f"no usable checkpoint in {ckpt_dir}: {'; '.join(errors)}")
+
+
+def read_safetensors(path: Path) -> tuple[dict, dict]:
+    """(float32 state dict, metadata) of a .safetensors file (model folders); CheckpointError if unreadable."""
+    from safetensors.torch import load_file, safe_open
+
+    try:
+        state = {k: v.float() for k, v in load_file(str(path)).items()}
+        with safe_open(str(path), "pt") as f:
+            meta = dict(f.metadata() or {})
+    except Exception as err:  # safetensors raises its own error types for bad files
+        raise CheckpointError(f"{path}: cannot be read ({err})") from None
+    return state, meta

@@ -5,7 +5,7 @@ A models/ folder holds one translation direction (AtoB of its config.yaml):
     config.yaml             the run's resolved config (for --direction BtoA of a CycleGAN run:
                             channels and data.direction swapped so that it reads as AtoB)
     generator.safetensors   the generator's state dict (EMA weights when the run used EMA);
-                            float16 when float32 would exceed 10 MB (loaded back as float32);
+                            float32 (float16 with --half; loaded back as float32);
                             metadata: format, task, step, dtype, direction, source
     card.md                 task, data, the command that trained it, steps, hardware, wall
                             time, and metrics (from `gennorm eval --json`, via --metrics-json)
@@ -20,7 +20,7 @@ from pathlib import Path
 
 DESCRIPTION = """\
 Export a run directory's generator (latest checkpoint, EMA weights if used) as a models/
-folder: config.yaml, generator.safetensors (float16 if float32 would exceed 10 MB), card.md.
+folder: config.yaml, generator.safetensors (float32; float16 with --half), card.md.
 
 examples:
   gennorm export runs/p2p-nc models/scenes-pix2pix-nc
@@ -28,7 +28,6 @@ examples:
   gennorm export runs/cg-nc models/scenes-cyclegan-nc-BtoA --direction BtoA
 """
 
-MAX_BYTES = 10 * 1024 * 1024
 FORMAT = "gennorm-generator-1"
 
 
@@ -39,6 +38,7 @@ def add_arguments(parser) -> None:
                         help="which generator (BtoA: a CycleGAN run's second generator)")
     parser.add_argument("--metrics-json", metavar="FILE", help="metrics to put in the card (gennorm eval --json)")
     parser.add_argument("--name", help="title of the card (default: the folder name)")
+    parser.add_argument("--half", action="store_true", help="store the weights as float16 (half the size)")
 
 
 def _fmt_time(seconds: float) -> str:
@@ -75,7 +75,7 @@ def write_card(path: Path, name: str, cfg, state: dict, direction: str, dtype: s
                                                               f"lambda_cycle {t.lambda_cycle}, "
                                                               f"lambda_identity {t.lambda_identity}") + " |",
         f"| weights | {'EMA (decay ' + str(t.ema) + ')' if t.ema > 0 else 'raw (no EMA)'}, stored as {dtype}"
-        + (" (float32 would exceed 10 MB; loaded back as float32)" if dtype == "float16" else "") + " |",
+        + (" (exported with --half; loaded back as float32)" if dtype == "float16" else "") + " |",
         f"| mixed precision | {t.amp} |",
         f"| hardware | {state.get('hardware', 'unknown')} |",
         f"| wall time (training steps) | {_fmt_time(float(state.get('wall_time', 0.0)))} |", "",
@@ -105,7 +105,7 @@ def write_card(path: Path, name: str, cfg, state: dict, direction: str, dtype: s
 
 
 def export_run(run_dir: str | Path, out: str | Path, direction: str = "AtoB", metrics: dict | None = None,
-               name: str | None = None) -> Path:
+               name: str | None = None, half: bool = False) -> Path:
     """Write the models/ folder `out` from `run_dir`; returns `out`."""
     import yaml
     from safetensors.torch import save
@@ -122,9 +122,8 @@ def export_run(run_dir: str | Path, out: str | Path, direction: str = "AtoB", me
     run = run_generator_weights(run_dir, cfg, direction)
     state, ckpt_path = run.checkpoint, run.path
     weights = {k: v.detach().contiguous() for k, v in run.weights.items()}
-    n_bytes = sum(v.numel() * v.element_size() for v in weights.values())
     dtype = "float32"
-    if n_bytes > MAX_BYTES:
+    if half:
         weights = {k: v.half() if v.is_floating_point() else v for k, v in weights.items()}
         dtype = "float16"
     if direction == "BtoA":
@@ -153,6 +152,6 @@ def run(args) -> int:
             raise ConfigError(f"--metrics-json {args.metrics_json}: cannot read a JSON object ({err})") from None
         if not isinstance(metrics, dict):
             raise ConfigError(f"--metrics-json {args.metrics_json}: expected a JSON object of metrics")
-    out = export_run(args.run_dir, args.out, args.direction, metrics, args.name)
+    out = export_run(args.run_dir, args.out, args.direction, metrics, args.name, args.half)
     print(f"exported {args.run_dir} -> {out} (config.yaml, generator.safetensors, card.md)", file=sys.stderr)
     return 0

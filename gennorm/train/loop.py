@@ -6,8 +6,10 @@
 
 Ctrl-C / SIGTERM finish the current step, write a checkpoint and return normally (exit 0). A
 NaN/inf loss raises TrainingDiverged (exit 3) before it reaches the weights, so the last
-checkpoint stays good. A checkpoint write that fails (disk full) warns and leaves the
-previous checkpoints as they were.
+checkpoint stays good; after every step the weights, optimizer moments and EMA are checked
+finite too (one fused max-abs), so no checkpoint can hold a NaN. Checkpoints carry a content
+hash (checked on loading). A checkpoint write that fails (disk full, any writer error) warns and
+leaves the previous checkpoints as they were; temp files of killed writes are removed at start.
 """
 from __future__ import annotations
 
@@ -20,7 +22,7 @@ from pathlib import Path
 
 import torch
 
-from gennorm.errors import ConfigError, DataError
+from gennorm.errors import CheckpointError, ConfigError, DataError, write_error
 from gennorm.train import checkpoint as ckpt
 from gennorm.config import (RESUMABLE_KEYS, Config, config_from_file, flatten, parse_overrides, save_config,
                                   set_key, to_dict, validate)
@@ -28,7 +30,7 @@ from gennorm.train.data_plan import BatchStream, Position
 from gennorm.train.distributed import DistInfo, any_rank, barrier, broadcast_buffers, broadcast_module, \
     gather_objects, init_distributed, shutdown
 
-FORMAT = "gennorm-train-1"
+FORMAT = ckpt.TRAIN_FORMAT  # "gennorm-train-1"
 
 
 def make_task(cfg: Config, device: torch.device, dist_info: DistInfo | None = None):
@@ -106,8 +108,11 @@ class Callback:
 class Trainer:
     """One run. `Trainer(cfg, run_dir, resume_state, callbacks).run()`; the four phases are methods."""
 
-    def __init__(self, cfg: Config, run_dir: Path, resume_state: dict | None = None, callbacks=()):
+    def __init__(self, cfg: Config, run_dir: Path, resume_state: dict | None = None, callbacks=(),
+                 resume_path: Path | None = None):
         self.cfg, self.run_dir, self.resume_state = cfg, Path(run_dir), resume_state
+        self.resume_path = resume_path  # the checkpoint file resume_state was read from (for messages)
+        self.last_checkpoint: Path | None = resume_path
         self.callbacks = list(callbacks)
         self.stop_signal: str | None = None
         self.step = 0
@@ -130,6 +135,8 @@ class Trainer:
         self.dataset = dataset_for(cfg, "train")
         self.stream = BatchStream(self.dataset, t.batch_size, t.seed, self.dist.rank, self.dist.world_size,
                                   cfg.data.num_workers, pin_memory=self.device.type == "cuda")
+        if t.n_epochs is not None:  # an epoch schedule: its length in steps comes from the data
+            t.max_steps = (t.n_epochs + t.n_epochs_decay) * self.stream.batches_per_epoch()
         if self.resume_state is not None:
             self.restore(self.resume_state)
             self.resume_state = None
@@ -137,10 +144,16 @@ class Trainer:
         if self.dist.is_main:
             from gennorm.train.run_log import RunLog
 
-            self.run_dir.mkdir(parents=True, exist_ok=True)
-            save_config(cfg, self.run_dir / "config.yaml")
-            self._record_command()
-            self.log = RunLog(self.run_dir, resume_step=self.step if self.step else None)
+            try:
+                self.run_dir.mkdir(parents=True, exist_ok=True)
+                remove_stale_temp_files(self.run_dir)
+                save_config(cfg, self.run_dir / "config.yaml")
+                self._record_command()
+                self.log = RunLog(self.run_dir, resume_step=self.step if self.step else None)
+            except OSError as err:
+                raise write_error(f"the run directory {self.run_dir}", err,
+                                  "choose another out=DIR" if self.resume_path is None else
+                                  "make it writable (or copy the run elsewhere) and resume there") from None
             self.sample_batch = self._sample_batch()
             if self.dist.enabled:
                 print(f"distributed: {self.dist.world_size} ranks, batch {t.batch_size} per rank = effective "
@@ -182,6 +195,23 @@ class Trainer:
         return {k: torch.stack([it[k] for it in items]) for k in ("A", "B")}
 
     def restore(self, state: dict) -> None:
+        where = f"checkpoint {self.resume_path}" if self.resume_path else "the checkpoint"
+        try:
+            self._restore(state)
+        except CheckpointError as err:
+            raise CheckpointError(f"{where} does not fit this run ({self.run_dir}/config.yaml): {err}") from None
+        except (KeyError, TypeError, ValueError, IndexError, AttributeError, RuntimeError) as err:
+            reason = str(err).splitlines()[0] if str(err) else ""
+            raise CheckpointError(f"{where} cannot be restored ({type(err).__name__}: {reason}); remove it from "
+                                  "the checkpoints/ folder to resume from the previous one") from None
+        bad = ckpt.first_nonfinite(self.task.state_tensors(named=True))
+        if bad is not None:
+            name, n, size = bad
+            raise CheckpointError(f"{where} holds non-finite values ({name}: {n} of {size} NaN/inf; written by a run "
+                                  "that diverged); remove it from the checkpoints/ folder to resume from the "
+                                  "previous one, or train again with a lower train.lr")
+
+    def _restore(self, state: dict) -> None:
         self.task.load_state_dict(state["task"])
         self.step = int(state["step"])
         self.wall_time = float(state.get("wall_time", 0.0))
@@ -196,10 +226,18 @@ class Trainer:
 
     # -- step -----------------------------------------------------------------------------------
     def train_step(self) -> dict[str, float]:
+        from gennorm.train.task import TrainingDiverged
+
         batch = next(self.stream)
-        losses = self.task.train_step(batch, self.step + 1)
-        for net in self.task.nets.values():
-            broadcast_buffers(net, self.dist)
+        try:
+            losses = self.task.train_step(batch, self.step + 1)
+            for net in self.task.nets.values():
+                broadcast_buffers(net, self.dist)
+            self.task.check_state_finite(self.step + 1)  # before any checkpoint can hold a NaN
+        except TrainingDiverged as err:
+            kept = (f"the last good checkpoint, {self.last_checkpoint}, is kept" if self.last_checkpoint else
+                    "no checkpoint had been written yet")
+            raise TrainingDiverged(f"{err}; {kept}") from None
         self.step += 1
         return losses
 
@@ -224,19 +262,39 @@ class Trainer:
                      "batch": self.stream.position.batch, "config": to_dict(self.cfg), "task": self.task.state_dict(),
                      "local": all_local, "world_size": self.dist.world_size, "wall_time": self.wall_time,
                      "hardware": hardware_string(self.device)}
+            state[ckpt.HASH_KEY] = ckpt.content_hash(state)  # checked on loading
             ckpt_dir = self.run_dir / "checkpoints"
-            ckpt_dir.mkdir(parents=True, exist_ok=True)
             path = ckpt_dir / ckpt.checkpoint_name(self.step)
             try:
+                ckpt_dir.mkdir(parents=True, exist_ok=True)
                 ckpt.save_torch(state, path, tmp_dir=self.run_dir / ".tmp")
-            except OSError as err:
-                print(f"warning: writing checkpoint {path} failed ({err}); the previous checkpoints are intact",
-                      file=sys.stderr)
+            except (OSError, RuntimeError) as err:  # torch's zip writer raises RuntimeError on a full disk
+                self._warn_failed_checkpoint(path, err)
                 path = None
             else:
+                self.last_checkpoint = path
                 ckpt.prune_checkpoints(ckpt_dir, self.cfg.train.keep_last)
         barrier(self.dist)
         return path
+
+    def _warn_failed_checkpoint(self, path: Path, err: Exception) -> None:
+        import shutil
+
+        reason = err.strerror if isinstance(err, OSError) and err.strerror else \
+            (str(err).splitlines()[0] if str(err) else type(err).__name__)
+        if isinstance(err, RuntimeError):  # "[enforce fail at inline_container.cc:NNN] . unexpected pos ..."
+            reason = "torch's writer stopped: " + reason.split("] ")[-1].strip(" .")
+        try:
+            free = shutil.disk_usage(self.run_dir).free
+            reason += f"; {free / 2**20:.1f} MB free in {self.run_dir}"
+        except OSError:
+            pass
+        last = f"the newest intact one is {self.last_checkpoint}" if self.last_checkpoint else "none was written yet"
+        final = self.step >= self.cfg.train.max_steps or self.stop_signal is not None
+        todo = (f"free space, then `gennorm train --resume {self.run_dir}` redoes the steps after it" if final
+                else "training continues and tries again at the next checkpoint")
+        print(f"warning: writing checkpoint {path} failed ({reason}); the previous checkpoints are intact "
+              f"({last}); {todo}", file=sys.stderr)
 
     # -- the loop -------------------------------------------------------------------------------
     def _on_signal(self, signum, frame) -> None:
@@ -308,8 +366,8 @@ class Trainer:
 # entry points
 
 
-def prepare_resume(run_dir: Path, overrides: list[str] | None) -> tuple[Config, dict]:
-    """The saved config with allowed overrides, and the latest checkpoint's state."""
+def prepare_resume(run_dir: Path, overrides: list[str] | None) -> tuple[Config, dict, Path]:
+    """The saved config with allowed overrides, the latest usable checkpoint's state and its file."""
     run_dir = Path(run_dir)
     if not (run_dir / "config.yaml").is_file():
         raise ConfigError(f"--resume {run_dir}: not a run directory (no config.yaml)")
@@ -324,10 +382,8 @@ def prepare_resume(run_dir: Path, overrides: list[str] | None) -> tuple[Config, 
             raise ConfigError(f"config key {key!r} cannot change when resuming ({before[key]!r} -> {after[key]!r}); "
                               f"keys that may change: {', '.join(sorted(RESUMABLE_KEYS))}")
     cfg.out = str(run_dir)
-    state, path = ckpt.load_latest(run_dir / "checkpoints")
-    if state.get("format") != FORMAT:
-        raise ConfigError(f"{path}: not a gennorm training checkpoint (format {state.get('format')!r})")
-    return cfg, state
+    state, path = ckpt.load_latest(run_dir / "checkpoints")  # hash and structure checked
+    return cfg, state, path
 
 
 def train(cfg: Config | None = None, resume_dir: str | Path | None = None,
@@ -335,10 +391,11 @@ def train(cfg: Config | None = None, resume_dir: str | Path | None = None,
     """Train from `cfg` into cfg.out, or resume `resume_dir`. Returns the run directory.
 
     callbacks: `Callback` objects hooked into the run (see Callback)."""
+    path = None
     if resume_dir is not None:
-        cfg, state = prepare_resume(Path(resume_dir), overrides)
+        cfg, state, path = prepare_resume(Path(resume_dir), overrides)
         run_dir = Path(resume_dir)
-        if state["step"] >= cfg.train.max_steps:
+        if cfg.train.n_epochs is None and state["step"] >= cfg.train.max_steps:
             print(f"{run_dir}: already at step {state['step']} (train.max_steps={cfg.train.max_steps}); "
                   f"nothing to do (raise train.max_steps=N to continue)", file=sys.stderr)
             return run_dir
@@ -348,4 +405,25 @@ def train(cfg: Config | None = None, resume_dir: str | Path | None = None,
         if ckpt.list_checkpoints(run_dir / "checkpoints"):
             raise ConfigError(f"out={run_dir} already holds checkpoints; continue it with "
                               f"`gennorm train --resume {run_dir}` or choose another out=DIR")
-    return Trainer(cfg, run_dir, state, callbacks).run()
+    return Trainer(cfg, run_dir, state, callbacks, resume_path=path).run()
+
+
+def remove_stale_temp_files(run_dir: Path) -> list[Path]:
+    """Delete the temp files of writes that a kill interrupted (RUN/.tmp/*, RUN/**/.NAME.PID.tmp);
+    only one process writes a run at a time, so every such file at the start is stale."""
+    run_dir = Path(run_dir)
+    stale = [p for p in (run_dir / ".tmp").glob("*") if p.is_file()] if (run_dir / ".tmp").is_dir() else []
+    for folder in (run_dir, run_dir / "checkpoints", run_dir / "samples"):
+        if folder.is_dir():
+            stale += [p for p in folder.glob(".*.tmp") if p.is_file()]
+    removed = []
+    for p in stale:
+        try:
+            p.unlink()
+            removed.append(p)
+        except FileNotFoundError:
+            pass
+    if removed:
+        print(f"note: removed {len(removed)} temporary file(s) left by an interrupted write in {run_dir} "
+              f"({', '.join(p.name for p in removed[:3])}{', ...' if len(removed) > 3 else ''})", file=sys.stderr)
+    return removed

@@ -1,9 +1,18 @@
 """Optimization state of a task: Adam, the learning-rate schedule, and the EMA of the generators.
 
-The schedule: Adam at a constant lr, then linear decay to 0.
+The schedule, by steps (train.n_epochs unset): Adam at a constant lr, then linear decay to 0.
 
 lr(step) = lr                                       for step <  decay_start
          = lr * (max_steps - step) / (max_steps - decay_start)   afterwards (0 at max_steps)
+
+By epochs (train.n_epochs set), as pytorch-CycleGAN-and-pix2pix, whose scheduler steps once at
+the end of each epoch: during epoch e = 1, 2, ... (n = n_epochs, d = n_epochs_decay)
+
+    linear   lr * (1 - max(0, e - n) / (d + 1))           ends at lr / (d + 1)
+    step     lr * 0.1 ** ((e - 1) // lr_decay_iters)       (StepLR, gamma 0.1)
+    cosine   lr * (1 + cos(pi * (e - 1) / n)) / 2          (CosineAnnealingLR, T_max n, eta_min 0)
+    plateau  lr * 0.2 ** ((e - 2) // 6) from epoch 2      (ReduceLROnPlateau(factor 0.2, patience 5,
+             threshold 0.01) fed that project's metric, which its pix2pix and CycleGAN never set: 0)
 
 The EMA: exponential moving average of a generator's weights (used for samples, translate, export).
 
@@ -16,6 +25,7 @@ ConvNorm's running V) are copied.
 from __future__ import annotations
 
 import copy
+import math
 
 import torch
 import torch.nn as nn
@@ -26,6 +36,7 @@ def make_adam(params, cfg_train) -> torch.optim.Adam:
 
 
 def lr_factor(step: int, max_steps: int, decay_start: int | None) -> float:
+    """The by-steps schedule's multiplier after `step` optimizer steps."""
     start = max_steps // 2 if decay_start is None else decay_start
     if step < start:
         return 1.0
@@ -33,10 +44,32 @@ def lr_factor(step: int, max_steps: int, decay_start: int | None) -> float:
     return max(0.0, (max_steps - step) / span)
 
 
+def epoch_lr_factor(epoch: int, t) -> float:
+    """The epoch schedule's multiplier during `epoch` (counted from 1); t: the train config."""
+    n, d = t.n_epochs, t.n_epochs_decay
+    if t.lr_policy == "linear":
+        return 1.0 - max(0, epoch - n) / float(d + 1)
+    if t.lr_policy == "step":
+        return 0.1 ** ((epoch - 1) // t.lr_decay_iters)
+    if t.lr_policy == "cosine":
+        return (1 + math.cos(math.pi * (epoch - 1) / n)) / 2
+    return 0.2 ** max(0, (epoch - 2) // 6)  # plateau
+
+
+def schedule_factor(step: int, t) -> float:
+    """lr multiplier of the optimizer step after `step` steps (LambdaLR's argument) under config t.
+
+    Epoch schedules need max_steps = (n_epochs + n_epochs_decay) x batches per epoch, which the
+    trainer sets from the data before the first step (so the epoch length is max_steps // epochs)."""
+    if t.n_epochs is None:
+        return lr_factor(step, t.max_steps, t.decay_start)
+    per_epoch = max(t.max_steps // (t.n_epochs + t.n_epochs_decay), 1)
+    return epoch_lr_factor(step // per_epoch + 1, t)
+
+
 def make_scheduler(optimizer: torch.optim.Optimizer, cfg_train) -> torch.optim.lr_scheduler.LambdaLR:
     # The lambda reads cfg_train each call, so a resumed run with a new max_steps decays to it.
-    return torch.optim.lr_scheduler.LambdaLR(
-        optimizer, lambda step: lr_factor(step, cfg_train.max_steps, cfg_train.decay_start))
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: schedule_factor(step, cfg_train))
 
 
 def refresh_lr(scheduler: torch.optim.lr_scheduler.LambdaLR) -> None:

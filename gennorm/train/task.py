@@ -43,6 +43,8 @@ class Task:
         self.device = device
         self.dist = dist_info or DistInfo()
         self.nets: dict[str, nn.Module] = self.build_nets()
+        if cfg.model.init_from:
+            self.init_from(cfg.model.init_from)
         for net in self.nets.values():
             net.to(device)
         if self.dist.enabled and device.type == "cuda" and "batch" in (cfg.model.g_norm, cfg.model.d_norm):
@@ -72,6 +74,28 @@ class Task:
     def sample_rows(self, batch: dict) -> list[torch.Tensor]:
         raise NotImplementedError
 
+    def init_from(self, folder: str) -> None:
+        """Fine-tuning: the first generator (and discriminator) from a model folder's safetensors."""
+        from pathlib import Path
+
+        from gennorm.networks.checkpoint import load_network_state, read_safetensors
+
+        folder = Path(folder)
+        pairs = [("generator.safetensors", self.GENERATORS[0], True),
+                 ("discriminator.safetensors", self.DISCRIMINATORS[0], False)]
+        for file, name, required in pairs:
+            path = folder / file
+            if not path.is_file():
+                if required:
+                    raise ConfigError(f"config key 'model.init_from': {path} does not exist (a model folder made by "
+                                      "gennorm export or gennorm import)")
+                continue
+            state, _ = read_safetensors(path)
+            try:
+                load_network_state(self.nets[name], state)
+            except CheckpointError as err:
+                raise ConfigError(f"config key 'model.init_from': {path} does not fit {name}: {err}") from None
+
     # -- helpers for subclasses ---------------------------------------------------------------
     def autocast(self):
         if self.cfg.train.amp == "none":
@@ -89,8 +113,50 @@ class Task:
             bad_anywhere = bool(bad)
         if bad_anywhere:
             what = f"loss {bad[0]} is {losses[bad[0]].item()}" if bad else "a loss is not finite on another rank"
-            raise TrainingDiverged(f"{what} at step {step}; stopping. The last good checkpoint is kept; "
-                                   f"resume with a lower train.lr or train.amp=none")
+            raise TrainingDiverged(f"{what} at step {step}; stopping before it reaches the weights; "
+                                   f"train again with a lower train.lr (now {self.cfg.train.lr:g}) or train.amp=none")
+
+    def state_tensors(self, named: bool = False) -> list:
+        """Every floating tensor a checkpoint holds: weights and buffers of the nets, the optimizers'
+        moments, the EMA copies; (name, tensor) pairs when `named` (slower: only for messages)."""
+        groups = [(f"nets.{n}", net) for n, net in self.nets.items()]
+        groups += [(f"ema.{n}", e.module) for n, e in self.ema.items()]
+        out = []
+        for prefix, module in groups:
+            items = module.state_dict(keep_vars=True).items() if named else \
+                ((None, t) for t in (*module.parameters(), *module.buffers()))
+            out += [(f"{prefix}.{k}" if named else None, t.detach()) for k, t in items]
+        for key, opt in self.optims.items():
+            params = [p for g in opt.param_groups for p in g["params"]]
+            for i, p in enumerate(params):
+                for sk, v in opt.state.get(p, {}).items():
+                    if isinstance(v, torch.Tensor) and sk != "step":
+                        out.append((f"optims.{key}.param{i}.{sk}" if named else None, v))
+        out = [(name, t) for name, t in out if t.is_floating_point() and t.numel() > 0]
+        return out if named else [t for _, t in out]
+
+    def check_state_finite(self, step: int) -> None:
+        """Stop (TrainingDiverged, exit 3) when an update left a weight, an optimizer moment or an
+        EMA weight NaN/inf, before a checkpoint can hold it. One fused L2 norm per tensor (NaN/inf
+        propagate into it) and one host sync per step: about 20 ms for 42 M floats on 2 CPU cores,
+        16x faster than a max-abs there. A norm that overflows (|x| ~ 1e19) only makes the tensors
+        be looked at one by one, which is also what names the bad tensor."""
+        norms = torch._foreach_norm(self.state_tensors())  # [one 0-d tensor per state tensor]
+        suspect = not bool(torch.isfinite(torch.stack(norms)).all())
+        bad = [(name, t) for name, t in self.state_tensors(named=True) if not torch.isfinite(t).all()] \
+            if suspect else []
+        bad_anywhere = any_rank(bool(bad), self.dist, self.device) if self.dist.enabled else bool(bad)
+        if bad_anywhere:
+            if bad:
+                name, t = bad[0]
+                n_bad = int((~torch.isfinite(t)).sum())
+                more = f" (and {len(bad) - 1} more tensors)" if len(bad) > 1 else ""
+                what = f"{name} has {n_bad} of {t.numel()} values NaN/inf{more}"
+            else:
+                what = "a weight is not finite on another rank"
+            raise TrainingDiverged(f"the update of step {step} made the weights non-finite: {what}; stopping "
+                                   f"before a checkpoint holds them; train again with a lower train.lr "
+                                   f"(now {self.cfg.train.lr:g}) or train.amp=none")
 
     def optimize(self, key: str, loss: torch.Tensor, net_names: tuple[str, ...]) -> None:
         """Backward, average gradients over ranks, (scaled) optimizer step."""
@@ -154,9 +220,20 @@ class Task:
         return {"pools": {n: p.state_dict() for n, p in self.pools.items()}, "gp_gen": self.gp_gen.get_state()}
 
     def load_state_dict(self, state: dict) -> None:
+        from gennorm.networks.checkpoint import load_network_state
+
+        missing = [n for n in self.nets if n not in state.get("nets", {})]
+        if missing:
+            held = ", ".join(state.get("nets", {})) or "none"
+            raise CheckpointError(f"it holds the networks {held}, but this {self.cfg.train.task} run has "
+                                  f"{', '.join(self.nets)} (a checkpoint of another kind of run?)")
+        options = state.get("options") or {}
+        for n, net in self.nets.items():
+            try:
+                load_network_state(net, state["nets"][n], options.get(n))
+            except CheckpointError as err:
+                raise CheckpointError(f"network {n}: {err}") from None
         try:
-            for n, net in self.nets.items():
-                net.load_state_dict(state["nets"][n])
             for k, o in self.optims.items():
                 o.load_state_dict(state["optims"][k])
             for k, s in self.scheds.items():
@@ -167,11 +244,15 @@ class Task:
                     s.load_state_dict(state["scalers"][k])
             for n, e in self.ema.items():
                 if n in state.get("ema", {}):
-                    e.load_state_dict(state["ema"][n])
+                    load_network_state(e.module, state["ema"][n], options.get(n))
                 else:
                     e.module.load_state_dict(self.nets[n].state_dict())
-        except (KeyError, RuntimeError, ValueError) as err:
-            raise CheckpointError(f"checkpoint does not match the configured networks: {err}") from None
+        except CheckpointError as err:
+            raise CheckpointError(f"EMA: {err}") from None
+        except (KeyError, RuntimeError, ValueError, TypeError, IndexError, AttributeError) as err:
+            reason = str(err).splitlines()[0] if str(err) else type(err).__name__
+            raise CheckpointError(f"its optimizer/scheduler state does not match the configured networks "
+                                  f"({type(err).__name__}: {reason})") from None
 
     def load_local_state(self, state: dict) -> None:
         for n, p in self.pools.items():
