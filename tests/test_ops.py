@@ -1,18 +1,27 @@
-"""The shared op (SPEC.md section 5): literal window definitions, custom-op registration, autograd.
+"""The shared op (docs/SPEC.md section 5): the registered ops against literal definitions, opcheck,
+the NC/KN autograd units (gradcheck, double backward, torch.compile, autocast), lazy loading.
 
-These run against whatever `torch.ops.gennorm` kernels this process has: the Python-registered
-reference kernels (the usual case in CI), or the compiled CPU kernels when a build is cached.
-tests/test_cuda_build.py runs the same checks against a fresh compiled build in a subprocess.
+These run against whatever `torch.ops.gennorm` kernels this process has: on the CPU always the
+Python kernels of gennorm/ops/library.py (tests/test_cuda.py checks the CUDA kernels).
 """
 from __future__ import annotations
 
+import subprocess
+import sys
+from pathlib import Path
+
 import pytest
 import torch
+import torch.nn.functional as F
 from torch.testing import assert_close
 
 import literal
-from gennorm import KNConv2d, NCConv2d
-from gennorm.ops import library, moment_epilogue, patch_moments
+from gennorm import PONO, KernelNorm2d, KNConv2d, NCConv2d
+from gennorm.ops import fused, library, patch_moments, reference
+
+ROOT = Path(__file__).resolve().parents[1]
+f64 = torch.float64
+MODES = ["zeros", "reflect", "replicate", "circular"]
 
 # (kernel_size, stride, dilation, groups): strides 1-2, dilations 1-2, groups 1/2/4, rectangular and 1x1.
 WINDOWS = [
@@ -24,30 +33,126 @@ WINDOWS = [
     ((1, 1), (2, 2), (1, 1), 1),
     ((1, 3), (1, 1), (1, 2), 1),
 ]
+PADS = [(1, 1, 1, 1), (0, 2, 1, 0), (0, 0, 0, 0), (2, 1, 0, 2)]  # (left, right, top, bottom)
 
 
-def _x(shape=(2, 4, 7, 8), dtype=torch.float64, seed=0):
+def _x(shape=(2, 4, 7, 8), dtype=f64, seed=0):
     g = torch.Generator().manual_seed(seed)
     return torch.randn(shape, generator=g, dtype=dtype) * 2 + 0.5
 
 
-def _epilogue_inputs(n=2, o=6, g=2, h=3, w=4, dtype=torch.float64, bias=True, seed=1):
-    gen = torch.Generator().manual_seed(seed)
-    y = torch.randn(n, o, h, w, generator=gen, dtype=dtype)
-    mean = torch.randn(n, g, h, w, generator=gen, dtype=dtype)
-    rstd = torch.rand(n, g, h, w, generator=gen, dtype=dtype) + 0.5
-    S = torch.randn(o, generator=gen, dtype=dtype)
-    b = torch.randn(o, generator=gen, dtype=dtype) if bias else None
-    return y, mean, rstd, S, b
+def _literal_pad(x, pad4, mode):
+    return F.pad(x, pad4, mode="constant" if mode == "zeros" else mode) if any(pad4) else x
 
 
-def _epilogue_literal(y, mean, rstd, S, bias):
-    rep = y.shape[1] // mean.shape[1]  # channel o uses group o // (O/g)
+def _literal_centre(x, groups):
+    """c [N, C, 1, 1]: mean over each group's channels of the centre pixel."""
+    n, c, h, w = x.shape
+    centre = x[:, :, h // 2, w // 2].reshape(n, groups, c // groups).mean(2)
+    return centre.repeat_interleave(c // groups, 1)[:, :, None, None]
+
+
+def _literal_window_sums(sums, kernel_size, stride, dilation):
+    """Window sums with F.unfold (the im2col form): [N, G, Hp, Wp] -> [N, G, Ho, Wo]."""
+    n, g, hp, wp = sums.shape
+    ho = (hp - dilation[0] * (kernel_size[0] - 1) - 1) // stride[0] + 1
+    wo = (wp - dilation[1] * (kernel_size[1] - 1) - 1) // stride[1] + 1
+    cols = F.unfold(sums, kernel_size, dilation=dilation, stride=stride)  # [N, G*kh*kw, L]
+    return cols.view(n, g, -1, ho * wo).sum(2).view(n, g, ho, wo)
+
+
+def _literal_sums(xc, groups):
+    xg = xc.unflatten(1, (groups, -1))
+    return torch.cat([xg.sum(2), xg.square().sum(2)], 1)
+
+
+def _literal_epilogue(y, s, S, bias, cg, kernel_size, eps, clamp=True):
+    """out, mean, rstd from the window sums s [N, 2g, Ho, Wo] (the contract's formulas).
+
+    The contract's backward differentiates var = s2 / count - mean^2 without the clamp at 0.
+    """
+    g = s.shape[1] // 2
+    count = cg * kernel_size[0] * kernel_size[1]
+    mean = s[:, :g] / count
+    var = s[:, g:] / count - mean ** 2
+    rstd = 1 / torch.sqrt((var.clamp_min(0) if clamp else var.detach().clamp_min(0) - var.detach() + var) + eps)
+    rep = y.shape[1] // g
     out = (y - mean.repeat_interleave(rep, 1) * S.view(1, -1, 1, 1)) * rstd.repeat_interleave(rep, 1)
-    return out if bias is None else out + bias.view(1, -1, 1, 1)
+    return (out if bias is None else out + bias.view(1, -1, 1, 1)), mean, rstd
 
 
-# ---- values against the literal definitions ------------------------------------------------
+# ---- the four fused ops against their literal definitions (float64) --------------------------------
+
+
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("pad4", PADS, ids=str)
+@pytest.mark.parametrize("groups", [1, 2])
+def test_pad_center_sums_is_pad_minus_centre_and_channel_sums(mode, pad4, groups):
+    x = _x((2, 4, 5, 6))
+    xc, sums = torch.ops.gennorm.pad_center_sums(x, list(pad4), mode, groups)
+    want = _literal_pad(x, pad4, mode) - _literal_centre(x, groups)
+    assert_close(xc, want, rtol=1e-12, atol=1e-12)
+    assert sums.dtype == f64 and sums.is_contiguous()
+    assert_close(sums, _literal_sums(want, groups), rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("bias", [True, False])
+@pytest.mark.parametrize("window", WINDOWS, ids=str)
+def test_window_epilogue_and_backward_match_the_literal_formulas(window, bias):
+    kernel_size, stride, dilation, g = window
+    x = _x((2, 4, 8, 7))
+    xc, sums = torch.ops.gennorm.pad_center_sums(x, [1, 1, 1, 1], "zeros", g)
+    w = _x((8, 4 // g) + kernel_size, seed=2) * 0.3
+    b = _x((8,), seed=3) if bias else None
+    y = F.conv2d(xc, w, None, stride, 0, dilation, g)
+    S = w.sum((1, 2, 3))
+    out, mean, rstd = torch.ops.gennorm.window_epilogue(y, sums, S, b, list(kernel_size), list(stride), list(dilation), 4 // g, 1e-5)
+    s = _literal_window_sums(sums, kernel_size, stride, dilation).requires_grad_()
+    yl, Sl = y.clone().requires_grad_(), S.clone().requires_grad_()
+    bl = None if b is None else b.clone().requires_grad_()
+    want, want_mean, want_rstd = _literal_epilogue(yl, s, Sl, bl, 4 // g, kernel_size, 1e-5)
+    assert_close((out, mean, rstd), (want, want_mean, want_rstd), rtol=1e-12, atol=1e-12)
+    # the output equals NC by its im2col definition
+    ref = literal.nc_conv(F.pad(x, (1, 1, 1, 1)), w, b, stride, dilation, g, 1e-5)
+    assert_close(out, ref, rtol=1e-10, atol=1e-10)
+    # backward: the gradients of y, of the window sums, of S and of the bias
+    go = _x(out.shape, seed=4)
+    grad_y, grad_window, grad_S, grad_bias = torch.ops.gennorm.window_epilogue_backward(go, y, mean, rstd, S, 4 // g, list(kernel_size))
+    unclamped = _literal_epilogue(yl, s, Sl, bl, 4 // g, kernel_size, 1e-5, clamp=False)[0]
+    wants = torch.autograd.grad(unclamped, [yl, s, Sl] + ([bl] if bias else []), go)
+    assert_close(grad_y, wants[0], rtol=1e-10, atol=1e-10)
+    assert_close(grad_window, wants[1], rtol=1e-10, atol=1e-10)
+    assert_close(grad_S, wants[2], rtol=1e-10, atol=1e-10)
+    assert_close(grad_bias, go.sum((0, 2, 3)) if not bias else wants[3], rtol=1e-10, atol=1e-10)
+
+
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("window,pad4", [(WINDOWS[0], PADS[0]), (WINDOWS[2], PADS[1]), (WINDOWS[3], PADS[3]),
+                                         (WINDOWS[5], PADS[2])], ids=str)
+def test_pad_center_sums_backward_is_the_adjoint(window, pad4, mode):
+    kernel_size, stride, dilation, g = window
+    x = _x((2, 4, 6, 7)).requires_grad_()
+    xc = _literal_pad(x, pad4, mode) - _literal_centre(x.detach(), g)  # c carries no gradient
+    s = _literal_window_sums(_literal_sums(xc, g), kernel_size, stride, dilation)
+    grad_xc, grad_window = _x(xc.shape, seed=5), _x(s.shape, seed=6)
+    (want,) = torch.autograd.grad((xc * grad_xc).sum() + (s * grad_window).sum(), x)
+    got = torch.ops.gennorm.pad_center_sums_backward(grad_xc, xc.detach(), grad_window, list(kernel_size), list(stride),
+                                                     list(dilation), list(pad4), mode, g)
+    assert got.shape == x.shape
+    assert_close(got, want, rtol=1e-10, atol=1e-10)
+
+
+def test_shift_keeps_float32_exact_far_from_zero():
+    """x = 300 +- 0.01: the centre-pixel shift leaves sums that give the true variance in float32."""
+    x = torch.randn(2, 8, 9, 9, generator=torch.Generator().manual_seed(0)) * 0.01 + 300
+    xc, sums = torch.ops.gennorm.pad_center_sums(x, [1, 1, 1, 1], "reflect", 2)
+    y = torch.zeros(2, 4, 9, 9)
+    _, mean, rstd = torch.ops.gennorm.window_epilogue(y, sums, torch.zeros(4), None, [3, 3], [1, 1], [1, 1], 4, 1e-8)
+    want = literal.window_moments(_literal_pad(x.double(), (1, 1, 1, 1), "reflect"), (3, 3), (1, 1), (1, 1), 2, 1e-8)[1]
+    assert_close(rstd.double(), want, rtol=1e-3, atol=0)
+
+
+# ---- patch_moments (PONO, KernelNorm2d) ----------------------------------------------------------
 
 
 @pytest.mark.parametrize("impl", ["op", "torch"])
@@ -62,15 +167,6 @@ def test_patch_moments_equals_window_definition(window, impl):
     assert_close(rstd, want_rstd, rtol=1e-10, atol=1e-12)
 
 
-@pytest.mark.parametrize("impl", ["op", "torch"])
-@pytest.mark.parametrize("bias", [True, False])
-@pytest.mark.parametrize("groups", [1, 2, 3])
-def test_moment_epilogue_equals_definition(groups, bias, impl):
-    y, mean, rstd, S, b = _epilogue_inputs(g=groups, bias=bias)
-    out = moment_epilogue(y, mean, rstd, S, b, impl=impl)
-    assert_close(out, _epilogue_literal(y, mean, rstd, S, b), rtol=1e-12, atol=1e-12)
-
-
 @pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16, torch.float32])
 def test_half_inputs_give_float32_statistics(dtype):
     x = _x(dtype=torch.float32).to(dtype)
@@ -79,20 +175,28 @@ def test_half_inputs_give_float32_statistics(dtype):
     want_mean, want_rstd = literal.window_moments(x.double(), (3, 3), (1, 1), (1, 1), 2, 1e-5)
     assert_close(mean.double(), want_mean, rtol=1e-5, atol=1e-5)
     assert_close(rstd.double(), want_rstd, rtol=1e-4, atol=1e-5)
-    y = _x((2, 4, 5, 6), dtype=torch.float32, seed=3).to(dtype)
-    out = torch.ops.gennorm.moment_epilogue(y, mean, rstd, torch.ones(4), None)
-    assert out.dtype == dtype
+    xc, sums = torch.ops.gennorm.pad_center_sums(x, [1, 1, 1, 1], "zeros", 2)
+    assert xc.dtype == dtype and sums.dtype == torch.float32
+    y = F.conv2d(xc, torch.ones(4, 2, 3, 3, dtype=dtype), None, 1, 0, 1, 2)
+    out, m, r = torch.ops.gennorm.window_epilogue(y, sums, torch.ones(4), None, [3, 3], [1, 1], [1, 1], 2, 1e-5)
+    assert out.dtype == dtype and m.dtype == r.dtype == torch.float32
 
 
 def test_channels_last_inputs_keep_their_layout():
-    x = _x((2, 4, 6, 5)).to(memory_format=torch.channels_last)
+    cl = torch.channels_last
+    x = _x((2, 4, 6, 5)).to(memory_format=cl)
     mean, rstd = torch.ops.gennorm.patch_moments(x, [3, 3], [1, 1], [1, 1], 2, 1e-5)
-    want = literal.window_moments(x.contiguous(), (3, 3), (1, 1), (1, 1), 2, 1e-5)
-    assert_close((mean, rstd), want, rtol=1e-10, atol=1e-12)
-    y, m, r, S, b = _epilogue_inputs()
-    out = torch.ops.gennorm.moment_epilogue(y.to(memory_format=torch.channels_last), m, r, S, b)
-    assert out.is_contiguous(memory_format=torch.channels_last)
-    assert_close(out, _epilogue_literal(y, m, r, S, b), rtol=1e-12, atol=1e-12)
+    assert_close((mean, rstd), literal.window_moments(x.contiguous(), (3, 3), (1, 1), (1, 1), 2, 1e-5), rtol=1e-10, atol=1e-12)
+    xc, sums = torch.ops.gennorm.pad_center_sums(x, [1, 1, 1, 1], "reflect", 2)
+    assert xc.is_contiguous(memory_format=cl) and sums.is_contiguous()
+    y = F.conv2d(xc, _x((6, 2, 3, 3), seed=1), None, 1, 0, 1, 2).to(memory_format=cl)
+    out, mean, rstd = torch.ops.gennorm.window_epilogue(y, sums, torch.ones(6, dtype=f64), None, [3, 3], [1, 1], [1, 1], 2, 1e-5)
+    assert out.is_contiguous(memory_format=cl)
+    grad_y, *_ = torch.ops.gennorm.window_epilogue_backward(torch.ones_like(out), y, mean, rstd, torch.ones(6, dtype=f64), 2, [3, 3])
+    assert grad_y.is_contiguous(memory_format=cl)
+    grad_x = torch.ops.gennorm.pad_center_sums_backward(torch.ones_like(xc), xc, torch.zeros(2, 4, 6, 5, dtype=f64), [3, 3],
+                                                        [1, 1], [1, 1], [1, 1, 1, 1], "reflect", 2)
+    assert grad_x.shape == x.shape and grad_x.is_contiguous(memory_format=cl)
 
 
 # ---- registration: schemas, opcheck ----------------------------------------------------------
@@ -101,25 +205,44 @@ def test_channels_last_inputs_keep_their_layout():
 def test_schemas_are_the_documented_ones():
     for name, schema in library.SCHEMAS.items():
         assert str(getattr(torch.ops.gennorm, name).default._schema) == f"gennorm::{schema}"
+    assert not hasattr(torch.ops.gennorm, "moment_epilogue")  # dropped: nothing uses it
 
 
 def _opcheck_cases():
-    x = _x((2, 4, 6, 5))
-    grad = torch.randn(2, 2, 4, 3, dtype=torch.float64)
-    mean, rstd = torch.ops.gennorm.patch_moments(x, [3, 3], [1, 1], [1, 1], 2, 1e-5)
-    y, m, r, S, b = _epilogue_inputs()
     cl = torch.channels_last
+    x = _x((2, 4, 6, 5))
+    grad = torch.randn(2, 2, 4, 3, dtype=f64)
+    mean, rstd = torch.ops.gennorm.patch_moments(x, [3, 3], [1, 1], [1, 1], 2, 1e-5)
+    xc, sums = torch.ops.gennorm.pad_center_sums(x, [1, 1, 1, 1], "reflect", 2)
+    w = _x((6, 2, 3, 3), seed=1)
+    y = F.conv2d(xc, w, None, 1, 0, 1, 2)
+    S, b = w.sum((1, 2, 3)), _x((6,), seed=2)
+    out, m, r = torch.ops.gennorm.window_epilogue(y, sums, S, b, [3, 3], [1, 1], [1, 1], 2, 1e-5)
+    gw = torch.randn(2, 4, 6, 5, dtype=f64)
+    xb = x.bfloat16()
+    xcb, sumsb = torch.ops.gennorm.pad_center_sums(xb, [0, 1, 2, 0], "zeros", 1)
+    yb = F.conv2d(xcb, w.bfloat16(), None, (2, 1), 0, 1, 2)
     return [
+        ("pad_center_sums", (x, [1, 1, 1, 1], "zeros", 2)),
+        ("pad_center_sums", (x.to(memory_format=cl), [0, 2, 1, 0], "circular", 4)),
+        ("pad_center_sums", (xb, [1, 1, 1, 1], "replicate", 1)),
+        ("window_epilogue", (y, sums, S, b, [3, 3], [1, 1], [1, 1], 2, 1e-5)),
+        ("window_epilogue", (y.to(memory_format=cl), sums, S.float(), None, [3, 3], [1, 1], [1, 1], 2, 1e-3)),
+        ("window_epilogue", (yb, sumsb, S.float(), b.float(), [3, 3], [2, 1], [1, 1], 4, 1e-5)),
+        ("window_epilogue_backward", (torch.randn_like(out), y, m, r, S, 2, [3, 3])),
+        ("window_epilogue_backward", (torch.randn_like(out).to(memory_format=cl), y.to(memory_format=cl), m, r, S, 2, [3, 3])),
+        ("window_epilogue_backward", (torch.randn_like(yb), yb, *torch.ops.gennorm.window_epilogue(
+            yb, sumsb, S.float(), None, [3, 3], [2, 1], [1, 1], 4, 1e-5)[1:], S.float(), 4, [3, 3])),
+        ("pad_center_sums_backward", (torch.randn_like(xc), xc, gw, [3, 3], [1, 1], [1, 1], [1, 1, 1, 1], "reflect", 2)),
+        ("pad_center_sums_backward", (torch.randn_like(xc).to(memory_format=cl), xc.to(memory_format=cl), gw, [3, 3],
+                                      [1, 1], [1, 1], [1, 1, 1, 1], "zeros", 2)),
+        ("pad_center_sums_backward", (torch.randn_like(xcb), xcb, torch.randn(2, 2, 3, 4), [3, 3], [2, 1], [1, 1],
+                                      [0, 1, 2, 0], "zeros", 1)),
         ("patch_moments", (x.clone().requires_grad_(), [3, 3], [1, 1], [1, 1], 2, 1e-5)),
         ("patch_moments", (x.to(memory_format=cl).requires_grad_(), [2, 3], [2, 1], [1, 2], 4, 1e-3)),
         ("patch_moments", (x.float().requires_grad_(), [1, 1], [1, 1], [1, 1], 1, 1e-5)),
         ("patch_moments_backward", (grad, grad.flip(0), x, mean, rstd, [3, 3], [1, 1], [1, 1], 2)),
         ("patch_moments_backward", (grad, grad, x.to(memory_format=cl), mean, rstd, [3, 3], [1, 1], [1, 1], 2)),
-        ("moment_epilogue", tuple(t.clone().requires_grad_() for t in (y, m, r, S, b))),
-        ("moment_epilogue", (y.to(memory_format=cl).requires_grad_(), m, r, S.clone().requires_grad_(), None)),
-        ("moment_epilogue", (y.bfloat16(), m.float(), r.float(), S.float(), b.float())),
-        ("moment_epilogue_backward", (torch.randn_like(y), y, m, r, S)),
-        ("moment_epilogue_backward", (torch.randn_like(y), y.to(memory_format=cl), m, r, S)),
     ]
 
 
@@ -140,12 +263,40 @@ def test_gradcheck_patch_moments(window, impl):
     torch.autograd.gradcheck(lambda t: patch_moments(t, kernel_size, stride, dilation, groups, 1e-3, impl=impl), (x,))
 
 
+def _units(x, w, b, cfg, stats=None):
+    return {impl: fused.nc_conv2d(x, w, b, cfg[0], cfg[1], cfg[3], cfg[4], cfg[5], cfg[7], cfg[6], stats, impl)
+            for impl in ("op", "torch")}
+
+
 @pytest.mark.parametrize("impl", ["op", "torch"])
-def test_gradcheck_moment_epilogue(impl):
-    args = [t.requires_grad_() for t in _epilogue_inputs(n=1, o=4, g=2, h=2, w=3)]
-    torch.autograd.gradcheck(lambda *a: moment_epilogue(*a, impl=impl), args)
-    y, m, r, S, _ = (t.detach().requires_grad_() for t in _epilogue_inputs(n=1, o=3, g=1, h=2, w=2))
-    torch.autograd.gradcheck(lambda *a: moment_epilogue(*a, None, impl=impl), (y, m, r, S))
+@pytest.mark.parametrize("mode,pad4,stride,dilation,groups,stat_groups", [
+    ("zeros", (1, 1, 1, 1), (2, 2), (1, 1), 2, 2),
+    ("reflect", (0, 2, 1, 1), (1, 2), (2, 1), 1, 1),
+    ("circular", (1, 1, 2, 0), (1, 1), (1, 1), 2, 1),  # KN-style: statistics over all channels, grouped conv
+])
+def test_gradcheck_units(impl, mode, pad4, stride, dilation, groups, stat_groups):
+    x = _x((1, 4, 5, 4)).requires_grad_()
+    w = (_x((4, 4 // groups, 3, 2), seed=1) * 0.3).requires_grad_()
+    b = _x((4,), seed=2).requires_grad_()
+    call = lambda x, w, b: fused.nc_conv2d(x, w, b, pad4, mode, stride, dilation, groups, 1e-3, stat_groups, impl=impl)  # noqa: E731
+    assert torch.autograd.gradcheck(call, (x, w, b))
+    assert torch.autograd.gradgradcheck(call, (x, w, b))  # double backward recomputes with plain autograd
+
+
+def test_gradcheck_unit_with_dropout_statistics():
+    """KN with dropout: statistics from dropout(x~) - c, the conv on the clean input."""
+    x = _x((1, 3, 5, 4)).requires_grad_()
+    w = (_x((2, 3, 3, 3), seed=1) * 0.3).requires_grad_()
+    mask = (torch.rand(1, 3, 7, 6, generator=torch.Generator().manual_seed(3)) > 0.3).double() / 0.7
+
+    def call(x, w):
+        stats = F.pad(x, (1, 1, 1, 1)) * mask
+        return fused.nc_conv2d(x, w, None, (1, 1, 1, 1), "zeros", (1, 1), (1, 1), 1, 1e-3, 1, stats, "torch")
+
+    assert torch.autograd.gradcheck(call, (x, w))
+    stats = F.pad(x, (1, 1, 1, 1)) * mask
+    want = fused.composed(x, w, None, stats, ((1, 1, 1, 1), "zeros", (3, 3), (1, 1), (1, 1), 1, 1, 1e-3))
+    assert_close(call(x, w), want, rtol=1e-12, atol=1e-12)
 
 
 def test_nc_conv_op_matches_torch_in_values_and_gradients():
@@ -163,15 +314,52 @@ def test_nc_conv_op_matches_torch_in_values_and_gradients():
     assert_close(grads["op"], grads["torch"], rtol=1e-9, atol=1e-9)
 
 
+def test_units_agree_in_float32_with_channels_last_and_without_x_grad():
+    x = _x((2, 8, 9, 7), torch.float32).to(memory_format=torch.channels_last)
+    w = (_x((6, 4, 3, 3), torch.float32, seed=1) * 0.2).requires_grad_()
+    cfg = ((1, 1, 1, 1), "replicate", (3, 3), (1, 1), (1, 1), 2, 2, 1e-5)
+    outs = _units(x, w, None, cfg)
+    assert_close(outs["op"], outs["torch"], rtol=1e-4, atol=1e-4)
+    grads = {k: torch.autograd.grad(v.square().sum(), w)[0] for k, v in outs.items()}
+    assert_close(grads["op"], grads["torch"], rtol=1e-3, atol=1e-3)
+
+
+# ---- autocast -------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("impl", ["op", "torch"])
+def test_autocast_bf16_conv_low_precision_statistics_float32(impl):
+    torch.manual_seed(0)
+    m = NCConv2d(8, 8, 3, padding=1, padding_mode="reflect", impl=impl)
+    x = torch.randn(2, 8, 10, 10).bfloat16().requires_grad_()  # an activation from a previous autocast layer
+    saved = []
+
+    def pack(t):
+        saved.append((t.dtype, t.numel()))
+        return t
+
+    with torch.autocast("cpu", dtype=torch.bfloat16), torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+        out = m(x)
+    assert out.dtype == torch.bfloat16
+    big = [dtype for dtype, numel in saved if numel >= x.numel()]
+    assert big and torch.float32 not in big, saved  # no float32 copy of an activation is kept
+    out.float().square().sum().backward()
+    assert x.grad.dtype == torch.bfloat16 and m.weight.grad.dtype == torch.float32
+    assert torch.isfinite(x.grad.float()).all() and torch.isfinite(m.weight.grad).all()
+    assert_close(out.float(), m(x.float()), rtol=0.05, atol=0.05)
+
+
 # ---- torch.compile -------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("layer", ["nc", "kn"])
+@pytest.mark.parametrize("layer", ["nc", "kn", "nc-torch"])
 def test_compile_fullgraph_matches_eager(layer):
     torch._dynamo.reset()
     torch.manual_seed(0)
     if layer == "nc":
         module = NCConv2d(4, 6, 3, padding=1, groups=2, impl="op")
+    elif layer == "nc-torch":
+        module = NCConv2d(4, 6, 3, padding=1, padding_mode="reflect", groups=2, impl="torch")
     else:
         module = KNConv2d(4, 6, 3, padding=1, dropout_p=0.0, impl="op")
     compiled = torch.compile(module, fullgraph=True, backend="aot_eager")
@@ -185,6 +373,35 @@ def test_compile_fullgraph_matches_eager(layer):
     out.square().sum().backward()
     assert_close(x2.grad, x1.grad, rtol=1e-5, atol=1e-5)
     assert_close(module.weight.grad, w_eager, rtol=1e-5, atol=1e-5)
+
+
+# ---- lazy loading --------------------------------------------------------------------------------
+
+
+def test_import_and_cpu_forward_build_and_load_nothing(monkeypatch):
+    from gennorm.ops import extension
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("a CPU forward must not build or load the compiled library")
+
+    monkeypatch.setattr(extension, "build", refuse)
+    monkeypatch.setattr(extension, "_load", refuse)
+    monkeypatch.setattr(torch.ops, "load_library", refuse)
+    x = torch.randn(2, 4, 8, 8, requires_grad=True)
+    for layer in [NCConv2d(4, 4, 3, padding=1), KNConv2d(4, 4, 3, padding=1), KernelNorm2d(3, padding=1), PONO()]:
+        out = layer(x)
+        (out[0] if isinstance(out, tuple) else out).sum().backward()
+    patch_moments(x, 3)
+    assert not extension.loaded_with_cuda()
+
+
+def test_import_gennorm_loads_no_library():
+    script = ("import gennorm, gennorm.ops, torch, sys; from gennorm.ops import extension; "
+              "gennorm.NCConv2d(2, 2, 1)(torch.randn(1, 2, 3, 3)); "
+              "assert not extension.info()['tried'] and not extension.loaded_with_cuda(), extension.info(); "
+              "assert 'torch.utils.cpp_extension' not in sys.modules; print('ok')")
+    done = subprocess.run([sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True)
+    assert done.returncode == 0 and done.stdout.strip() == "ok", done.stdout + done.stderr
 
 
 # ---- errors ---------------------------------------------------------------------------------------
@@ -203,16 +420,22 @@ def test_bad_inputs_give_clear_errors():
         pm(x.long(), [3, 3], [1, 1], [1, 1], 1, 1e-5)
     with pytest.raises(RuntimeError, match="stride must be"):
         pm(x, [3, 3], [0, 1], [1, 1], 1, 1e-5)
-    y, m, r, S, b = _epilogue_inputs()
-    me = torch.ops.gennorm.moment_epilogue
-    with pytest.raises(RuntimeError, match=r"S must have shape \[6\]"):
-        me(y, m, r, S[:5], b)
-    with pytest.raises(RuntimeError, match=r"bias must have shape \[6\]"):
-        me(y, m, r, S, b[:2])
-    with pytest.raises(RuntimeError, match="does not fit y"):
-        me(y, m[:, :, :2], r[:, :, :2], S, b)
-    with pytest.raises(RuntimeError, match="same shape"):
-        me(y, m, r[:, :1], S, b)
+    pcs = torch.ops.gennorm.pad_center_sums
+    with pytest.raises(RuntimeError, match="reflect padding .* too large"):
+        pcs(x, [5, 0, 0, 0], "reflect", 1)
+    with pytest.raises(RuntimeError, match="mode must be one of"):
+        pcs(x, [1, 1, 1, 1], "constant", 1)
+    xc, sums = pcs(x, [1, 1, 1, 1], "zeros", 2)
+    we = torch.ops.gennorm.window_epilogue
+    y = torch.zeros(1, 6, 5, 5, dtype=f64)
+    with pytest.raises(RuntimeError, match=r"S must be a floating-point tensor of shape \[6\]"):
+        we(y, sums, torch.ones(5, dtype=f64), None, [3, 3], [1, 1], [1, 1], 2, 1e-5)
+    with pytest.raises(RuntimeError, match="windows of sums"):
+        we(y[:, :, :4], sums, torch.ones(6, dtype=f64), None, [3, 3], [1, 1], [1, 1], 2, 1e-5)
+    with pytest.raises(RuntimeError, match="divisible by the groups of sums"):
+        we(y[:, :5], sums, torch.ones(5, dtype=f64), None, [3, 3], [1, 1], [1, 1], 2, 1e-5)
+    with pytest.raises(RuntimeError, match="grad_window must have shape"):
+        torch.ops.gennorm.pad_center_sums_backward(xc, xc, sums, [3, 3], [1, 1], [1, 1], [1, 1, 1, 1], "zeros", 2)
     # The public functions check before dispatching (ValueError / TypeError, as in the layers).
     with pytest.raises(ValueError, match="divisible by groups"):
         patch_moments(x, 3, groups=3)
@@ -220,3 +443,16 @@ def test_bad_inputs_give_clear_errors():
         patch_moments(x, 3, impl="fast")
     with pytest.raises(RuntimeError, match="impl='cuda' requested but the tensor is on the CPU"):
         patch_moments(x, 3, impl="cuda")
+    with pytest.raises(RuntimeError, match="impl='cuda' requested but the tensor is on the CPU"):
+        NCConv2d(4, 4, 3, impl="cuda").double()(x)
+
+
+def test_reference_window_sums_match_unfold():
+    t = _x((2, 3, 9, 8))
+    for kernel_size, stride, dilation, _ in WINDOWS:
+        got = reference.window_sum(t, kernel_size, stride, dilation)
+        assert_close(got, _literal_window_sums(t, kernel_size, stride, dilation), rtol=1e-12, atol=1e-12)
+        g = _x(got.shape, seed=1)
+        tt = t.clone().requires_grad_()
+        (want,) = torch.autograd.grad((_literal_window_sums(tt, kernel_size, stride, dilation) * g).sum(), tt)
+        assert_close(reference.window_sum_transposed(g, t.shape[2:], kernel_size, stride, dilation), want)

@@ -1,7 +1,13 @@
-"""Input validation shared by the layers: errors that name the layer and the problem."""
+"""Input validation shared by the layers: errors that name the layer and the problem.
+
+The window checks (kernel fits the padded input, padding sizes) live once in gennorm.ops.checks;
+the layers call them with ValueError.
+"""
 from __future__ import annotations
 
 import torch
+
+from gennorm.ops import checks as op_checks
 
 
 def check_input(x: torch.Tensor, layer: str, channels: int | None = None) -> None:
@@ -16,15 +22,11 @@ def check_input(x: torch.Tensor, layer: str, channels: int | None = None) -> Non
         raise ValueError(f"{layer} expects {channels} input channels, got {x.shape[1]} (input shape {tuple(x.shape)})")
 
 
-def check_window_fits(padded: torch.Tensor, kernel_size, dilation, layer: str) -> None:
-    """The (dilated) kernel must fit inside the padded input."""
-    for axis in (0, 1):
-        span = dilation[axis] * (kernel_size[axis] - 1) + 1
-        if span > padded.shape[2 + axis]:
-            raise ValueError(
-                f"{layer}: kernel size {tuple(kernel_size)} (dilation {tuple(dilation)}) is larger than the "
-                f"padded input {tuple(padded.shape[2:])}"
-            )
+def check_windows(x: torch.Tensor, pad4, mode: str, kernel_size, stride, dilation, layer: str) -> tuple[int, int]:
+    """The padding suits x and the (dilated) kernel fits the padded input; returns (Ho, Wo)."""
+    op_checks.check_padding(pad4, mode, x.shape[2:], layer, error=ValueError)
+    padded = op_checks.padded_size(x.shape[2:], pad4)
+    return op_checks.window_output(padded, kernel_size, stride, dilation, layer, error=ValueError)
 
 
 def int_pair(value, name: str, layer: str, minimum: int = 1) -> tuple[int, int]:

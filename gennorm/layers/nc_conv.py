@@ -1,20 +1,19 @@
-"""Normalized convolution (NC, SPEC.md section 1): a conv whose im2col rows are standardized.
+"""Normalized convolution (NC, docs/SPEC.md section 1): a conv whose im2col rows are standardized.
 
 Never materializes im2col. With x~ the padded input and c a per-(sample, group) constant,
 
     out = (conv(x~ - c, W) - mu * S) * rstd + b,     S[o] = sum_k W[o, k]
 
-where mu, rstd are the window moments of x~ - c (the shared op `patch_moments`).
+where mu, rstd are the moments of each window of x~ - c. The whole layer is one autograd unit of
+the shared op (gennorm.ops.nc_conv2d, docs/SPEC.md section 5).
 """
 from __future__ import annotations
 
 import torch
 import torch.nn as nn
-import torch.nn.functional as F
 
-from gennorm.layers.checks import check_input, check_window_fits
-from gennorm.ops import moment_epilogue, patch_moments
-from gennorm.ops.center import pad_and_center
+from gennorm.layers.checks import check_input, check_windows
+from gennorm.ops import nc_conv2d
 
 
 def standardize_weight(weight: torch.Tensor, eps: float) -> torch.Tensor:
@@ -30,7 +29,7 @@ class NCConv2d(nn.Conv2d):
 
     Same signature and state dict as nn.Conv2d, plus `eps` (inside the sqrt) and
     `weight_standardization` (standardize each filter before use). `impl` picks the shared
-    op's implementation ("auto" | "cuda" | "op" | "torch").
+    op's implementation ("auto" | "cuda" | "op" | "torch", see gennorm.ops).
     """
 
     def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0, dilation=1, groups=1,
@@ -43,15 +42,13 @@ class NCConv2d(nn.Conv2d):
         self.impl = impl
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        check_input(x, type(self).__name__, self.in_channels)
-        # x~ - c: padded as nn.Conv2d pads, minus a per-(sample, group) constant. [N, C, Hp, Wp]
-        shifted, _ = pad_and_center(x, self._reversed_padding_repeated_twice, self.padding_mode, self.groups)
-        check_window_fits(shifted, self.kernel_size, self.dilation, type(self).__name__)
+        name = type(self).__name__
+        check_input(x, name, self.in_channels)
+        pad4 = tuple(self._reversed_padding_repeated_twice)  # (left, right, top, bottom), as nn.Conv2d pads
+        check_windows(x, pad4, self.padding_mode, self.kernel_size, self.stride, self.dilation, name)
         weight = standardize_weight(self.weight, self.eps) if self.weight_standardization else self.weight
-        y = F.conv2d(shifted, weight, None, self.stride, 0, self.dilation, self.groups)  # [N, O, Ho, Wo]
-        mean, rstd = patch_moments(shifted, self.kernel_size, self.stride, self.dilation, self.groups, self.eps, self.impl)
-        S = weight.sum((1, 2, 3))  # [O]
-        return moment_epilogue(y, mean, rstd, S, self.bias, self.impl)
+        return nc_conv2d(x, weight, self.bias, pad4, self.padding_mode, self.stride, self.dilation, self.groups,
+                         self.eps, impl=self.impl)  # [N, O, Ho, Wo]
 
     def extra_repr(self) -> str:
         extra = f", eps={self.eps}"

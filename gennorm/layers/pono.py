@@ -1,4 +1,4 @@
-"""Positional Normalization and Moment Shortcuts (Li et al. 2019; SPEC.md section 2).
+"""Positional Normalization and Moment Shortcuts (Li et al. 2019; docs/SPEC.md section 2).
 
 PONO standardizes across channels at each position, i.e. NC's statistics with a 1x1 window:
     mean, std [N, 1, H, W];  PONO(x) = ((x - mean) / std, mean, std)
@@ -10,8 +10,7 @@ import torch
 import torch.nn as nn
 
 from gennorm.layers.checks import check_input
-from gennorm.ops import moment_epilogue, patch_moments
-from gennorm.ops.center import group_mean
+from gennorm.ops import patch_moments, reference
 
 
 class PONO(nn.Module):
@@ -35,10 +34,10 @@ class PONO(nn.Module):
             mean = x.mean(1, keepdim=True)
             std = (x.var(1, unbiased=True, keepdim=True) + self.eps).sqrt()
             return (x - mean) / std, mean, std
-        shift = group_mean(x, 1)[:, :1]  # c [N, 1, 1, 1], a per-sample constant for accuracy
-        shifted = x - shift
-        mean, rstd = patch_moments(shifted, 1, 1, 1, 1, self.eps, self.impl)  # [N, 1, H, W]
-        normalized = moment_epilogue(shifted, mean, rstd, x.new_ones(x.shape[1]), None, self.impl)
+        shift = reference.center_shift(x, 1)[:, :, None, None]  # c [N, 1, 1, 1]: float32 stays exact far from 0
+        shifted = x - shift.to(x.dtype)
+        mean, rstd = patch_moments(shifted, 1, 1, 1, 1, self.eps, self.impl)  # [N, 1, H, W], acc
+        normalized = ((shifted.to(mean.dtype) - mean) * rstd).to(x.dtype)
         return normalized, (mean + shift).to(x.dtype), rstd.reciprocal().to(x.dtype)
 
     def extra_repr(self) -> str:

@@ -1,15 +1,20 @@
-"""Building and loading the compiled library in cuda/ (the `torch.ops.gennorm` kernels in C++/CUDA).
+"""Building and loading the compiled CUDA kernels in cuda/ — lazily, on the first CUDA dispatch.
 
-Builds live in a cache keyed by a hash of the sources, the torch and Python versions and
-whether CUDA is compiled in: `~/.cache/gennorm/ext/<hash>/` (`$GENNORM_CACHE/ext/<hash>/` when
-GENNORM_CACHE is set). Each holds `gennorm_ops.so` and `build.json` (what was built, for whom).
+The op schemas are defined in Python (gennorm/ops/library.py); the library only adds CUDA kernels
+to them (`TORCH_LIBRARY_IMPL(gennorm, CUDA, m)`), so loading it at any time just adds kernels.
+Importing gennorm or gennorm.ops never compiles or loads anything. The first time a gennorm op
+(or an NC/KN layer with impl "auto" / "cuda") meets a CUDA tensor, `ensure_loaded()`:
 
-Policy of `try_load()`, run once when `gennorm.ops` is imported:
-  GENNORM_EXTENSION=0                 -> nothing is loaded (pure PyTorch kernels);
-  a GPU is visible and nvcc is found  -> load the cached CUDA build, building it now on first use;
-  otherwise                           -> load a cached build if there is one (no compiling at import).
-A build or load that fails warns once and returns False: CPU users are never broken, they get the
-Python-registered reference kernels. `python -m gennorm.ops build` builds ahead of time.
+  GENNORM_EXTENSION=0                -> loads nothing (the PyTorch kernels serve);
+  no GPU visible                     -> loads nothing;
+  a cached build for this GPU        -> loads it;
+  else, nvcc found                   -> builds once (a one-line message says so and how long it
+                                        takes), then loads it;
+  a failed build or load             -> warns once; the PyTorch kernels serve from then on.
+
+Builds live in a cache keyed by a hash of the sources and the torch / CUDA / Python versions:
+`~/.cache/gennorm/ext/<hash>/` (`$GENNORM_CACHE/ext/<hash>/` when GENNORM_CACHE is set), each
+with `gennorm_ops.so` and `build.json`. `python -m gennorm.ops build` builds ahead of time.
 """
 from __future__ import annotations
 
@@ -29,6 +34,7 @@ import torch
 NAME = "gennorm_ops"
 SOURCE_SUFFIXES = (".cpp", ".cu", ".cuh", ".h")
 DEFAULT_ARCH_NO_GPU = "9.0+PTX"  # building where no GPU is visible (CI): sm_90 + PTX for newer GPUs
+TYPICAL_BUILD = "about 2-5 minutes"  # measured: ~3-4 min for sm_90 on 2 shared cores
 
 _STATE = {"tried": False, "loaded": False, "path": None, "with_cuda": False, "error": None}
 _WARNED = False
@@ -45,7 +51,7 @@ def source_dir() -> Path | None:
     """The C++/CUDA sources: gennorm/_csrc inside an installed package, else the repo's cuda/."""
     here = Path(__file__).resolve().parent  # gennorm/ops
     for candidate in (here.parent / "_csrc", here.parents[1] / "cuda"):
-        if (candidate / f"{NAME}.cpp").is_file():
+        if candidate.is_dir() and any(p.suffix == ".cu" for p in candidate.iterdir()):
             return candidate
     return None
 
@@ -63,21 +69,18 @@ def cache_root() -> Path:
     return Path(xdg) / "gennorm" / "ext"
 
 
-def build_key(with_cuda: bool, src: Path | None = None) -> str:
-    """Hash of the sources + torch/Python/CUDA versions + CUDA-or-not."""
+def build_key(src: Path | None = None) -> str:
+    """Hash of the sources + torch/CUDA/Python versions + machine."""
     h = hashlib.sha256()
     for path in sources(src):
-        if not with_cuda and path.suffix in (".cu", ".cuh"):
-            continue  # a CPU-only build compiles only the .cpp (and its header)
         h.update(path.name.encode() + b"\0" + path.read_bytes() + b"\0")
-    meta = [torch.__version__, str(torch.version.cuda), "%d.%d" % sys.version_info[:2], platform.machine(),
-            "cuda" if with_cuda else "cpu"]
+    meta = [torch.__version__, str(torch.version.cuda), "%d.%d" % sys.version_info[:2], platform.machine(), "cuda"]
     h.update("|".join(meta).encode())
     return h.hexdigest()[:16]
 
 
-def build_dir(with_cuda: bool) -> Path:
-    return cache_root() / build_key(with_cuda)
+def build_dir(src: Path | None = None) -> Path:
+    return cache_root() / build_key(src)
 
 
 def _library_file(directory: Path) -> Path:
@@ -110,16 +113,19 @@ def can_build_cuda() -> bool:
     return torch.version.cuda is not None and cuda_home() is not None
 
 
+def disabled() -> bool:
+    return os.environ.get("GENNORM_EXTENSION", "").strip() == "0"
+
+
 # ---- building --------------------------------------------------------------------------------
 
-# Runs in a fresh interpreter: compiling loads the library, and the calling process may already have
-# defined the gennorm namespace in Python (a second TORCH_LIBRARY(gennorm) would be an error there).
+# Runs in a fresh interpreter, so that compiling never loads anything into the calling process.
 _BUILD_SCRIPT = """
 import json, sys
 from torch.utils.cpp_extension import load
 a = json.loads(sys.argv[1])
 load(name=a["name"], sources=a["sources"], build_directory=a["dir"], extra_cflags=a["cflags"],
-     extra_cuda_cflags=a["cuda_cflags"], extra_include_paths=[a["include"]], with_cuda=a["with_cuda"],
+     extra_cuda_cflags=a["cuda_cflags"], extra_include_paths=[a["include"]], with_cuda=True,
      is_python_module=False, verbose=a["verbose"])
 """
 
@@ -132,44 +138,39 @@ def _arch_default() -> str | None:
     return DEFAULT_ARCH_NO_GPU
 
 
-def build(verbose: bool = True, with_cuda: bool | None = None, arch_list: str | None = None) -> Path:
-    """Compile cuda/ into the cache (CPU kernels, plus CUDA kernels when `with_cuda`); return the .so.
+def build(verbose: bool = True, arch_list: str | None = None) -> Path:
+    """Compile cuda/ into the cache; return the .so. Raises BuildError (with the compiler's last lines).
 
-    with_cuda=None means "when nvcc and a CUDA-enabled torch are present". arch_list is
-    TORCH_CUDA_ARCH_LIST syntax ("9.0", "8.0;9.0+PTX"); default: the visible GPUs, or sm_90 + PTX
-    where none is visible. Raises BuildError with the compiler's last lines on failure.
+    arch_list is TORCH_CUDA_ARCH_LIST syntax ("9.0", "8.0;9.0+PTX"); default: the visible GPUs, or
+    sm_90 + PTX where none is visible.
     """
     src = source_dir()
     if src is None:
-        raise BuildError("the gennorm C++/CUDA sources are missing (neither gennorm/_csrc nor cuda/ was found)")
-    with_cuda = can_build_cuda() if with_cuda is None else bool(with_cuda)
-    if with_cuda and not can_build_cuda():
-        raise BuildError("a CUDA build needs nvcc (set CUDA_HOME) and a CUDA-enabled torch "
+        raise BuildError("the gennorm CUDA sources are missing (neither gennorm/_csrc nor cuda/ was found)")
+    if not can_build_cuda():
+        raise BuildError("building the CUDA kernels needs nvcc (set CUDA_HOME) and a CUDA-enabled torch "
                          f"(torch.version.cuda is {torch.version.cuda})")
-    directory = cache_root() / build_key(with_cuda, src)
+    directory = build_dir(src)
     directory.mkdir(parents=True, exist_ok=True)
-    env = dict(os.environ)
     arch = arch_list or _arch_default()
-    if with_cuda:
-        env["CUDA_HOME"] = str(cuda_home())
-        if arch:
-            env["TORCH_CUDA_ARCH_LIST"] = arch
+    env = dict(os.environ, CUDA_HOME=str(cuda_home()))
+    if arch:
+        env["TORCH_CUDA_ARCH_LIST"] = arch
     args = {
-        "name": NAME, "dir": str(directory), "include": str(src), "with_cuda": with_cuda, "verbose": verbose,
-        "sources": [str(p) for p in sources(src) if p.suffix == ".cpp" or (with_cuda and p.suffix == ".cu")],
-        "cflags": ["-O3"] + (["-DGENNORM_WITH_CUDA"] if with_cuda else []),
-        "cuda_cflags": ["-O3", "-DGENNORM_WITH_CUDA"],
+        "name": NAME, "dir": str(directory), "include": str(src), "verbose": verbose,
+        "sources": [str(p) for p in sources(src) if p.suffix in (".cpp", ".cu")],
+        "cflags": ["-O3", "-DGENNORM_WITH_CUDA"], "cuda_cflags": ["-O3", "-DGENNORM_WITH_CUDA"],
     }
     start = time.monotonic()
     done = subprocess.run([sys.executable, "-c", _BUILD_SCRIPT, json.dumps(args)], env=env, text=True,
                           capture_output=not verbose)
     if done.returncode != 0 or not _library_file(directory).is_file():
         tail = "\n".join(((done.stdout or "") + (done.stderr or "")).strip().splitlines()[-25:])
-        raise BuildError(f"building the gennorm extension in {directory} failed (exit {done.returncode})"
+        raise BuildError(f"building the gennorm CUDA kernels in {directory} failed (exit {done.returncode})"
                          + (f":\n{tail}" if tail else "; see the compiler output above"))
-    meta = {"with_cuda": with_cuda, "arch_list": arch if with_cuda else None, "torch": torch.__version__,
-            "cuda": torch.version.cuda if with_cuda else None, "python": "%d.%d" % sys.version_info[:2],
-            "sources": str(src), "seconds": round(time.monotonic() - start, 1)}
+    meta = {"with_cuda": True, "arch_list": arch, "torch": torch.__version__, "cuda": torch.version.cuda,
+            "python": "%d.%d" % sys.version_info[:2], "sources": str(src),
+            "seconds": round(time.monotonic() - start, 1)}
     tmp = directory / f"build.json.{os.getpid()}.tmp"  # several processes may finish the same build
     tmp.write_text(json.dumps(meta, indent=1))
     os.replace(tmp, directory / "build.json")
@@ -192,8 +193,6 @@ def _arch_covers_gpu(meta: dict) -> bool:
     cap = major * 10 + minor
     for entry in (meta.get("arch_list") or "").replace(",", ";").replace(" ", ";").split(";"):
         base = entry.split("+")[0].strip()
-        if not base:
-            continue
         try:
             value = int(round(float(base) * 10))
         except ValueError:
@@ -203,57 +202,89 @@ def _arch_covers_gpu(meta: dict) -> bool:
     return meta.get("arch_list") is None  # built for the visible GPUs
 
 
-def _choose() -> tuple[Path | None, dict | None]:
-    """The build to load under the policy in the module docstring, building on first use."""
+def cached_build() -> tuple[Path | None, dict | None]:
+    """The finished build for these sources and this torch, if any (no compiling)."""
     if source_dir() is None:
         return None, None
-    cuda_dir, cpu_dir = build_dir(True), build_dir(False)
-    cuda_meta, cpu_meta = _built(cuda_dir), _built(cpu_dir)
-    if torch.cuda.is_available():
-        if cuda_meta and _arch_covers_gpu(cuda_meta):
-            return _library_file(cuda_dir), cuda_meta
-        if can_build_cuda():  # first use on a GPU machine: compile now (minutes, once)
-            print(f"gennorm: compiling the CUDA kernels into {cuda_dir} (first use; a few minutes, once)",
-                  file=sys.stderr, flush=True)
-            path = build(verbose=False, with_cuda=True, arch_list=os.environ.get("TORCH_CUDA_ARCH_LIST"))
-            return path, _built(path.parent)
-    if cuda_meta and torch.version.cuda is not None:
-        return _library_file(cuda_dir), cuda_meta
-    if cpu_meta:
-        return _library_file(cpu_dir), cpu_meta
-    return None, None
+    directory = build_dir()
+    meta = _built(directory)
+    return (_library_file(directory), meta) if meta else (None, None)
 
 
-def try_load() -> bool:
-    """Load the compiled gennorm library if it is available; True when its ops are registered."""
+def _choose() -> tuple[Path | None, dict | None]:
+    """The build to load under the policy in the module docstring, building it on first use."""
+    if not torch.cuda.is_available():
+        return None, None
+    path, meta = cached_build()
+    if meta and _arch_covers_gpu(meta):
+        return path, meta
+    if source_dir() is None or not can_build_cuda():
+        return None, None
+    print(f"gennorm: building the CUDA kernels into {build_dir()} (first CUDA use; {TYPICAL_BUILD}, once)",
+          file=sys.stderr, flush=True)
+    path = build(verbose=False, arch_list=os.environ.get("TORCH_CUDA_ARCH_LIST"))
+    meta = _built(path.parent)
+    print(f"gennorm: CUDA kernels built in {meta.get('seconds', '?')} s", file=sys.stderr, flush=True)
+    return path, meta
+
+
+def _load(path: Path, meta: dict | None) -> None:
+    torch.ops.load_library(str(path))
+    _STATE.update(loaded=True, path=str(path), with_cuda=True, error=None)
+
+
+def ensure_loaded() -> bool:
+    """Load (building once if needed) the CUDA kernels; True when they are loaded. Tries once per process."""
     if _STATE["tried"]:
         return _STATE["loaded"]
     _STATE["tried"] = True
-    if os.environ.get("GENNORM_EXTENSION", "").strip() == "0":
+    if disabled():
         return False
     try:
         path, meta = _choose()
         if path is None:
             return False
-        torch.ops.load_library(str(path))
-    except Exception as exc:  # a failed build or load must never break import
+        _load(path, meta)
+    except Exception as exc:  # a failed build or load must never break the caller
         _STATE["error"] = str(exc)
-        _warn_once(f"gennorm: the compiled op library could not be built or loaded: {exc}")
+        _warn_once(f"gennorm: the CUDA kernels could not be built or loaded: {exc}")
         return False
-    _STATE.update(loaded=True, path=str(path), with_cuda=bool(meta and meta.get("with_cuda")))
+    return True
+
+
+try_load = ensure_loaded  # the older name
+
+
+def load_cached() -> bool:
+    """Load a finished cached build without ever compiling (`python -m gennorm.ops status`)."""
+    if _STATE["loaded"] or disabled():
+        return _STATE["loaded"]
+    path, meta = cached_build()
+    if path is None:
+        return False
+    try:
+        _load(path, meta)
+    except Exception as exc:
+        _STATE["error"] = str(exc)
+        return False
     return True
 
 
 def loaded_with_cuda() -> bool:
-    """True when the loaded library was built with its CUDA kernels."""
+    """True when the compiled CUDA kernels are loaded into this process."""
     return bool(_STATE["loaded"] and _STATE["with_cuda"])
+
+
+def has_cuda_kernel(op: str) -> bool:
+    """True when torch.ops.gennorm.<op> has a CUDA kernel from the compiled library (not the Python one)."""
+    return torch._C._dispatch_has_kernel_for_dispatch_key(f"gennorm::{op}", "CUDA")
 
 
 def info() -> dict:
     """What is loaded and where builds go (for `python -m gennorm.ops status`)."""
     return {
         "loaded": _STATE["loaded"], "path": _STATE["path"], "with_cuda": loaded_with_cuda(),
-        "error": _STATE["error"], "disabled": os.environ.get("GENNORM_EXTENSION", "").strip() == "0",
+        "error": _STATE["error"], "disabled": disabled(), "tried": _STATE["tried"],
         "sources": str(source_dir()), "cache": str(cache_root()), "cuda_home": str(cuda_home()),
         "gpu": torch.cuda.is_available(),
     }

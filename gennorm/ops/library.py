@@ -1,130 +1,222 @@
-"""`torch.ops.gennorm.*`: the shared op registered as PyTorch custom ops.
+"""`torch.ops.gennorm.*`: the shared op's schemas, kernels, fake kernels and autograd, defined here.
 
-Schemas and kernels come from the compiled library in `cuda/` (TORCH_LIBRARY(gennorm, ...),
-CPU and CUDA kernels) when it is loaded (`extension.try_load()`); otherwise the same schemas are
-defined here, so `torch.ops.gennorm.*` exists on every machine. The reference kernels are
-registered here as CompositeExplicitAutograd in both cases (with the compiled library they serve
-only devices it has no kernel for). Either way the fake (meta) implementations and the autograd
-formulas are registered here, once.
+The schemas are DEFINED IN PYTHON on every machine (docs/SPEC.md section 5; the contract with cuda/
+is /work/op_contract.md). Each op's CompositeExplicitAutograd kernel is the plain-PyTorch
+reference (`reference.py`), so the ops work on any device. The compiled library in cuda/ only adds
+CUDA kernels (`TORCH_LIBRARY_IMPL(gennorm, CUDA, m)`), which take precedence for CUDA tensors
+once it is loaded. Nothing is loaded at import: the first call of an op on a CUDA tensor lands in
+the Python kernel below, which loads (or builds once) the library and dispatches again when the
+library did register a CUDA kernel for that op (`extension.ensure_loaded`).
+
+The four fused ops of the NC/KN layers are not differentiable on their own (their gradients are
+each other: `gennorm.ops.fused` pairs them in one autograd unit). patch_moments is differentiable
+(its backward is patch_moments_backward), for PONO and KernelNorm2d.
 """
 from __future__ import annotations
 
 import torch
 
-from gennorm.ops import extension, reference
+from gennorm.ops import checks, extension, reference
 
 SCHEMAS = {
-    "patch_moments": "patch_moments(Tensor x, int[2] kernel_size, int[2] stride, int[2] dilation, int groups, float eps) -> (Tensor, Tensor)",
-    "patch_moments_backward": "patch_moments_backward(Tensor grad_mean, Tensor grad_rstd, Tensor x, Tensor mean, Tensor rstd, int[2] kernel_size, int[2] stride, int[2] dilation, int groups) -> Tensor",
-    "moment_epilogue": "moment_epilogue(Tensor y, Tensor mean, Tensor rstd, Tensor S, Tensor? bias) -> Tensor",
-    "moment_epilogue_backward": "moment_epilogue_backward(Tensor grad_out, Tensor y, Tensor mean, Tensor rstd, Tensor S) -> (Tensor, Tensor, Tensor, Tensor, Tensor)",
+    "pad_center_sums": "pad_center_sums(Tensor x, int[4] pad, str mode, int groups) -> (Tensor xc, Tensor sums)",
+    "window_epilogue": "window_epilogue(Tensor y, Tensor sums, Tensor S, Tensor? bias, int[2] kernel_size, "
+                       "int[2] stride, int[2] dilation, int cg, float eps) -> (Tensor out, Tensor mean, Tensor rstd)",
+    "window_epilogue_backward": "window_epilogue_backward(Tensor grad_out, Tensor y, Tensor mean, Tensor rstd, "
+                                "Tensor S, int cg, int[2] kernel_size) -> (Tensor grad_y, Tensor grad_window, "
+                                "Tensor grad_S, Tensor grad_bias)",
+    "pad_center_sums_backward": "pad_center_sums_backward(Tensor grad_xc, Tensor xc, Tensor grad_window, "
+                                "int[2] kernel_size, int[2] stride, int[2] dilation, int[4] pad, str mode, "
+                                "int groups) -> Tensor grad_x",
+    "patch_moments": "patch_moments(Tensor x, int[2] kernel_size, int[2] stride, int[2] dilation, int groups, "
+                     "float eps) -> (Tensor, Tensor)",
+    "patch_moments_backward": "patch_moments_backward(Tensor grad_mean, Tensor grad_rstd, Tensor x, Tensor mean, "
+                              "Tensor rstd, int[2] kernel_size, int[2] stride, int[2] dilation, int groups) -> Tensor",
 }
+FUSED_OPS = ("pad_center_sums", "window_epilogue", "window_epilogue_backward", "pad_center_sums_backward")
 
-COMPILED = extension.try_load()
+acc_dtype = reference.accumulation_dtype
+fmt_of = reference.memory_format_of
 
 
-# ---- argument checks: the messages of cuda/gennorm_ops.h, for the Python and fake kernels -------
+# ---- argument checks (shared by the Python and the fake kernels) ----------------------------
+
+
+def _check_pad_center_sums(x, pad, mode, groups):
+    op = "gennorm::pad_center_sums"
+    checks.check_4d_float(x, op)
+    checks.check_padding(pad, mode, x.shape[2:], op)
+    checks.check_groups(x.shape[1], groups, op)
+    return checks.padded_size(x.shape[2:], pad)
+
+
+def _check_window_epilogue(y, sums, S, bias, kernel_size, stride, dilation, cg, op="gennorm::window_epilogue"):
+    checks.check_4d_float(y, op, "y")
+    checks.check_4d_float(sums, op, "sums")
+    checks.check_pairs(op, kernel_size=kernel_size, stride=stride, dilation=dilation)
+    n, o = y.shape[:2]
+    if sums.shape[0] != n or sums.shape[1] < 2 or sums.shape[1] % 2:
+        raise RuntimeError(f"{op}: sums must be [N, 2g, Hp, Wp] with the N of y {tuple(y.shape)}, got {tuple(sums.shape)}")
+    g = sums.shape[1] // 2
+    if o % g or cg < 1:
+        raise RuntimeError(f"{op}: output channels ({o}) must be divisible by the groups of sums ({g}), cg >= 1 (got {cg})")
+    ho_wo = checks.window_output(sums.shape[2:], kernel_size, stride, dilation, op)
+    if tuple(y.shape[2:]) != ho_wo:
+        raise RuntimeError(f"{op}: y {tuple(y.shape)} must have the {ho_wo} windows of sums {tuple(sums.shape)}")
+    for name, t in (("S", S), ("bias", bias)):
+        if t is not None and (tuple(t.shape) != (o,) or not t.is_floating_point()):
+            raise RuntimeError(f"{op}: {name} must be a floating-point tensor of shape [{o}], got {tuple(t.shape)} {t.dtype}")
+    checks.same_device(op, y, sums=sums, S=S, bias=bias)
+    return g, ho_wo
+
+
+def _check_window_epilogue_backward(grad_out, y, mean, rstd, S, cg, kernel_size):
+    op = "gennorm::window_epilogue_backward"
+    checks.check_4d_float(y, op, "y")
+    checks.check_4d_float(mean, op, "mean")
+    if grad_out.shape != y.shape or mean.shape != rstd.shape:
+        raise RuntimeError(f"{op}: grad_out must have y's shape {tuple(y.shape)} and rstd mean's; got "
+                           f"{tuple(grad_out.shape)}, {tuple(mean.shape)}, {tuple(rstd.shape)}")
+    n, o = y.shape[:2]
+    if mean.shape[0] != n or mean.shape[2:] != y.shape[2:] or o % mean.shape[1] or cg < 1:
+        raise RuntimeError(f"{op}: mean {tuple(mean.shape)} does not fit y {tuple(y.shape)} (same N, H, W; O divisible by g)")
+    if tuple(S.shape) != (o,):
+        raise RuntimeError(f"{op}: S must have shape [{o}], got {tuple(S.shape)}")
+    checks.check_pairs(op, kernel_size=kernel_size)
+    checks.same_device(op, y, grad_out=grad_out, mean=mean, rstd=rstd, S=S)
+
+
+def _check_pad_center_sums_backward(grad_xc, xc, grad_window, kernel_size, stride, dilation, pad, mode, groups):
+    op = "gennorm::pad_center_sums_backward"
+    checks.check_4d_float(xc, op, "xc")
+    checks.check_pairs(op, kernel_size=kernel_size, stride=stride, dilation=dilation)
+    checks.check_groups(xc.shape[1], groups, op)
+    if grad_xc.shape != xc.shape:
+        raise RuntimeError(f"{op}: grad_xc must have xc's shape {tuple(xc.shape)}, got {tuple(grad_xc.shape)}")
+    ho, wo = checks.window_output(xc.shape[2:], kernel_size, stride, dilation, op)
+    if tuple(grad_window.shape) != (xc.shape[0], 2 * groups, ho, wo):
+        raise RuntimeError(f"{op}: grad_window must have shape {[xc.shape[0], 2 * groups, ho, wo]}, got {tuple(grad_window.shape)}")
+    h, w = xc.shape[2] - pad[2] - pad[3], xc.shape[3] - pad[0] - pad[1]
+    if h < 1 or w < 1:
+        raise RuntimeError(f"{op}: pad {list(pad)} leaves no input inside xc {tuple(xc.shape)}")
+    checks.check_padding(pad, mode, (h, w), op)
+    checks.same_device(op, xc, grad_xc=grad_xc, grad_window=grad_window)
+    return h, w
 
 
 def _check_patch_moments(x, kernel_size, stride, dilation, groups):
     op = "gennorm::patch_moments"
-    if x.dim() != 4:
-        raise RuntimeError(f"{op}: x must have shape [N, C, H, W] (4 dims), got {x.dim()} dims: {tuple(x.shape)}")
-    if not x.is_floating_point():
-        raise RuntimeError(f"{op}: x must be a floating-point tensor (float32/float64/float16/bfloat16), got {x.dtype}")
-    for name, pair in (("kernel_size", kernel_size), ("stride", stride), ("dilation", dilation)):
-        if len(pair) != 2 or min(pair) < 1:
-            raise RuntimeError(f"{op}: {name} must be 2 positive ints, got {list(pair)}")
-    if groups < 1 or x.shape[1] % groups:
-        raise RuntimeError(f"{op}: channels ({x.shape[1]}) must be divisible by groups ({groups})")
-    for axis in (0, 1):
-        if dilation[axis] * (kernel_size[axis] - 1) + 1 > x.shape[2 + axis]:
-            raise RuntimeError(f"{op}: kernel size {list(kernel_size)} (dilation {list(dilation)}) is larger than "
-                               f"the padded input {tuple(x.shape[2:])}")
-    return (reference.output_size(x.shape[2], kernel_size[0], stride[0], dilation[0]),
-            reference.output_size(x.shape[3], kernel_size[1], stride[1], dilation[1]))
+    checks.check_4d_float(x, op)
+    checks.check_pairs(op, kernel_size=kernel_size, stride=stride, dilation=dilation)
+    checks.check_groups(x.shape[1], groups, op)
+    return checks.window_output(x.shape[2:], kernel_size, stride, dilation, op)
 
 
-def _check_moment_epilogue(y, mean, rstd, S, bias, op="gennorm::moment_epilogue"):
-    if y.dim() != 4 or mean.dim() != 4 or mean.shape != rstd.shape:
-        raise RuntimeError(f"{op}: expects y [N, O, H, W] and mean, rstd [N, g, H, W] of the same shape; got "
-                           f"{tuple(y.shape)}, {tuple(mean.shape)}, {tuple(rstd.shape)}")
-    n, o, h, w = y.shape
-    if mean.shape[0] != n or mean.shape[2:] != y.shape[2:] or mean.shape[1] < 1 or o % mean.shape[1]:
-        raise RuntimeError(f"{op}: mean {tuple(mean.shape)} does not fit y {tuple(y.shape)} (same N, H, W; O divisible by g)")
-    for name, t in (("S", S), ("bias", bias)):
-        if t is not None and tuple(t.shape) != (o,):
-            raise RuntimeError(f"{op}: {name} must have shape [{o}], got {tuple(t.shape)}")
-    for name, t in (("y", y), ("mean", mean), ("rstd", rstd), ("S", S), ("bias", bias)):
-        if t is not None and not t.is_floating_point():
-            raise RuntimeError(f"{op}: {name} must be a floating-point tensor, got {t.dtype}")
-        if t is not None and t.device != y.device:
-            raise RuntimeError(f"{op}: {name} is on {t.device} but y is on {y.device}; all inputs must be on the same device")
+# ---- the Python kernels (CompositeExplicitAutograd: every device without a compiled kernel) ---
 
 
-# ---- reference kernels (plain PyTorch) ---------------------------------------------------------
-# Every device's kernel when the compiled library is not loaded; with the compiled library, the
-# fallback for devices it has no kernel for (CUDA tensors with a CPU-only build, MPS, ...):
-# backend kernels from C++ take precedence over CompositeExplicitAutograd.
-# Output layouts match the fake kernels below: mean/rstd contiguous, the rest `empty_like` its input.
+def _pad_center_sums(x, pad, mode, groups):
+    _check_pad_center_sums(x, pad, mode, groups)
+    return reference.pad_center_sums(x, tuple(pad), mode, groups)
 
 
-def _like(t, value):
-    return torch.empty_like(t).copy_(value)
+def _window_epilogue(y, sums, S, bias, kernel_size, stride, dilation, cg, eps):
+    _check_window_epilogue(y, sums, S, bias, kernel_size, stride, dilation, cg)
+    return reference.window_epilogue(y, sums, S, bias, tuple(kernel_size), tuple(stride), tuple(dilation), cg, eps)
+
+
+def _window_epilogue_backward(grad_out, y, mean, rstd, S, cg, kernel_size):
+    _check_window_epilogue_backward(grad_out, y, mean, rstd, S, cg, kernel_size)
+    return reference.window_epilogue_backward(grad_out, y, mean, rstd, S, cg, tuple(kernel_size))
+
+
+def _pad_center_sums_backward(grad_xc, xc, grad_window, kernel_size, stride, dilation, pad, mode, groups):
+    _check_pad_center_sums_backward(grad_xc, xc, grad_window, kernel_size, stride, dilation, pad, mode, groups)
+    return reference.pad_center_sums_backward(grad_xc, xc, grad_window, tuple(kernel_size), tuple(stride),
+                                              tuple(dilation), tuple(pad), mode, groups)
 
 
 def _patch_moments(x, kernel_size, stride, dilation, groups, eps):
     _check_patch_moments(x, kernel_size, stride, dilation, groups)
-    with torch.no_grad():
-        mean, rstd = reference.patch_moments(x, tuple(kernel_size), tuple(stride), tuple(dilation), groups, eps)
+    mean, rstd = reference.patch_moments(x, tuple(kernel_size), tuple(stride), tuple(dilation), groups, eps)
     return mean.contiguous(), rstd.contiguous()
 
 
 def _patch_moments_backward(grad_mean, grad_rstd, x, mean, rstd, kernel_size, stride, dilation, groups):
     _check_patch_moments(x, kernel_size, stride, dilation, groups)
-    with torch.no_grad():
-        grad_x = reference.patch_moments_backward(
-            grad_mean, grad_rstd, x, mean, rstd, tuple(kernel_size), tuple(stride), tuple(dilation), groups
-        )
-    return _like(x, grad_x)
+    grad_x = reference.patch_moments_backward(grad_mean, grad_rstd, x, mean, rstd, tuple(kernel_size), tuple(stride),
+                                              tuple(dilation), groups)
+    return torch.empty_like(x).copy_(grad_x)
 
 
-def _moment_epilogue(y, mean, rstd, S, bias):
-    _check_moment_epilogue(y, mean, rstd, S, bias)
-    with torch.no_grad():
-        return _like(y, reference.moment_epilogue(y, mean, rstd, S, bias))
+def _serving(name, kernel):
+    """The Python kernel of op `name`; on a CUDA tensor it first loads the compiled kernels (once)."""
+
+    def serve(*args):
+        if args[0].is_cuda and extension.ensure_loaded() and extension.has_cuda_kernel(name):
+            return getattr(torch.ops.gennorm, name).default(*args)  # the compiled CUDA kernel now serves
+        with torch.no_grad():
+            return kernel(*args)
+
+    serve.__name__ = f"gennorm_{name}_python"
+    return serve
 
 
-def _moment_epilogue_backward(grad_out, y, mean, rstd, S):
-    _check_moment_epilogue(y, mean, rstd, S, None, "gennorm::moment_epilogue_backward")
-    with torch.no_grad():
-        grads = reference.moment_epilogue_backward(grad_out, y, mean, rstd, S)
-    return tuple(_like(t, g) for t, g in zip((y, mean, rstd, S, S), grads))
-
-
-# Same names and schemas as cuda/gennorm_ops.cpp when nothing is compiled; else add to its library.
-_lib = torch.library.Library("gennorm", "IMPL" if COMPILED else "DEF")
-if not COMPILED:
-    for _schema in SCHEMAS.values():
-        _lib.define(_schema)
-for _name, _fn in [
+_lib = torch.library.Library("gennorm", "DEF")
+for _name, _schema in SCHEMAS.items():
+    _lib.define(_schema)
+for _name, _kernel in [
+    ("pad_center_sums", _pad_center_sums),
+    ("window_epilogue", _window_epilogue),
+    ("window_epilogue_backward", _window_epilogue_backward),
+    ("pad_center_sums_backward", _pad_center_sums_backward),
     ("patch_moments", _patch_moments),
     ("patch_moments_backward", _patch_moments_backward),
-    ("moment_epilogue", _moment_epilogue),
-    ("moment_epilogue_backward", _moment_epilogue_backward),
 ]:
-    _lib.impl(_name, _fn, "CompositeExplicitAutograd")
+    _lib.impl(_name, _serving(_name, _kernel), "CompositeExplicitAutograd")
 
 
-# ---- fake (meta) kernels: shapes and dtypes only, for torch.compile and opcheck -------------
+# ---- fake (meta) kernels: shapes, dtypes and layouts only, for torch.compile and opcheck ------
+
+
+def _empty(shape, like, dtype=None, memory_format=torch.contiguous_format):
+    return torch.empty(shape, dtype=dtype or like.dtype, device=like.device, memory_format=memory_format)
+
+
+@torch.library.register_fake("gennorm::pad_center_sums")
+def _pad_center_sums_fake(x, pad, mode, groups):
+    hp, wp = _check_pad_center_sums(x, pad, mode, groups)
+    n, c = x.shape[:2]
+    return _empty((n, c, hp, wp), x, memory_format=fmt_of(x)), _empty((n, 2 * groups, hp, wp), x, acc_dtype(x.dtype))
+
+
+@torch.library.register_fake("gennorm::window_epilogue")
+def _window_epilogue_fake(y, sums, S, bias, kernel_size, stride, dilation, cg, eps):
+    g, (ho, wo) = _check_window_epilogue(y, sums, S, bias, kernel_size, stride, dilation, cg)
+    stats = (y.shape[0], g, ho, wo)
+    return (_empty(y.shape, y, memory_format=fmt_of(y)), _empty(stats, y, sums.dtype), _empty(stats, y, sums.dtype))
+
+
+@torch.library.register_fake("gennorm::window_epilogue_backward")
+def _window_epilogue_backward_fake(grad_out, y, mean, rstd, S, cg, kernel_size):
+    _check_window_epilogue_backward(grad_out, y, mean, rstd, S, cg, kernel_size)
+    n, o, ho, wo = y.shape
+    g = mean.shape[1]
+    return (_empty(y.shape, y, memory_format=fmt_of(y)), _empty((n, 2 * g, ho, wo), y, mean.dtype),
+            _empty((o,), y, mean.dtype), _empty((o,), y, mean.dtype))
+
+
+@torch.library.register_fake("gennorm::pad_center_sums_backward")
+def _pad_center_sums_backward_fake(grad_xc, xc, grad_window, kernel_size, stride, dilation, pad, mode, groups):
+    h, w = _check_pad_center_sums_backward(grad_xc, xc, grad_window, kernel_size, stride, dilation, pad, mode, groups)
+    return _empty((xc.shape[0], xc.shape[1], h, w), xc, memory_format=fmt_of(xc))
 
 
 @torch.library.register_fake("gennorm::patch_moments")
 def _patch_moments_fake(x, kernel_size, stride, dilation, groups, eps):
     ho, wo = _check_patch_moments(x, kernel_size, stride, dilation, groups)
-    n = x.shape[0]
-    dtype = reference.accumulation_dtype(x.dtype)
-    return x.new_empty(n, groups, ho, wo, dtype=dtype), x.new_empty(n, groups, ho, wo, dtype=dtype)
+    dtype = acc_dtype(x.dtype)
+    return _empty((x.shape[0], groups, ho, wo), x, dtype), _empty((x.shape[0], groups, ho, wo), x, dtype)
 
 
 @torch.library.register_fake("gennorm::patch_moments_backward")
@@ -133,19 +225,7 @@ def _patch_moments_backward_fake(grad_mean, grad_rstd, x, mean, rstd, kernel_siz
     return torch.empty_like(x)
 
 
-@torch.library.register_fake("gennorm::moment_epilogue")
-def _moment_epilogue_fake(y, mean, rstd, S, bias):
-    _check_moment_epilogue(y, mean, rstd, S, bias)
-    return torch.empty_like(y)
-
-
-@torch.library.register_fake("gennorm::moment_epilogue_backward")
-def _moment_epilogue_backward_fake(grad_out, y, mean, rstd, S):
-    _check_moment_epilogue(y, mean, rstd, S, None, "gennorm::moment_epilogue_backward")
-    return torch.empty_like(y), torch.empty_like(mean), torch.empty_like(rstd), torch.empty_like(S), torch.empty_like(S)
-
-
-# ---- autograd ----------------------------------------------------------------------------
+# ---- autograd of patch_moments -------------------------------------------------------------------
 
 
 def _patch_moments_setup(ctx, inputs, output):
@@ -163,18 +243,3 @@ def _patch_moments_grad(ctx, grad_mean, grad_rstd):
 
 
 torch.library.register_autograd("gennorm::patch_moments", _patch_moments_grad, setup_context=_patch_moments_setup)
-
-
-def _moment_epilogue_setup(ctx, inputs, output):
-    y, mean, rstd, S, bias = inputs
-    ctx.save_for_backward(y, mean, rstd, S)
-    ctx.has_bias = bias is not None
-
-
-def _moment_epilogue_grad(ctx, grad_out):
-    y, mean, rstd, S = ctx.saved_tensors
-    grad_y, grad_mean, grad_rstd, grad_S, grad_bias = torch.ops.gennorm.moment_epilogue_backward(grad_out, y, mean, rstd, S)
-    return grad_y, grad_mean, grad_rstd, grad_S, (grad_bias if ctx.has_bias else None)
-
-
-torch.library.register_autograd("gennorm::moment_epilogue", _moment_epilogue_grad, setup_context=_moment_epilogue_setup)

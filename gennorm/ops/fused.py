@@ -1,0 +1,317 @@
+"""One autograd unit per NC / KN layer call (docs/SPEC.md sections 1, 3 and 5).
+
+    out = (conv(x~ - c, W) - mu * S) * rstd + b,   mu, rstd: moments of each window of x~ - c
+
+Two implementations of the same unit, chosen per call by `impl` (see `nc_conv2d`):
+
+"op" (the CUDA path; /work/op_contract.md): forward = pad_center_sums + conv2d + window_epilogue,
+backward = window_epilogue_backward + aten.convolution_backward (input and weight grads) +
+pad_center_sums_backward, grad_W += grad_S. With the compiled library these are its CUDA kernels;
+elsewhere the ops' Python kernels (gennorm.ops.reference).
+
+"torch" (the default wherever there are no CUDA kernels; the fastest CPU path measured): plain
+PyTorch built around two identities, so that NC costs about what Conv2d + InstanceNorm2d costs:
+  - conv(x~, W) - mu * S = conv(x~, W - mean_k W): the epilogue becomes out = y * rstd + b (one
+    pass), and the conv may pad by itself (no padded copy of x for zero padding). The centred
+    weight also makes y independent of the shift c, so the conv sees x itself.
+  - the window moments come from per-pixel channel means of d = x - c and d^2 (c from the centre
+    pixel: float32 stays exact at x = 300 +- 0.01), padded and window-summed as small
+    [N, 2g, Hp, Wp] planes. Backward adds their gradient A * x + B (A, B per pixel) in place into
+    the conv's input gradient.
+KN's grouped conv (statistics over all channels, conv over groups) keeps the S term instead.
+
+Both: float64 exact; autocast-aware (the conv runs in the autocast dtype, statistics accumulate in
+float32, outputs stay in the conv's dtype); no host syncs; torch.compile(fullgraph=True) traces
+them. Double backward (create_graph=True) recomputes the unit with plain autograd (`composed`) and
+differentiates that, so gradient penalties work too.
+
+KN with dropout: the statistics come from dropout(x~) - c while the conv sees the clean input. The
+caller passes `stats` = dropout(x~) (padded, [N, C, Hp, Wp]); only the "torch" unit takes it.
+"""
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+from gennorm.ops import extension, library, reference
+from gennorm.ops.reference import accumulation_dtype, pad, pad_adjoint, window_sum, window_sum_transposed
+
+IMPLS = ("auto", "cuda", "op", "torch")
+
+# cfg (a plain tuple, so torch.compile treats it as a constant):
+#   (pad (l, r, t, b), mode, kernel_size, stride, dilation, conv groups, statistics groups, eps)
+
+
+def _compute_dtype(x: torch.Tensor) -> torch.dtype:
+    """The conv's dtype: the autocast dtype when autocast is on for x's device (float64 stays), else x's."""
+    device = x.device.type
+    if x.dtype != torch.float64 and torch.is_autocast_enabled(device):
+        return torch.get_autocast_dtype(device)
+    return x.dtype
+
+
+# ---- the plain-autograd composition: double backward, and the tests' oracle -------------------
+
+
+def composed(x, weight, bias, stats, cfg, dtype=None):
+    """The unit in differentiable PyTorch ops (autograd all the way; slow, exact)."""
+    pad4, mode, kernel_size, stride, dilation, groups, stat_groups, eps = cfg
+    dtype = dtype or x.dtype
+    xp = pad(x.to(dtype), pad4, mode)  # x~ [N, C, Hp, Wp]
+    src = xp if stats is None else stats
+    c = x.shape[1]
+    shift = reference.center_shift(src, stat_groups).repeat_interleave(c // stat_groups, 1)[:, :, None, None]
+    w = weight.to(dtype)
+    y = F.conv2d(xp - shift.to(dtype), w, None, stride, 0, dilation, groups)  # [N, O, Ho, Wo]
+    mean, rstd = reference.patch_moments(src - shift.to(src.dtype), kernel_size, stride, dilation, stat_groups, eps)
+    o = y.shape[1]
+    S = w.sum((1, 2, 3), dtype=mean.dtype).view(1, -1, 1, 1)
+    out = (y.to(mean.dtype) - mean.repeat_interleave(o // stat_groups, 1) * S) * rstd.repeat_interleave(o // stat_groups, 1)
+    if bias is not None:
+        out = out + bias.to(mean.dtype).view(1, -1, 1, 1)
+    return out.to(y.dtype)
+
+
+def _double_backward(ctx, grad_out, originals):
+    """Gradients that are themselves differentiable: recompute with `composed`, differentiate it."""
+    x, weight, bias, stats = originals
+    inputs = [(i, t) for i, t in enumerate((x, weight, bias, stats)) if t is not None and ctx.needs_input_grad[i]]
+    with torch.enable_grad():
+        out = composed(x, weight, bias, stats, ctx.cfg, ctx.dtype)
+        grads = torch.autograd.grad(out, [t for _, t in inputs], grad_out, create_graph=True, allow_unused=True)
+    result = [None] * 6
+    for (i, _), g in zip(inputs, grads):
+        result[i] = g
+    return tuple(result)
+
+
+# ---- "torch": the fused plain-PyTorch unit -----------------------------------------------------
+
+
+def _pad_center(x: torch.Tensor, shift: torch.Tensor, pad4, mode: str) -> torch.Tensor:
+    """xc = pad(x) - c in x's dtype (computed in acc); shift c [N, C, 1, 1]. Eager zeros: one pass."""
+    if torch.compiler.is_compiling() or any(pad4) and mode != "zeros":
+        return (pad(x, pad4, mode).to(shift.dtype) - shift).to(x.dtype)  # inductor fuses it
+    left, right, top, bottom = pad4
+    n, c, h, w = x.shape
+    xc = torch.empty((n, c, h + top + bottom, w + left + right), dtype=x.dtype, device=x.device,
+                     memory_format=reference.memory_format_of(x))
+    if any(pad4):
+        border = (-shift).to(x.dtype)
+        for rows, cols in ((slice(0, top), slice(None)), (slice(top + h, None), slice(None)),
+                           (slice(top, top + h), slice(0, left)), (slice(top, top + h), slice(left + w, None))):
+            part = xc[:, :, rows, cols]
+            part.copy_(border.expand(part.shape))
+    torch.sub(x, shift, out=xc[:, :, top:top + h, left:left + w])
+    return xc
+
+
+def _pixel_planes(d: torch.Tensor, groups: int) -> torch.Tensor:
+    """[N, 2g, H, W] (acc): per-pixel means over each group's channels of d and of d^2."""
+    acc = accumulation_dtype(d.dtype)
+    dv = d.unflatten(1, (groups, d.shape[1] // groups))  # [N, g, Cg, H, W]
+    m1 = dv.mean(2, dtype=acc)
+    m2 = (dv * dv if acc == d.dtype else dv.to(acc).square_()).mean(2)  # one full-size temporary
+    return torch.cat([m1, m2], 1)
+
+
+class _TorchUnit(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, x, weight, bias, stats, cfg, dtype):
+        pad4, mode, kernel_size, stride, dilation, groups, g, eps = cfg
+        acc = accumulation_dtype(dtype)
+        xl, wl = x.to(dtype), weight.to(dtype)
+        ch = x.shape[1]
+        c = reference.center_shift(xl, g)  # [N, g]
+        shift = c.repeat_interleave(ch // g, 1)[:, :, None, None]  # [N, C, 1, 1]
+        xc = _pad_center(xl, shift, pad4, mode)  # x~ - c [N, C, Hp, Wp]
+        # window moments of x~ - c (or of dropout(x~) - c): mean_s [N, g, Ho, Wo] relative to c, rstd
+        d = xc if stats is None else stats.to(acc) - shift
+        planes = _pixel_planes(d, g)  # [N, 2g, Hp, Wp]
+        del d
+        window = window_sum(planes, kernel_size, stride, dilation) * (1.0 / (kernel_size[0] * kernel_size[1]))
+        mean_s = window[:, :g]
+        rstd = torch.sqrt((window[:, g:] - mean_s.square()).clamp_min(0) + eps).reciprocal()
+        # the mean of each window of what the conv sees: conv(xc, W) - mean * S = conv(xc, W - mean_k W)
+        centred = g == groups and stats is None
+        if centred:
+            wa = wl.to(acc)
+            wc, S = (wa - wa.mean((1, 2, 3), keepdim=True)).to(dtype), None
+        else:  # KN: statistics of other data (dropout) or over other groups (grouped conv); S stays
+            wc, S = wl, wl.sum((1, 2, 3), dtype=acc)
+        y = F.conv2d(xc, wc, None, stride, 0, dilation, groups)  # [N, O, Ho, Wo]
+        o = y.shape[1]
+        yv, rv = y.unflatten(1, (g, o // g)), rstd[:, :, None]  # [N, g, O/g, Ho, Wo], [N, g, 1, Ho, Wo]
+        b = None if bias is None else bias.to(acc).view(1, g, o // g, 1, 1)
+        if S is not None:
+            value = (yv.to(acc) - mean_s[:, :, None] * S.view(1, g, o // g, 1, 1)) * rv
+            out = (value if b is None else value + b).to(y.dtype).flatten(1, 2)
+        elif torch.compiler.is_compiling():  # functional form; inductor fuses it anyway
+            out = (yv * rv if b is None else torch.addcmul(b, yv, rv)).to(y.dtype).flatten(1, 2)
+        else:  # eager: one pass, computed in acc, rounded once to y's dtype
+            out = torch.empty_like(y)
+            ov = out.unflatten(1, (g, o // g))
+            torch.mul(yv, rv, out=ov) if b is None else torch.addcmul(b, yv, rv, out=ov)
+        ctx.cfg, ctx.dtype, ctx.device_type = cfg, dtype, x.device.type
+        ctx.has_bias, ctx.has_stats, ctx.centred = bias is not None, stats is not None, centred
+        ctx.save_for_backward(x, weight, bias, stats, xc, wc, y, rstd, mean_s, shift, S)
+        return out
+
+    @staticmethod
+    def backward(ctx, grad_out):
+        x, weight, bias, stats, xc, wc, y, rstd, mean_s, shift, S = ctx.saved_tensors
+        if torch.is_grad_enabled():  # create_graph=True
+            return _double_backward(ctx, grad_out, (x, weight, bias, stats))
+        with torch.autocast(ctx.device_type, enabled=False):
+            return _torch_unit_backward(ctx, grad_out, x, weight, stats, xc, wc, y, rstd, mean_s, shift, S)
+
+
+def _torch_unit_backward(ctx, grad_out, x, weight, stats, xc, wc, y, rstd, mean_s, shift, S):
+    pad4, mode, kernel_size, stride, dilation, groups, g, eps = ctx.cfg
+    need_x, need_w, need_b, need_stats = ctx.needs_input_grad[:4]
+    acc = rstd.dtype
+    o = y.shape[1]
+    go = grad_out.to(y.dtype)
+    gov, yv, rv = go.unflatten(1, (g, o // g)), y.unflatten(1, (g, o // g)), rstd[:, :, None]
+    grad_b = go.sum((0, 2, 3), dtype=acc).to(weight.dtype) if need_b and ctx.has_bias else None
+    buf = torch.mul(gov, yv)  # [N, g, O/g, Ho, Wo]
+    gr = buf.sum(2, dtype=acc)  # sum_o grad_out * y: the gradient of rstd
+    gm = None
+    if S is not None:
+        Sv = S.view(1, g, o // g, 1, 1)
+        g_s = (gov.to(acc) * Sv).sum(2)  # sum_o grad_out * S[o]
+        gr = gr - mean_s * g_s
+        gm = -rstd * g_s
+        grad_S = -(gov.to(acc) * rv * mean_s[:, :, None]).sum((0, 3, 4)).flatten()
+    if torch.compiler.is_compiling():
+        grad_y = (gov * rv).to(y.dtype).flatten(1, 2)
+    else:
+        grad_y = torch.mul(gov, rv, out=buf).flatten(1, 2)  # reuses buf
+    del buf
+    grad_xc, grad_wc, _ = torch.ops.aten.convolution_backward(
+        grad_y, xc, wc, None, list(stride), [0, 0], list(dilation), False, [0, 0], groups, [need_x, need_w, False])
+    grad_w = None
+    if need_w:
+        gw = grad_wc.to(acc)
+        gw = gw - gw.mean((1, 2, 3), keepdim=True) if ctx.centred else gw + grad_S[:, None, None, None]
+        grad_w = gw.to(weight.dtype)
+    grad_x = grad_stats = None
+    if need_x or (ctx.has_stats and need_stats):
+        # the statistics' gradient w.r.t. d = xc (or dropout(x~) - c): A * d + B, A and B per pixel
+        gvar = -0.5 * gr * rstd.pow(3)
+        gmean = -2 * mean_s * gvar if gm is None else gm - 2 * mean_s * gvar
+        taps = kernel_size[0] * kernel_size[1]
+        planes = window_sum_transposed(torch.cat([gmean, gvar], 1) * (1.0 / taps), tuple(xc.shape[2:]), kernel_size,
+                                       stride, dilation)  # [N, 2g, Hp, Wp]
+        cg = x.shape[1] // g
+        A, B = planes[:, g:, None] * (2.0 / cg), planes[:, :g, None] * (1.0 / cg)  # [N, g, 1, Hp, Wp]
+        if need_x and not ctx.has_stats:
+            gxv, xv = grad_xc.unflatten(1, (g, -1)), xc.unflatten(1, (g, -1))
+            if torch.compiler.is_compiling():
+                grad_xc = (gxv + xv * A + B).flatten(1, 2)
+            else:
+                gxv.addcmul_(xv, A).add_(B)
+        if ctx.has_stats and need_stats:
+            d = stats.to(acc).unflatten(1, (g, -1)) - shift.unflatten(1, (g, -1))
+            grad_stats = torch.addcmul(B, d, A).flatten(1, 2).to(stats.dtype)
+    if need_x:
+        grad_x = pad_adjoint(grad_xc, pad4, mode).to(x.dtype)  # [N, C, H, W]
+    return grad_x, grad_w, grad_b, grad_stats, None, None
+
+
+# ---- "op": the unit from the four registered ops (the CUDA kernels where loaded) --------------
+
+
+class _OpUnit(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, x, weight, bias, cfg, dtype):
+        pad4, mode, kernel_size, stride, dilation, groups, g, eps = cfg
+        xl, wl = x.to(dtype), weight.to(dtype)
+        xc, sums = torch.ops.gennorm.pad_center_sums(xl, list(pad4), mode, g)  # [N, C, Hp, Wp], [N, 2g, Hp, Wp]
+        y = F.conv2d(xc, wl, None, stride, 0, dilation, groups)  # [N, O, Ho, Wo]
+        S = wl.sum((1, 2, 3), dtype=sums.dtype)  # [O]
+        out, mean, rstd = torch.ops.gennorm.window_epilogue(y, sums, S, bias, list(kernel_size), list(stride),
+                                                            list(dilation), x.shape[1] // g, eps)
+        ctx.cfg, ctx.dtype, ctx.device_type = cfg, dtype, x.device.type
+        ctx.has_bias = bias is not None
+        ctx.save_for_backward(x, weight, bias, xc, wl, y, mean, rstd, S)
+        return out
+
+    @staticmethod
+    def backward(ctx, grad_out):
+        x, weight, bias, xc, wl, y, mean, rstd, S = ctx.saved_tensors
+        if torch.is_grad_enabled():  # create_graph=True
+            return _double_backward(ctx, grad_out, (x, weight, bias, None))[:5]
+        pad4, mode, kernel_size, stride, dilation, groups, g, eps = ctx.cfg
+        need_x, need_w, need_b = ctx.needs_input_grad[:3]
+        with torch.autocast(ctx.device_type, enabled=False):
+            grad_y, grad_window, grad_S, grad_b = torch.ops.gennorm.window_epilogue_backward(
+                grad_out.to(y.dtype), y, mean, rstd, S, x.shape[1] // g, list(kernel_size))
+            grad_xc, grad_w, _ = torch.ops.aten.convolution_backward(
+                grad_y, xc, wl, None, list(stride), [0, 0], list(dilation), False, [0, 0], groups, [need_x, need_w, False])
+            grad_x = None
+            if need_x:
+                grad_x = torch.ops.gennorm.pad_center_sums_backward(
+                    grad_xc, xc, grad_window, list(kernel_size), list(stride), list(dilation), list(pad4), mode, g
+                ).to(x.dtype)
+            if need_w:
+                grad_w = (grad_w.to(grad_S.dtype) + grad_S[:, None, None, None]).to(weight.dtype)
+        grad_b = grad_b.to(bias.dtype) if need_b and ctx.has_bias else None
+        return grad_x, grad_w, grad_b, None, None
+
+
+# ---- choosing -------------------------------------------------------------------------------------
+
+_READY: dict[str, bool] = {}
+
+
+def _cuda_ready() -> bool:
+    """The compiled CUDA kernels of all four fused ops are loaded (loading / building them once)."""
+    if "cuda" not in _READY:
+        _READY["cuda"] = (torch.cuda.is_available() and extension.ensure_loaded()
+                          and all(extension.has_cuda_kernel(op) for op in library.FUSED_OPS))
+    return _READY["cuda"]
+
+
+_cuda_ready._dynamo_marked_constant = True  # = torch.compiler.assume_constant_result, without importing dynamo
+
+
+def has_cuda() -> bool:
+    """True when the compiled CUDA kernels serve CUDA tensors (loads or builds them on first call)."""
+    return _cuda_ready()
+
+
+def resolve_impl(x: torch.Tensor, impl: str) -> str:
+    """"torch" or "op" for this call. auto: the CUDA kernels for CUDA tensors when available, else torch."""
+    if impl not in IMPLS:
+        raise ValueError(f"impl must be one of {IMPLS}, got {impl!r}")
+    if impl == "cuda":
+        if not x.is_cuda:
+            raise RuntimeError("impl='cuda' requested but the tensor is on the CPU")
+        if not _cuda_ready():
+            raise RuntimeError("impl='cuda' requested but the CUDA kernels are not available "
+                               f"(python -m gennorm.ops status; {extension.info()['error'] or 'no build loaded'})")
+        return "op"
+    if impl == "auto":
+        return "op" if x.is_cuda and _cuda_ready() else "torch"
+    return impl
+
+
+def nc_conv2d(x, weight, bias=None, pad4=(0, 0, 0, 0), mode="zeros", stride=(1, 1), dilation=(1, 1), groups=1,
+              eps=1e-5, stat_groups=None, stats=None, impl="auto"):
+    """The NC / KN unit: (conv(x~ - c, W) - mu * S) * rstd + b, x [N, C, H, W] -> [N, O, Ho, Wo].
+
+    pad4 = (left, right, top, bottom), mode zeros | reflect | replicate | circular, as nn.Conv2d pads.
+    stat_groups: the statistics' groups (default: the conv's; KN: 1). stats: for KN with dropout,
+    the padded tensor the statistics come from (dropout(x~)); the "torch" unit serves it.
+    Arguments are checked by the layers (gennorm.layers); this is the hot path.
+    """
+    stat_groups = groups if stat_groups is None else stat_groups
+    cfg = (tuple(pad4), mode, tuple(stride), tuple(dilation), groups, stat_groups, float(eps))
+    cfg = (cfg[0], cfg[1], tuple(weight.shape[2:]), *cfg[2:])
+    which = resolve_impl(x, impl)
+    dtype = _compute_dtype(x)
+    with torch.autocast(x.device.type, enabled=False):  # the units cast explicitly
+        if which == "torch" or stats is not None:  # KN with active dropout: the torch unit, any impl
+            return _TorchUnit.apply(x, weight, bias, stats, cfg, dtype)
+        return _OpUnit.apply(x, weight, bias, cfg, dtype)
