@@ -57,14 +57,27 @@ else
   BUDGET=${GPU_CHECK_BUDGET:-410}
 fi
 START=$(date +%s)
-STEPS=$DEST/.steps.tsv  # removed at the end (summary.json holds it)
-: >"$STEPS"
+STEPS=$(mktemp "${TMPDIR:-/tmp}/gpu_check_steps.XXXXXX")  # not in DEST: a cut-short run leaves no 9th file there
 GENNORM=("$PYTHON" -m gennorm.cli)
 
 say() { echo "[gpu_check $(date -u +%H:%M:%S) +$(( $(date +%s) - START ))s] $*" | tee -a "$LOG"; }
 
-record() {  # record NAME STATUS RC SECONDS LIMIT NOTE
+record() {  # record NAME STATUS RC SECONDS LIMIT NOTE; summary.json is rewritten after every step
   printf '%s\t%s\t%s\t%s\t%s\t%s\n' "$1" "$2" "$3" "$4" "$5" "$6" >>"$STEPS"
+  write_summary
+}
+
+write_summary() {  # the steps so far as JSON (a run cut short still leaves its summary)
+  {
+    printf '{\n  "dry_run": %s,\n  "budget_s": %s,\n  "total_s": %s,\n  "date": "%s",\n  "steps": [\n' \
+      "$([ "$DRY" = 1 ] && echo true || echo false)" "$BUDGET" "$(( $(date +%s) - START ))" "$(date -u +%Y-%m-%dT%H:%M:%SZ)"
+    awk -F'\t' 'BEGIN { n = 0 } {
+        gsub(/"/, "\\\"", $6)
+        printf "%s    {\"name\": \"%s\", \"status\": \"%s\", \"rc\": %s, \"seconds\": %s, \"limit_s\": %s, \"note\": \"%s\"}",
+          (n++ ? ",\n" : ""), $1, $2, ($3 == "" ? "null" : $3), $4, $5, $6 }
+      END { printf "\n" }' "$STEPS"
+    printf '  ]\n}\n'
+  } >"$DEST/summary.json.tmp" && mv -f "$DEST/summary.json.tmp" "$DEST/summary.json"
 }
 
 skip() {  # skip NAME WHY
@@ -116,7 +129,7 @@ env_report() {
   fi
   if command -v nvidia-smi >/dev/null 2>&1; then nvidia-smi; else echo "nvidia-smi: not found"; fi
   if command -v nvcc >/dev/null 2>&1; then nvcc --version | tail -2; else echo "nvcc: not found"; fi
-  echo "compute-sanitizer: $(command -v compute-sanitizer || echo 'not found')"
+  echo "compute-sanitizer: $(command -v compute-sanitizer || ls /usr/local/cuda/bin/compute-sanitizer 2>/dev/null || echo 'not on PATH')"
   "$PYTHON" - <<'EOF'
 import importlib.util, platform, torch
 print(f"python {platform.python_version()}, torch {torch.__version__}, CUDA {torch.version.cuda}, "
@@ -162,12 +175,16 @@ else
 fi
 
 # ---- 4. memcheck ----------------------------------------------------------------------------------
+SANITIZER=$(command -v compute-sanitizer || true)
+for c in /usr/local/cuda/bin/compute-sanitizer /usr/local/cuda/compute-sanitizer/compute-sanitizer; do
+  [ -z "$SANITIZER" ] && [ -x "$c" ] && SANITIZER=$c
+done
 if [ "$DRY" = 1 ]; then
   skip memcheck "dry run: compute-sanitizer needs the GPU"
-elif ! command -v compute-sanitizer >/dev/null 2>&1; then
+elif [ -z "$SANITIZER" ]; then
   skip memcheck "compute-sanitizer not found"
 else
-  step memcheck 60 170 compute-sanitizer --tool memcheck --error-exitcode 9 --print-limit 20 \
+  step memcheck 60 170 "$SANITIZER" --tool memcheck --error-exitcode 9 --print-limit 20 \
     "$PYTHON" tools/cuda_smoke.py --device cuda --ops-only
 fi
 
@@ -222,22 +239,9 @@ else
 fi
 
 # ---- summary ----------------------------------------------------------------------------------------
-TOTAL=$(( $(date +%s) - START ))
-{
-  printf '{\n  "dry_run": %s,\n  "budget_s": %s,\n  "total_s": %s,\n  "date": "%s",\n  "steps": [\n' \
-    "$([ "$DRY" = 1 ] && echo true || echo false)" "$BUDGET" "$TOTAL" "$(date -u +%Y-%m-%dT%H:%M:%SZ)"
-  awk -F'\t' 'BEGIN { n = 0 } {
-      gsub(/"/, "\\\"", $6)
-      printf "%s    {\"name\": \"%s\", \"status\": \"%s\", \"rc\": %s, \"seconds\": %s, \"limit_s\": %s, \"note\": \"%s\"}",
-        (n++ ? ",\n" : ""), $1, $2, ($3 == "" ? "null" : $3), $4, $5, $6 }
-    END { printf "\n" }' "$STEPS"
-  printf '  ]\n}\n'
-} >"$DEST/summary.json"
+write_summary
+say "summary ($(( $(date +%s) - START ))s of ${BUDGET}s):"
+awk -F'\t' '{ printf "  %-24s %-12s %8ss  %s\n", $1, $2, $4, $6 }' "$STEPS" | tee -a "$LOG"
 rm -f "$STEPS"
-
-say "summary (${TOTAL}s of ${BUDGET}s):"
-awk -F'\t' '{ printf "  %-24s %-12s %8ss  %s\n", $1, $2, $4, $6 }' <(
-  "$PYTHON" -c 'import json,sys; [print("\t".join(str(s[k] if s[k] is not None else "") for k in ("name","status","rc","seconds","limit_s","note"))) for s in json.load(open(sys.argv[1]))["steps"]]' "$DEST/summary.json" 2>/dev/null
-) | tee -a "$LOG"
 ls -l "$DEST" | tee -a "$LOG"
 exit 0
