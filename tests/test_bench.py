@@ -60,7 +60,7 @@ def test_bench_layers_resnet9_kinds_both_dtypes(tmp_path, capsys):
     report = json.loads(out.read_text())
     assert report["dtypes"] == ["float32", "bfloat16"] and report["modes"] == ["fwd", "fwdbwd"]
     rows = report["results"]
-    assert [(r["dtype"], r["layer"]) for r in rows] == [(d, n) for d in ("float32", "bfloat16") for n in QUICK_LAYERS]
+    assert [(r["dtype"], r["layer"]) for r in rows] == [(d, n) for n in QUICK_LAYERS for d in ("float32", "bfloat16")]
     for row in rows:
         _check_candidates(row)
         assert set(row["kernels"]) == set(KERNELS)
@@ -202,6 +202,12 @@ def test_bench_report_merges_and_tabulates(tmp_path, capsys):
     data = json.loads(merged.read_text())
     assert data["dtypes"] == ["float32", "bfloat16"] and [r["dtype"] for r in data["results"]] == data["dtypes"]
     assert cli.main(["bench", "report", str(tmp_path / "missing.json")]) == 2
+
+
+def test_bench_metrics_throughput(capsys):
+    pytest.importorskip("torch_fidelity")
+    assert cli.main(["bench", "metrics", "--images", "2", "--batch-size", "2", "--size", "32", "--device", "cpu"]) == 0
+    assert "images/s" in capsys.readouterr().out
 
 
 def test_bench_import_is_torch_free():

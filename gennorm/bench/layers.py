@@ -434,8 +434,8 @@ def run(args) -> int:
     total = len(settings["dtypes"]) * len(settings["configs"]) * per_config
     with tqdm(total=total, desc="bench layers", unit="step", disable=args.no_progress, leave=False,
               file=sys.stderr) as bar:
-        for dtype, dtype_name in zip(settings["dtypes"], dtype_names):
-            for batch, spec in settings["configs"]:
+        for batch, spec in settings["configs"]:  # each shape in every dtype before the next shape
+            for dtype, dtype_name in zip(settings["dtypes"], dtype_names):
                 results = bench_config(batch, spec, dtype, settings, bar)
                 row = {"dtype": dtype_name, "batch": batch, "layer": spec.name, "spec": asdict(spec),
                        "channels": spec.cin, "height": spec.size, "width": spec.size, "candidates": results}
