@@ -1,0 +1,83 @@
+"""gennorm.convert: any conv net's Conv2d -> norm pairs become NC / KN convs holding the same weights."""
+from __future__ import annotations
+
+import pytest
+import torch
+import torch.nn as nn
+
+from gennorm.layers.convert import convert_norms
+
+
+def _count(model: nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters())
+
+
+@pytest.mark.parametrize("norm", ["nc", "kn"])
+def test_resnet18_every_pair_replaced_forward_and_backward(norm):
+    torchvision = pytest.importorskip("torchvision")
+    from gennorm.layers import KNConv2d, NCConv2d
+
+    model = torchvision.models.resnet18()  # random weights, nothing downloaded
+    before = _count(model)
+    bns = [(n, m.num_features) for n, m in model.named_modules() if isinstance(m, nn.BatchNorm2d)]
+    weights = {n: m.weight.detach().clone() for n, m in model.named_modules() if isinstance(m, nn.Conv2d)}
+    model, report = convert_norms(model, norm)
+    assert len(report.converted) == len(bns) == 20 and not report.skipped
+    assert not any(isinstance(m, nn.BatchNorm2d) for m in model.modules())
+    kind = NCConv2d if norm == "nc" else KNConv2d
+    convs = {n: m for n, m in model.named_modules() if isinstance(m, kind)}
+    assert len(convs) == 20 and all(torch.equal(convs[n].weight, weights[n]) for n in convs)
+    # each BN (2C parameters) is gone; each converted conv gained a bias (C): resnet18's convs have none
+    assert _count(model) == before - sum(c for _, c in bns)
+    x = torch.randn(2, 3, 64, 64, requires_grad=True)
+    y = model(x)
+    y.square().mean().backward()
+    assert y.shape == (2, 1000) and torch.isfinite(x.grad).all() and x.grad.abs().sum() > 0
+    assert all(m.weight.grad is not None for m in convs.values())
+
+
+def test_gennorm_instance_generator_converts_all_but_the_transposed_convs():
+    from gennorm.layers import NCConv2d
+    from gennorm.networks import build_generator
+
+    G = build_generator("resnet_6blocks", ngf=8, norm="instance")
+    before = _count(G)
+    G, report = convert_norms(G, "nc", torch.zeros(1, 3, 32, 32))
+    assert len(report.converted) == 1 + 2 + 2 * 6  # stem, two downs, two convs per block
+    assert [name for name, _ in report.skipped] == ["up.0.0.0", "up.1.0.0"]
+    assert all("ConvTranspose2d" in why for _, why in report.skipped)
+    assert _count(G) == before  # instance norm has no parameters; the convs keep their biases
+    assert sum(isinstance(m, NCConv2d) for m in G.modules()) == 15
+    out = G(torch.randn(1, 3, 32, 32))
+    assert out.shape == (1, 3, 32, 32) and torch.isfinite(out).all()
+
+
+def test_converted_conv_is_the_literal_nc_of_the_same_weights():
+    import torch.nn.functional as F
+    from literal import nc_conv
+
+    model = nn.Sequential(nn.Conv2d(4, 6, 3, padding=1, bias=False), nn.GroupNorm(2, 6), nn.ReLU())
+    weight = model[0].weight.detach().clone().double()
+    model, report = convert_norms(model.double(), "nc", torch.zeros(1, 4, 8, 8, dtype=torch.float64))
+    assert report.converted == [("0", "1")] and isinstance(model[1], nn.Identity)
+    x = torch.randn(2, 4, 8, 8, dtype=torch.float64)
+    bias = torch.zeros(6, dtype=torch.float64)  # GroupNorm's shift (0 at init) became the bias
+    want = torch.relu(nc_conv(F.pad(x, (1, 1, 1, 1)), weight, bias, (1, 1), (1, 1), 1, 1e-5))
+    torch.testing.assert_close(model(x), want, rtol=1e-10, atol=1e-10)
+
+
+def test_what_cannot_be_converted_is_said():
+    model = nn.Sequential(nn.Conv2d(3, 4, 3, padding=1, dilation=1, padding_mode="reflect"), nn.BatchNorm2d(4))
+    _, report = convert_norms(model, "kn")
+    assert report.converted == [] and "zero padding" in report.skipped[0][1]
+    with pytest.raises(ValueError, match="norm must be one of"):
+        convert_norms(nn.Conv2d(3, 3, 1), "batch")
+    with pytest.raises(ValueError, match="no nn.Conv2d"):
+        convert_norms(nn.Linear(3, 3), "nc")
+
+
+def test_top_level_convert_prints_the_report(capsys):
+    import gennorm
+
+    model = gennorm.convert(nn.Sequential(nn.Conv2d(3, 4, 3), nn.InstanceNorm2d(4)))
+    assert isinstance(model[1], nn.Identity) and "converted 1 conv + norm pairs: 0+1" in capsys.readouterr().err
