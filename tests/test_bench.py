@@ -59,6 +59,7 @@ def test_bench_layers_resnet9_kinds_both_dtypes(tmp_path, capsys):
     assert cli.main([*QUICK, "--no-compile", "--dtype", "float32", "bfloat16", "--json", str(out)]) == 0
     report = json.loads(out.read_text())
     assert report["dtypes"] == ["float32", "bfloat16"] and report["modes"] == ["fwd", "fwdbwd"]
+    assert report["copy_ceiling"]["gbps"] > 0
     rows = report["results"]
     assert [(r["dtype"], r["layer"]) for r in rows] == [(d, n) for n in QUICK_LAYERS for d in ("float32", "bfloat16")]
     for row in rows:

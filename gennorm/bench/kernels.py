@@ -161,6 +161,21 @@ def bench_kernels(spec, batch: int, dtype, device, warmup: int, repeats: int, na
     return results
 
 
+def copy_ceiling(device, repeats: int = 10) -> dict:
+    """The device's copy bandwidth on a buffer far larger than any cache (512 MiB CUDA, 64 MiB CPU): the ceiling."""
+    import torch
+
+    from gennorm.bench.timing import time_ms
+
+    half = (512 if device.type == "cuda" else 64) * 2**20
+    src = torch.empty(half, dtype=torch.uint8, device=device).random_()
+    dst = torch.empty_like(src)
+    dst.copy_(src)  # warm-up
+    ms = statistics.median(time_ms(lambda: dst.copy_(src), device) for _ in range(repeats))
+    del src, dst
+    return {"bytes": 2 * half, "median_ms": ms, "gbps": 2 * half / ms / 1e6}
+
+
 def format_kernels(results: dict) -> list[str]:
     lines = [f"  {'kernel':<26} {'MB moved':>9} {'median ms':>10} {'GB/s':>8} {'copy GB/s':>10} {'% of copy':>9}  impl"]
     for name, e in results.items():

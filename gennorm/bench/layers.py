@@ -413,7 +413,7 @@ def _write(path: str, report: dict) -> None:
 def run(args) -> int:
     from tqdm import tqdm
 
-    from gennorm.bench.kernels import bench_kernels, format_kernels
+    from gennorm.bench.kernels import bench_kernels, copy_ceiling, format_kernels
     from gennorm.bench.timing import cuda_nc_available, environment
 
     settings = _settings(args)
@@ -430,6 +430,10 @@ def run(args) -> int:
               "forward": "training forward: input and parameters require grad",
               "peak_memory": "CUDA max_memory_allocated above the fwd+bwd step's start" if device.type == "cuda"
               else "n/a on the CPU", "results": []}
+    if settings["kernels"]:
+        report["copy_ceiling"] = copy_ceiling(device)
+        print(f"copy bandwidth ceiling: {report['copy_ceiling']['gbps']:.0f} GB/s (read + write, "
+              f"{report['copy_ceiling']['bytes'] / 2**20:.0f} MiB moved)", flush=True)
     per_config = len(settings["candidates"]) * len(settings["modes"]) * (settings["warmup"] + settings["repeats"])
     total = len(settings["dtypes"]) * len(settings["configs"]) * per_config
     with tqdm(total=total, desc="bench layers", unit="step", disable=args.no_progress, leave=False,

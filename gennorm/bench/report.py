@@ -92,6 +92,8 @@ def run(args) -> int:
     report = load(args.files)
     print(f"{report['device_name']} ({report['device']}), torch {report['torch']}, CUDA {report.get('cuda')}, "
           f"{report['date']}; {args.mode} median as a ratio to {report['baseline']} of the same run\n")
+    if report.get("copy_ceiling"):
+        print(f"copy bandwidth ceiling: {report['copy_ceiling']['gbps']:.0f} GB/s\n")
     print(ratio_table(report, args.mode))
     print()
     print(kernel_table(report))
