@@ -14,8 +14,8 @@ import torch
 
 from gennorm import NCConv2d, cli
 from gennorm.bench.kernels import KERNELS, NOT_AVAILABLE, kernel_bytes
-from gennorm.bench.layers import (BASELINE, CANDIDATES, COMPILED, NO_COMPILE, NO_CUDA_NC, NOT_SELECTED, QUICK_LAYERS,
-                                  RESNET9_LAYERS, LayerSpec, literal_nc, parse_shape)
+from gennorm.bench.layers import (BASELINE, CANDIDATES, COMPILED, NO_COMPILE, NO_CUDA_NC, NOT_SELECTED,
+                                  QUICK_LAYERS, QUICK_NO_COMPILE, RESNET9_LAYERS, LayerSpec, literal_nc, parse_shape)
 from gennorm.errors import ConfigError
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -28,7 +28,7 @@ def _check_candidates(row: dict, modes=("fwd", "fwdbwd")) -> None:
         if name == "nc (cuda)" and entry["status"] != "ok":
             assert entry["status"] == NO_CUDA_NC
             continue
-        if entry["status"] in (NO_COMPILE, NOT_SELECTED):
+        if entry["status"] in (NO_COMPILE, QUICK_NO_COMPILE, NOT_SELECTED):
             continue
         assert entry["status"] == "ok", (name, entry)
         for mode in modes:
@@ -73,6 +73,16 @@ def test_bench_layers_resnet9_kinds_both_dtypes(tmp_path, capsys):
             assert k["impl"] == "reference (cpu)"
             assert k["gbps"] > 0 and k["copy_gbps"] > 0 and k["pct_of_copy"] > 0
     assert "patch_moments" in capsys.readouterr().out
+
+
+def test_bench_layers_quick_skips_compile_unless_named(tmp_path):
+    out = tmp_path / "bench.json"
+    assert cli.main([*QUICK, "--layers", "down", "--candidates", "nc (torch)", "--no-kernels", "--json", str(out)]) == 0
+    (row,) = json.loads(out.read_text())["results"]
+    assert row["candidates"][COMPILED]["status"] == NOT_SELECTED
+    assert cli.main([*QUICK, "--layers", "down", "--modes", "fwd", "--no-kernels", "--json", str(out)]) == 0
+    (row,) = json.loads(out.read_text())["results"]
+    assert row["candidates"][COMPILED]["status"] == QUICK_NO_COMPILE
 
 
 def test_bench_layers_candidate_subset_and_modes(tmp_path):

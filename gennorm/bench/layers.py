@@ -46,6 +46,7 @@ COMPILED = "nc (torch, compiled)"
 MODES = ("fwd", "fwdbwd")
 NO_CUDA_NC = "n/a (no CUDA build/GPU)"
 NO_COMPILE = "skipped (--no-compile)"
+QUICK_NO_COMPILE = "skipped (--quick: compiling takes 10-30 s; name it in --candidates to time it)"
 NOT_SELECTED = "skipped (not in --candidates)"
 DTYPES = ("float32", "bfloat16", "float16")
 
@@ -105,7 +106,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help=f"subset to time (default all): {', '.join(repr(c) for c in CANDIDATES)}; "
                              f"{BASELINE!r} is always timed")
     parser.add_argument("--no-compile", action="store_true",
-                        help=f"skip {COMPILED!r} (torch.compile takes ~10-30 s per shape on a CPU)")
+                        help=f"skip {COMPILED!r} (torch.compile takes ~10-30 s per shape; --quick skips it "
+                             "unless --candidates names it)")
     parser.add_argument("--no-kernels", action="store_true", help="skip the per-kernel bandwidth rows")
     parser.add_argument("--repeats", type=int, default=None, help="timed rounds (default 10; 3 with --quick)")
     parser.add_argument("--warmup", type=int, default=None, help="untimed rounds first (default 2; 1 with --quick)")
@@ -174,7 +176,9 @@ def _settings(args) -> dict:
         torch.set_num_threads(args.threads)
     return {"device": torch.device(device), "dtypes": [getattr(torch, d) for d in args.dtype], "configs": configs,
             "modes": list(dict.fromkeys(args.modes)), "candidates": [c for c in CANDIDATES if c in chosen],
-            "compile": not args.no_compile, "kernels": not args.no_kernels, "repeats": repeats, "warmup": warmup}
+            "compile": NO_COMPILE if args.no_compile else (
+                QUICK_NO_COMPILE if args.quick and COMPILED not in (args.candidates or []) else None),
+            "kernels": not args.no_kernels, "repeats": repeats, "warmup": warmup}
 
 
 # ---- the candidates ------------------------------------------------------------------------
@@ -251,7 +255,7 @@ def _builders(spec: LayerSpec, device, settings) -> dict:
         "conv+instancenorm": layer("instance"),
         "conv+groupnorm": layer("group"),
         "nc (torch)": lambda: _nc(spec, "torch"),
-        COMPILED: compiled if settings["compile"] else NO_COMPILE,
+        COMPILED: settings["compile"] or compiled,
         "nc (cuda)": (lambda: _nc(spec, "cuda")) if cuda_nc else NO_CUDA_NC,
         "nc literal unfold": literal,
         "conv+pono": pono,
