@@ -138,8 +138,8 @@ def bench_kernels(spec, batch: int, dtype, device, warmup: int, repeats: int, na
             results[name]["status"] = "error: " + first_line(err)
             continue
         half = sizes[name]["bytes"] // 2  # a copy of `half` bytes reads half and writes half
-        buffers = [(torch.empty(half, dtype=torch.uint8, device=device).random_(), torch.empty(half, dtype=torch.uint8, device=device))
-                   for _ in range(n_sets)]
+        buffers = [(torch.empty(half, dtype=torch.uint8, device=device).random_(),
+                    torch.empty(half, dtype=torch.uint8, device=device)) for _ in range(n_sets)]
         results[name].update(status="ok", impl=_impl_label(name, device), input_sets=n_sets)
         live[name] = (calls, [(lambda src=src, dst=dst: dst.copy_(src)) for src, dst in buffers])
     times = {name: ([], []) for name in live}

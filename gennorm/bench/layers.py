@@ -115,7 +115,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="write every number, device, torch and CUDA versions, dtypes, date (rewritten after "
                              "each shape, so a run cut short keeps what it measured)")
     parser.add_argument("--quick", action="store_true",
-                        help=f"tiny versions of the layers ({', '.join(s.label() for s in QUICK_LAYERS.values())}): seconds")
+                        help="tiny versions of the layers "
+                             f"({', '.join(s.label() for s in QUICK_LAYERS.values())}): seconds")
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: PyTorch's choice)")
     parser.add_argument("--no-progress", action="store_true", help="no tqdm progress bar")
 
@@ -235,7 +236,8 @@ def _builders(spec: LayerSpec, device, settings) -> dict:
     from gennorm.layers import PONO, conv_norm
 
     def layer(norm):  # "conv followed by norm X" exactly as the networks build it
-        return lambda: conv_norm(norm, spec.cin, spec.cout, spec.kernel, spec.stride, spec.padding, padding_mode=spec.mode)
+        return lambda: conv_norm(norm, spec.cin, spec.cout, spec.kernel, spec.stride, spec.padding,
+                                 padding_mode=spec.mode)
 
     def pono():
         plain, norm = layer("none")(), PONO()
@@ -390,7 +392,8 @@ def bench_config(batch: int, spec: LayerSpec, dtype, settings, progress) -> dict
 
 def format_table(batch: int, spec: LayerSpec, dtype_name: str, results: dict, modes) -> str:
     heads = "".join(f" {m + ' ms':>11} {'vs IN':>6}" for m in modes)
-    lines = [f"{spec.label()}, batch {batch}, {dtype_name}", f"  {'candidate':<21}{heads} {'peak MiB':>9} {'first s':>8}"]
+    lines = [f"{spec.label()}, batch {batch}, {dtype_name}",
+             f"  {'candidate':<21}{heads} {'peak MiB':>9} {'first s':>8}"]
     for name, entry in results.items():
         if entry["status"] != "ok":
             lines.append(f"  {name:<21} {entry['status']}")
