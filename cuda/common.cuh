@@ -71,7 +71,11 @@ struct alignas(sizeof(T) * V) Pack {
 
 template <int V, typename T>
 __device__ __forceinline__ bool vector_ok(const T* p, int count, int64_t step) {
-  return count == V && step == 1 && (reinterpret_cast<uintptr_t>(p) % (sizeof(T) * V)) == 0;
+  const bool ok = count == V && step == 1 && (reinterpret_cast<uintptr_t>(p) % (sizeof(T) * V)) == 0;
+#ifdef GENNORM_EMULATE
+  ++(ok ? emu::counters().vector_runs : emu::counters().scalar_runs);
+#endif
+  return ok;
 }
 
 // out[e] = p[e * step] for e < count, 0 past it; one 16-byte load when the run is whole, unit-stride

@@ -35,6 +35,10 @@ inline bool is_channels_last(const at::Tensor& t) {
   return t.dim() == 4 && t.is_contiguous(at::MemoryFormat::ChannelsLast) && !t.is_contiguous();
 }
 
+inline at::MemoryFormat format_of(const at::Tensor& t) {
+  return is_channels_last(t) ? at::MemoryFormat::ChannelsLast : at::MemoryFormat::Contiguous;
+}
+
 // ---- argument checks (one place; messages name the op and the problem) ---------------------------
 
 inline void check_pair(at::IntArrayRef v, const char* op, const char* name) {

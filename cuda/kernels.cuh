@@ -287,7 +287,9 @@ __global__ void __launch_bounds__(kThreads) fold_chunks_kernel(const A* __restri
 // Host: channel sums of x (padded by index arithmetic, shifted when `center`) into sums
 // [N, 2g, Hp, Wp] (acc, contiguous), writing xc when it is defined. Launches 1 kernel, or 2 when the
 // channels are split into chunks (small N*H*W) and the per-chunk partials need folding.
-inline void launch_channel_sums(const at::Tensor& x, const at::Tensor& xc, const at::Tensor& sums, int64_t G,
+// (A template so that only the .cu files that call it instantiate its kernels.)
+template <int = 0>
+void launch_channel_sums(const at::Tensor& x, const at::Tensor& xc, const at::Tensor& sums, int64_t G,
                                 int64_t top, int64_t left, int mode, bool center) {
   const int64_t N = x.size(0), C = x.size(1), H = x.size(2), W = x.size(3), Cg = C / G;
   const int64_t Hp = sums.size(2), Wp = sums.size(3);
@@ -811,9 +813,10 @@ struct GatherArgs {
   I nseg, phase, cpt, ncc;  // NCHW kernel only
 };
 
-// total at one padded position (contract section 4), summed over every preimage of (h, w).
+// total at one padded position (contract section 4), summed over every preimage of (h, w). Not
+// inlined: the border pixels' loop must not cost the fast path registers.
 template <typename T, typename I>
-__device__ __forceinline__ typename Acc<T>::type gathered(const GatherArgs<T, I>& a, I n, I ch, I h, I w) {
+__device__ __noinline__ typename Acc<T>::type gathered(const GatherArgs<T, I>& a, I n, I ch, I h, I w) {
   using A = typename Acc<T>::type;
   const I j = ch / a.Cg;
   const A* g1 = a.G12 + (n * 2 * a.G + j) * a.Hp * a.Wp;
@@ -919,7 +922,8 @@ __global__ void __launch_bounds__(kThreads) gather_nhwc_kernel(const GatherArgs<
 // Host: grad_x = adjoint of the padding applied to grad_xc (if defined) + G1 + 2 xc G2, with G the
 // transposed window sums of gw [N, 2g, Ho, Wo] (acc, contiguous). Launches 2 kernels: the small
 // transposed window sum (N*2g*Hp*Wp values), then the gather over grad_x.
-inline void launch_gather(const at::Tensor& grad_xc, const at::Tensor& xc, const at::Tensor& gw, at::Tensor& grad_x,
+template <int = 0>
+void launch_gather(const at::Tensor& grad_xc, const at::Tensor& xc, const at::Tensor& gw, at::Tensor& grad_x,
                           int64_t G, at::IntArrayRef kernel_size, at::IntArrayRef stride, at::IntArrayRef dilation,
                           int64_t left, int64_t right, int64_t top, int64_t bottom, int mode) {
   const int64_t N = xc.size(0), C = xc.size(1), Hp = xc.size(2), Wp = xc.size(3);

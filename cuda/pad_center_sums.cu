@@ -1,4 +1,5 @@
-// pad_center_sums and pad_center_sums_backward on CUDA (contract sections 1 and 4).
+// pad_center_sums, pad_center_sums_backward, patch_moments, patch_moments_backward on CUDA.
+// (contract sections 1 and 4; SPEC section 5)
 //
 // Sizes: x [N, C, H, W] of element size b bytes (acc: 4 bytes, 8 for float64), g groups, Cg = C / g,
 // padded Hp x Wp, windows Ho x Wo. Blocks are 256 threads; V = 16 / b elements per vector.
@@ -31,6 +32,29 @@
 //   gather_nhwc_kernel (grad_x channels_last): one thread per (pixel, V channels).
 //   Bytes: reads grad_xc and xc (2 * N*C*Hp*Wp*b, the border ones twice), writes grad_x N*C*H*W*b,
 //     plus G (N*2g*Hp*Wp*acc written, read once per 8 channels, mostly from L2).
+//
+// patch_moments and patch_moments_backward (PONO, KernelNorm2d): mean and rstd of every
+// (C/g) x kh x kw window of an already padded x [N, C, Hp, Wp], and the gradient back to x. The same
+// kernels as pad_center_sums above and window_epilogue (kernels.cuh), without padding, shift or epilogue.
+//
+// Sizes: x of element size b bytes (acc: 4 bytes, 8 for float64), g groups, windows Ho x Wo.
+//
+// patch_moments: 2 launches (3 when the channels are chunked).
+//   sums_nchw_kernel / sums_nhwc_kernel (above): per-group channel sums of x and x^2
+//     into a workspace [N, 2g, Hp, Wp] (acc): pixel segments x channel chunks in the grid (NCHW,
+//     16-byte runs along rows, warps over channels, shared-memory fold) or lanes over channels
+//     (channels_last); fold_chunks_kernel adds per-chunk partials when the channels were split.
+//   window_moments_kernel: one thread per (n, group, window): kh*kw taps of both planes.
+//   Bytes: reads x N*C*Hp*Wp*b; writes + reads the workspace 2 * N*2g*Hp*Wp*acc; writes
+//     2*N*g*Ho*Wo*acc. For C >> g one pass over x.
+//
+// patch_moments_backward: 3 launches.
+//   moment_grads_kernel: grad_window [N, 2g, Ho, Wo] = the gradients of the two window sums
+//     (tiny); window_transpose_kernel: G [N, 2g, Hp, Wp] (tiny); gather_nchw_kernel /
+//     gather_nhwc_kernel (above) with no padding and no conv gradient:
+//     grad_x = G1 + 2 x G2. Bytes: reads x, writes grad_x (2 * N*C*Hp*Wp*b) + the small planes.
+//
+// (One translation unit for both: they share the channel-sum and gather kernels, compiled once.)
 #include "kernels.cuh"
 
 namespace gennorm {
@@ -42,8 +66,7 @@ std::tuple<at::Tensor, at::Tensor> pad_center_sums_cuda(const at::Tensor& x, at:
   const int64_t N = x.size(0), C = x.size(1), H = x.size(2), W = x.size(3);
   const int64_t left = pad[0], right = pad[1], top = pad[2], bottom = pad[3];
   const int64_t Hp = H + top + bottom, Wp = W + left + right;
-  const auto format = is_channels_last(x) ? at::MemoryFormat::ChannelsLast : at::MemoryFormat::Contiguous;
-  auto xc = at::empty({N, C, Hp, Wp}, x.options().memory_format(format));
+  auto xc = at::empty({N, C, Hp, Wp}, x.options().memory_format(format_of(x)));
   auto sums = at::empty({N, 2 * groups, Hp, Wp}, x.options().dtype(accumulation_type(x.scalar_type())));
   if (xc.numel() == 0) return {xc, sums.zero_()};
   launch_channel_sums(x, xc, sums, groups, top, left, m, /*center=*/true);
@@ -59,13 +82,75 @@ at::Tensor pad_center_sums_backward_cuda(const at::Tensor& grad_xc_in, const at:
   const c10::cuda::CUDAGuard guard(xc.device());
   const int64_t left = pad[0], right = pad[1], top = pad[2], bottom = pad[3];
   const int64_t H = xc.size(2) - top - bottom, W = xc.size(3) - left - right;
-  const auto format = is_channels_last(xc) ? at::MemoryFormat::ChannelsLast : at::MemoryFormat::Contiguous;
-  auto grad_x = at::empty({xc.size(0), xc.size(1), H, W}, xc.options().memory_format(format));
+  auto grad_x = at::empty({xc.size(0), xc.size(1), H, W}, xc.options().memory_format(format_of(xc)));
   if (grad_x.numel() == 0) return grad_x;
   // The small window gradients in acc, contiguous; grad_xc normally has xc's dtype already.
   auto gw = grad_window.to(accumulation_type(xc.scalar_type())).contiguous();
   auto grad_xc = grad_xc_in.to(xc.scalar_type());
   launch_gather(grad_xc, xc, gw, grad_x, groups, kernel_size, stride, dilation, left, right, top, bottom, m);
+  return grad_x;
+}
+
+std::tuple<at::Tensor, at::Tensor> patch_moments_cuda(const at::Tensor& x, at::IntArrayRef kernel_size,
+                                                      at::IntArrayRef stride, at::IntArrayRef dilation, int64_t groups,
+                                                      double eps) {
+  auto [ho, wo] = check_patch_moments(x, kernel_size, stride, dilation, groups);
+  const c10::cuda::CUDAGuard guard(x.device());
+  const int64_t N = x.size(0), C = x.size(1), Hp = x.size(2), Wp = x.size(3), G = groups;
+  const auto acc = accumulation_type(x.scalar_type());
+  auto opts = x.options().dtype(acc);
+  auto mean = at::empty({N, G, ho, wo}, opts), rstd = at::empty({N, G, ho, wo}, opts);
+  if (mean.numel() == 0) return {mean, rstd};
+  auto sums = at::empty({N, 2 * G, Hp, Wp}, opts);
+  if (C == 0) {
+    sums.zero_();
+  } else {
+    launch_channel_sums(x, at::Tensor(), sums, G, 0, 0, kZeros, /*center=*/false);
+  }
+  auto stream = c10::cuda::getCurrentCUDAStream();
+  AT_DISPATCH_FLOATING_TYPES(acc, "gennorm_patch_moments", [&] {
+    using A = scalar_t;
+    const A count = static_cast<A>(C / G * kernel_size[0] * kernel_size[1]);
+    const bool small = fits_int32({&sums, &mean}, {mean.numel() + int64_t(kThreads) * tuning().max_blocks});
+    dispatch_index(small, [&](auto tag) {
+      using I = decltype(tag);
+      auto kernel = window_moments_kernel<A, I>;
+      GENNORM_LAUNCH(kernel, grid_for_threads(mean.numel()), kThreads, stream, sums.const_data_ptr<A>(), I(N), I(G),
+                     I(Hp), I(Wp), I(ho), I(wo), window_of<I>(kernel_size, stride, dilation), count,
+                     static_cast<A>(eps), mean.mutable_data_ptr<A>(), rstd.mutable_data_ptr<A>());
+      C10_CUDA_KERNEL_LAUNCH_CHECK();
+    });
+  });
+  return {mean, rstd};
+}
+
+at::Tensor patch_moments_backward_cuda(const at::Tensor& grad_mean, const at::Tensor& grad_rstd, const at::Tensor& x,
+                                       const at::Tensor& mean, const at::Tensor& rstd, at::IntArrayRef kernel_size,
+                                       at::IntArrayRef stride, at::IntArrayRef dilation, int64_t groups) {
+  check_patch_moments_backward(grad_mean, grad_rstd, x, mean, rstd, kernel_size, stride, dilation, groups);
+  const c10::cuda::CUDAGuard guard(x.device());
+  const int64_t N = x.size(0), C = x.size(1), G = groups, ho = mean.size(2), wo = mean.size(3);
+  auto grad_x = at::empty_like(x);  // x's layout
+  if (grad_x.numel() == 0) return grad_x;
+  const auto acc = accumulation_type(x.scalar_type());
+  auto gm = grad_mean.to(acc).contiguous(), gr = grad_rstd.to(acc).contiguous();
+  auto mu = mean.to(acc).contiguous(), rs = rstd.to(acc).contiguous();
+  auto gw = at::empty({N, 2 * G, ho, wo}, x.options().dtype(acc));
+  auto stream = c10::cuda::getCurrentCUDAStream();
+  AT_DISPATCH_FLOATING_TYPES(acc, "gennorm_patch_moments_backward", [&] {
+    using A = scalar_t;
+    const A count = static_cast<A>(C / G * kernel_size[0] * kernel_size[1]);
+    const bool small = fits_int32({&gw}, {gw.numel() + int64_t(kThreads) * tuning().max_blocks});
+    dispatch_index(small, [&](auto tag) {
+      using I = decltype(tag);
+      auto kernel = moment_grads_kernel<A, I>;
+      GENNORM_LAUNCH(kernel, grid_for_threads(mu.numel()), kThreads, stream, gm.const_data_ptr<A>(),
+                     gr.const_data_ptr<A>(), mu.const_data_ptr<A>(), rs.const_data_ptr<A>(), I(N), I(G), I(ho * wo),
+                     count, gw.mutable_data_ptr<A>());
+      C10_CUDA_KERNEL_LAUNCH_CHECK();
+    });
+  });
+  launch_gather(at::Tensor(), x, gw, grad_x, G, kernel_size, stride, dilation, 0, 0, 0, 0, kZeros);
   return grad_x;
 }
 

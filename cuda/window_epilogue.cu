@@ -4,7 +4,7 @@
 // Og = O / g, sums [N, 2g, Hp, Wp], window kh x kw. Blocks are 256 threads; V = 16 / b.
 //
 // window_epilogue: 1 launch.
-//   NCHW (y any strides but channels_last; out = empty_like(y)), epilogue_nchw_kernel: block item =
+//   NCHW (y any strides but channels_last; out contiguous), epilogue_nchw_kernel: block item =
 //     (n, group, channel chunk, tile of 32 V-wide segments of output rows), block-stride loop. The
 //     block computes the tile's mean / rstd from the kh*kw taps of the two sum planes (L1/L2 hits) into
 //     shared memory (the chunk-0 block writes mean, rstd), then each warp takes every 8th channel:
@@ -42,7 +42,7 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> window_epilogue_cuda(
   const int64_t N = y.size(0), O = y.size(1), Ho = y.size(2), Wo = y.size(3), Og = O / G;
   const int64_t Hp = sums_in.size(2), Wp = sums_in.size(3);
   const auto acc = accumulation_type(y.scalar_type());
-  auto out = at::empty_like(y);  // y's memory format
+  auto out = at::empty(y.sizes(), y.options().memory_format(format_of(y)));
   auto mean = at::empty({N, G, Ho, Wo}, y.options().dtype(acc));
   auto rstd = at::empty({N, G, Ho, Wo}, y.options().dtype(acc));
   if (mean.numel() == 0) return {out, mean, rstd};
@@ -82,6 +82,9 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> window_epilogue_cuda(
       C10_CUDA_KERNEL_LAUNCH_CHECK();
     });
   });
+  if (sums_in.scalar_type() != acc) {  // the statistics follow sums' dtype (acc when it comes from pad_center_sums)
+    return {out, mean.to(sums_in.scalar_type()), rstd.to(sums_in.scalar_type())};
+  }
   return {out, mean, rstd};
 }
 
@@ -92,7 +95,7 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor> window_epilogue_backw
   const c10::cuda::CUDAGuard guard(y.device());
   const int64_t N = y.size(0), O = y.size(1), Ho = y.size(2), Wo = y.size(3), Og = O / G, hw = Ho * Wo;
   const auto acc = accumulation_type(y.scalar_type());
-  auto grad_y = at::empty_like(y);  // y's memory format
+  auto grad_y = at::empty(y.sizes(), y.options().memory_format(format_of(y)));
   auto grad_window = at::empty({N, 2 * G, Ho, Wo}, y.options().dtype(acc));
   auto grad_S = at::empty({O}, y.options().dtype(acc));
   auto grad_bias = at::empty({O}, y.options().dtype(acc));
@@ -154,6 +157,10 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor> window_epilogue_backw
       C10_CUDA_KERNEL_LAUNCH_CHECK();
     });
   });
+  if (mean_in.scalar_type() != acc) {  // the gradients follow mean's dtype (acc when it comes from window_epilogue)
+    const auto t = mean_in.scalar_type();
+    return {grad_y, grad_window.to(t), grad_S.to(t), grad_bias.to(t)};
+  }
   return {grad_y, grad_window, grad_S, grad_bias};
 }
 

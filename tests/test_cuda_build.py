@@ -150,7 +150,6 @@ EMULATION_SOURCE = r"""
 // cuda/*.cu compiled as C++ (cuda/emulate.h): the host functions and kernels as ops gennorm_emu::*.
 #include "pad_center_sums.cu"
 #include "window_epilogue.cu"
-#include "patch_moments.cu"
 #include <torch/library.h>
 
 namespace {
@@ -159,6 +158,12 @@ void set_tuning(int64_t max_blocks, int64_t target_blocks, int64_t min_chunk, bo
   gennorm::tuning().target_blocks = target_blocks;
   gennorm::tuning().min_chunk = min_chunk;
   gennorm::tuning().force_int64 = force_int64;
+}
+std::vector<int64_t> counters(bool reset) {
+  auto& c = gennorm::emu::counters();
+  std::vector<int64_t> out{c.launches, c.blocks, c.vector_runs, c.scalar_runs};
+  if (reset) c = gennorm::emu::Counters();
+  return out;
 }
 }  // namespace
 
@@ -170,6 +175,7 @@ TORCH_LIBRARY(gennorm_emu, m) {
   m.def("@patch_moments@", &gennorm::patch_moments_cuda);
   m.def("@patch_moments_backward@", &gennorm::patch_moments_backward_cuda);
   m.def("set_tuning(int max_blocks, int target_blocks, int min_chunk, bool force_int64) -> ()", &set_tuning);
+  m.def("counters(bool reset) -> int[]", &counters);
 }
 """
 
@@ -453,7 +459,7 @@ def test_emulated_window_epilogue(tuned, dtype, kind, tuning):
         mean_w, rstd_w = o_stats(sums, k, s, d, count, 1e-5)
         for b in (bias, None):
             out, mean, rstd = tuned.window_epilogue(y, sums, S, b, list(k), list(s), list(d), cg, 1e-5)
-            assert out.dtype == dtype and out.stride() == torch.empty_like(y).stride(), where
+            assert out.dtype == dtype and out.is_contiguous(memory_format=expected_format(y)), where
             assert mean.shape == (n, g, ho, wo) and mean.dtype == acc and mean.is_contiguous() and rstd.is_contiguous()
             close(mean, mean_w, TOL[acc] * 4, f"mean {where}")
             close(rstd, rstd_w, TOL[acc] * 20, f"rstd {where}")
@@ -462,7 +468,7 @@ def test_emulated_window_epilogue(tuned, dtype, kind, tuning):
         grad_out = layout(make((n, o, ho, wo), dtype, "contiguous", 50 + i), kind)
         gy, gw, gS, gb = tuned.window_epilogue_backward(grad_out, y, mean, rstd, S, cg, list(k))
         want = o_epilogue_backward(grad_out, y, mean, rstd, S, count)
-        assert gy.dtype == dtype and gy.stride() == torch.empty_like(y).stride(), where
+        assert gy.dtype == dtype and gy.is_contiguous(memory_format=expected_format(y)), where
         assert gw.shape == (n, 2 * g, ho, wo) and gw.dtype == acc and gw.is_contiguous()
         assert gS.shape == (o,) and gS.dtype == acc and gb.dtype == acc
         close(gy, want[0], tol * 2, f"grad_y {where}")
@@ -572,3 +578,56 @@ def test_emulated_checks_name_the_op_and_the_problem(emu):
         emu.pad_center_sums_backward(xc, xc, torch.randn(1, 2, 4, 4), [3, 3], [1, 1], [1, 1], [1, 1, 1, 1], "zeros", 1)
     with pytest.raises(RuntimeError, match="gennorm::patch_moments: kernel size"):
         emu.patch_moments(x, [7, 7], [1, 1], [1, 1], 1, 1e-5)
+
+
+def test_emulated_launch_counts_and_vector_runs(emu):
+    """Launches per op (contract: forward = conv + 2 kernels, backward = 2 kernels + tiny folds) and
+    16-byte vector accesses on aligned rows / channels (element-wise runs elsewhere)."""
+    k, s, d, pad = [3, 3], [1, 1], [1, 1], [4, 4, 1, 1]  # left pad 4: float32 rows stay 16-byte aligned
+
+    def run(fn, *args):
+        emu.counters(True)
+        out = fn(*args)
+        launches, blocks, vector, scalar = emu.counters(True)
+        return out, launches, vector, scalar
+
+    try:
+        for fmt in (torch.contiguous_format, torch.channels_last):
+            emu.set_tuning(1 << 20, 1, 32, False)  # enough blocks: no channel chunks
+            x = make((2, 64, 6, 16), torch.float32, "contiguous", 5).contiguous(memory_format=fmt)
+            (xc, sums), n, vec, _ = run(emu.pad_center_sums, x, pad, "reflect", 1)
+            assert n == 1 and vec > 0, (fmt, n, vec)
+            y = make((2, 32, 6, 22), torch.float32, "contiguous", 6).contiguous(memory_format=fmt)
+            S = torch.linspace(-1, 1, 32)
+            (out, mean, rstd), n, vec, _ = run(emu.window_epilogue, y, sums, S, S, k, s, d, 64, 1e-5)
+            assert n == 1 and vec > 0, (fmt, n, vec)
+            grads, n, vec, _ = run(emu.window_epilogue_backward, out, y, mean, rstd, S, 64, k)
+            assert n == 2 and vec > 0, (fmt, n, vec)
+            _, n, vec, _ = run(emu.pad_center_sums_backward, xc, xc, grads[1], k, s, d, pad, "reflect", 1)
+            assert n == 2 and vec > 0, (fmt, n, vec)
+            (m, r), n, _, _ = run(emu.patch_moments, xc, k, s, d, 1, 1e-5)
+            assert n == 2
+            _, n, _, _ = run(emu.patch_moments_backward, m, r, xc, m, r, k, s, d, 1)
+            assert n == 3
+        emu.set_tuning(1 << 20, 4096, 8, False)  # few pixels: channels in chunks, folded by a second kernel
+        x = make((1, 64, 3, 5), torch.float32, "contiguous", 7)
+        _, n, _, scalar = run(emu.pad_center_sums, x, [1, 1, 1, 1], "zeros", 1)
+        assert n == 2 and scalar > 0
+        y = make((1, 64, 3, 5), torch.float32, "contiguous", 8)
+        _, sums = emu.pad_center_sums(x, [1, 1, 1, 1], "zeros", 1)
+        (out, mean, rstd), n, _, _ = run(emu.window_epilogue, y, sums, torch.ones(64), None, k, s, d, 64, 1e-5)
+        assert n == 1
+        _, n, _, _ = run(emu.window_epilogue_backward, out, y, mean, rstd, torch.ones(64), 64, k)
+        assert n == 2  # chunked pixel partials fold in the same tiny kernel as the channel partials
+    finally:
+        emu.set_tuning(*TUNINGS["default"])
+
+
+def test_emulated_output_dtypes_follow_the_fake_kernels(emu):
+    """Statistics follow sums' dtype and window gradients mean's (acc in the layer; the fakes' rule)."""
+    y = torch.randn(1, 4, 3, 3)
+    sums = torch.cat([torch.randn(1, 1, 5, 5), torch.rand(1, 1, 5, 5) + 2], 1).double()
+    out, mean, rstd = emu.window_epilogue(y, sums, torch.ones(4), None, [3, 3], [1, 1], [1, 1], 1, 1e-5)
+    assert out.dtype == torch.float32 and mean.dtype == rstd.dtype == torch.float64
+    grads = emu.window_epilogue_backward(y, y, mean, rstd, torch.ones(4), 1, [3, 3])
+    assert grads[0].dtype == torch.float32 and all(g.dtype == torch.float64 for g in grads[1:])
