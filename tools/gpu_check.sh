@@ -52,6 +52,7 @@ if [ "$DRY" = 1 ]; then
   export PYTHONPATH="$ROOT/tools/dry_run_site:$PYTHONPATH"  # gradio / torch-fidelity unimportable, as on the GPU
   export GENNORM_BLOCK_MODULES=${GENNORM_BLOCK_MODULES:-gradio,gradio_client,torch_fidelity}
   export CUDA_VISIBLE_DEVICES=""  # the CPU even where a GPU is visible
+  export OMP_NUM_THREADS=${OMP_NUM_THREADS:-1}  # tiny sizes: one thread, no spinning on a busy CI machine
   BUDGET=${GPU_CHECK_BUDGET:-300}  # ~25 s on a quiet 2-core CPU; room for a loaded CI machine
 else
   BUDGET=${GPU_CHECK_BUDGET:-400}  # + at most 10 s of kill grace: under 7 minutes
