@@ -21,3 +21,25 @@ class CheckpointError(GennormError, ValueError):
 
 class MissingWeightsError(GennormError, FileNotFoundError):
     """A metric network's weight file is not on disk (nothing is downloaded implicitly)."""
+
+
+def os_error_hint(err: OSError, todo: str = "") -> str:
+    """'; what to do' about an OSError, to append to a message naming the path and the reason."""
+    import errno
+
+    actions = {errno.ENOSPC: "free space there or choose another folder",
+               errno.EDQUOT: "free space there or choose another folder",
+               errno.EROFS: "choose a writable folder",
+               errno.EACCES: "choose a folder you may use, or change its permissions",
+               errno.EPERM: "choose a folder you may use, or change its permissions",
+               errno.ENOENT: "check the path", errno.ENOTDIR: "check the path", errno.EISDIR: "check the path"}
+    action = todo or actions.get(err.errno, "")
+    return f"; {action}" if action else ""
+
+
+def write_error(what: str, err: OSError, todo: str = "") -> "GennormError":
+    """A GennormError for a failed write: 'cannot write WHAT (PATH: reason); todo'."""
+    name = str(err.filename) if err.filename is not None else ""
+    where = f"{name}: " if name and name not in what and not name.endswith(".tmp") else ""
+    reason = err.strerror or str(err).splitlines()[0]
+    return GennormError(f"cannot write {what} ({where}{reason}){os_error_hint(err, todo)}")

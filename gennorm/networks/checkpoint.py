@@ -75,8 +75,8 @@ def load_network_state(net: nn.Module, state_dict: Mapping[str, torch.Tensor],
     summary = _key_summary(net.state_dict(), state_dict)
     if saved_options is not None and current:
         differing = _differing_options(saved_options, current)
-        if differing:
-            detail = f" ({summary})" if summary else ""
+        if differing:  # the options say it all; the key summary is only counted
+            detail = f" ({'; '.join(part.split(' (')[0] for part in summary.split('; '))})" if summary else ""
             raise CheckpointError(f"checkpoint was built with {_fmt(saved_options, differing)}; "
                                   f"this network has {_fmt(current, differing)}{detail}")
     if summary:

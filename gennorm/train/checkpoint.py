@@ -18,7 +18,8 @@ import numpy as np
 import torch
 
 from gennorm.atomic import atomic_write
-from gennorm.networks.checkpoint import CKPT_RE, checkpoint_name, list_checkpoints, load_latest, load_torch  # noqa: F401
+from gennorm.networks.checkpoint import (CKPT_RE, HASH_KEY, TRAIN_FORMAT, checkpoint_name, content_hash,  # noqa: F401
+                                        first_nonfinite, list_checkpoints, load_latest, load_torch)
 
 
 def save_torch(obj, path: Path, tmp_dir: Path | None = None) -> None:
