@@ -232,7 +232,8 @@ def _save_png(image, path: Path) -> None:
     try:
         atomic_write_bytes(path, buf.getvalue())  # never a half-written PNG, even on a full disk
     except OSError as err:
-        raise write_error(str(path), err, f"the images before it in {path.parent} are complete") from None
+        raise write_error(str(path), err, f"free space or choose another output folder (the images "
+                                                f"written before it in {path.parent} are complete)") from None
 
 
 NAMINGS = ("gennorm", "junyanz")
