@@ -169,9 +169,13 @@ step ops_status 20 225 "$PYTHON" -m gennorm.ops status
 
 # ---- 3. tests -----------------------------------------------------------------------------------
 # test_demo needs gradio, test_browser playwright: both absent there, so they are left out of collection.
+# pytest-xdist (on the H200 image) spreads the float64 CPU references over 8 of its 16 cores.
+PARALLEL=()
+if [ "$DRY" = 0 ] && "$PYTHON" -c "import xdist" >/dev/null 2>&1; then PARALLEL=(-n 8); fi
+if "$PYTHON" -c "import pytest_timeout" >/dev/null 2>&1; then PARALLEL+=(--timeout 120); fi  # one hung test
 if "$PYTHON" -c "import pytest" >/dev/null 2>&1; then
   step tests 90 180 "$PYTHON" -m pytest -m cuda tests --ignore=tests/test_demo.py --ignore=tests/test_browser.py \
-    -p no:cacheprovider -q -ra
+    -p no:cacheprovider -q -ra --durations 10 "${PARALLEL[@]}"
 else
   say "pytest is not installed: the plain smoke run below stands in for pytest -m cuda"
   record tests skipped "" 0 0 "pytest absent: cuda_smoke instead"
