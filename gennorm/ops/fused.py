@@ -129,9 +129,9 @@ class _TorchUnit(torch.autograd.Function):
         d = xc if stats is None else stats.to(acc) - shift
         planes = _pixel_planes(d, g)  # [N, 2g, Hp, Wp]
         del d
-        window = window_sum(planes, kernel_size, stride, dilation) * (1.0 / (kernel_size[0] * kernel_size[1]))
-        mean_s = window[:, :g]
-        rstd = torch.sqrt((window[:, g:] - mean_s.square()).clamp_min(0) + eps).reciprocal()
+        window = window_sum(planes, kernel_size, stride, dilation).mul_(1.0 / (kernel_size[0] * kernel_size[1]))
+        mean_s = window[:, :g]  # [N, g, Ho, Wo]
+        rstd = torch.addcmul(window[:, g:], mean_s, mean_s, value=-1).clamp_min_(0).add_(eps).rsqrt_()
         # the mean of each window of what the conv sees: conv(xc, W) - mean * S = conv(xc, W - mean_k W)
         centred = g == groups and stats is None
         if centred:
@@ -198,22 +198,22 @@ def _torch_unit_backward(ctx, grad_out, x, weight, stats, xc, wc, y, rstd, mean_
     grad_x = grad_stats = None
     if need_x or (ctx.has_stats and need_stats):
         # the statistics' gradient w.r.t. d = xc (or dropout(x~) - c): A * d + B, A and B per pixel
-        gvar = -0.5 * gr * rstd.pow(3)
-        gmean = -2 * mean_s * gvar if gm is None else gm - 2 * mean_s * gvar
-        taps = kernel_size[0] * kernel_size[1]
-        planes = window_sum_transposed(torch.cat([gmean, gvar], 1) * (1.0 / taps), tuple(xc.shape[2:]), kernel_size,
-                                       stride, dilation)  # [N, 2g, Hp, Wp]
-        cg = x.shape[1] // g
-        A, B = planes[:, g:, None] * (2.0 / cg), planes[:, :g, None] * (1.0 / cg)  # [N, g, 1, Hp, Wp]
+        count = x.shape[1] // g * kernel_size[0] * kernel_size[1]
+        # the gradients of the window sums of d and d^2 (/ count: the window means over count values)
+        gvar = gr.mul_(rstd.pow(3)).mul_(-0.5 / count)
+        gmean = torch.mul(mean_s, gvar).mul_(-2) if gm is None else torch.addcmul(gm * (1.0 / count), mean_s, gvar, value=-2)
+        planes = window_sum_transposed(torch.cat([gmean, gvar], 1), tuple(xc.shape[2:]), kernel_size, stride,
+                                       dilation)  # [N, 2g, Hp, Wp]
+        B, A2 = planes[:, :g, None], planes[:, g:, None]  # [N, g, 1, Hp, Wp]: the gradient is B + 2 * A2 * d
         if need_x and not ctx.has_stats:
             gxv, xv = grad_xc.unflatten(1, (g, -1)), xc.unflatten(1, (g, -1))
             if torch.compiler.is_compiling():
-                grad_xc = (gxv + xv * A + B).flatten(1, 2)
+                grad_xc = (gxv + 2 * xv * A2 + B).flatten(1, 2)
             else:
-                gxv.addcmul_(xv, A).add_(B)
+                gxv.addcmul_(xv, A2, value=2).add_(B)
         if ctx.has_stats and need_stats:
             d = stats.to(acc).unflatten(1, (g, -1)) - shift.unflatten(1, (g, -1))
-            grad_stats = torch.addcmul(B, d, A).flatten(1, 2).to(stats.dtype)
+            grad_stats = torch.addcmul(B, d, A2, value=2).flatten(1, 2).to(stats.dtype)
     if need_x:
         grad_x = pad_adjoint(grad_xc, pad4, mode).to(x.dtype)  # [N, C, H, W]
     return grad_x, grad_w, grad_b, grad_stats, None, None
