@@ -15,6 +15,7 @@
   ::gennorm::emu::launch(grid, block, [&] { kernel(__VA_ARGS__); })
 #define GENNORM_ON_DEVICE(t) true
 #define GENNORM_UNROLL
+#define GENNORM_UNROLL2
 #else
 #include <c10/cuda/CUDAException.h>
 #include <c10/cuda/CUDAGuard.h>
@@ -24,6 +25,7 @@
 #define GENNORM_LAUNCH(kernel, grid, block, stream, ...) kernel<<<grid, block, 0, stream>>>(__VA_ARGS__)
 #define GENNORM_ON_DEVICE(t) (t).is_cuda()
 #define GENNORM_UNROLL _Pragma("unroll 4")
+#define GENNORM_UNROLL2 _Pragma("unroll 2")
 #endif
 
 namespace gennorm {

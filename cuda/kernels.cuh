@@ -71,20 +71,6 @@ __device__ __forceinline__ void window_stats(const A* __restrict__ p1, const A* 
   rstd = rstd_of<A>(var > A(0) ? var : A(0), eps);
 }
 
-// Calls f(q) for every padded index q (of n + lo + hi) that copies unpadded index s: the interior
-// one first, then the padding positions in increasing order.
-template <typename I, typename F>
-__device__ __forceinline__ void for_each_preimage(I s, I n, I lo, I hi, int mode, F&& f) {
-  f(s + lo);
-  if (!copied_into_pad(s, n, lo, hi, mode)) return;
-  for (I q = 0; q < lo; ++q) {
-    if (pad_source<I>(q - lo, n, mode) == s) f(q);
-  }
-  for (I q = lo + n; q < lo + n + hi; ++q) {
-    if (pad_source<I>(q - lo, n, mode) == s) f(q);
-  }
-}
-
 // ================================================================================================
 // Channel sums (pad_center_sums; patch_moments with no padding and no shift)
 // ================================================================================================
@@ -813,21 +799,28 @@ struct GatherArgs {
   I nseg, phase, cpt, ncc;  // NCHW kernel only
 };
 
-// total at one padded position (contract section 4), summed over every preimage of (h, w). Not
-// inlined: the border pixels' loop must not cost the fast path registers.
+// total at one padded position (contract section 4), summed over every preimage of (h, w): the
+// interior position first, then the padding rows / columns that copy it (border pixels only).
 template <typename T, typename I>
-__device__ __noinline__ typename Acc<T>::type gathered(const GatherArgs<T, I>& a, I n, I ch, I h, I w) {
+__device__ __forceinline__ typename Acc<T>::type gathered(const GatherArgs<T, I>& a, I n, I ch, I h, I w) {
   using A = typename Acc<T>::type;
   const I j = ch / a.Cg;
   const A* g1 = a.G12 + (n * 2 * a.G + j) * a.Hp * a.Wp;
   const A* g2 = g1 + a.G * a.Hp * a.Wp;
+  // candidate r: 0 -> the interior position, 1..lo -> padding 0..lo-1, lo+1.. -> padding past the end
+  const I rh = copied_into_pad<I>(h, a.H, a.top, a.bottom, a.mode) ? 1 + a.top + a.bottom : 1;
+  const I rw = copied_into_pad<I>(w, a.W, a.left, a.right, a.mode) ? 1 + a.left + a.right : 1;
   A s = 0;
-  for_each_preimage<I>(h, a.H, a.top, a.bottom, a.mode, [&](I qh) {
-    for_each_preimage<I>(w, a.W, a.left, a.right, a.mode, [&](I qw) {
+  for (I r = 0; r < rh; ++r) {
+    const I qh = r == 0 ? h + a.top : (r <= a.top ? r - 1 : a.H + r - 1);
+    if (r > 0 && pad_source<I>(qh - a.top, a.H, a.mode) != h) continue;
+    for (I t = 0; t < rw; ++t) {
+      const I qw = t == 0 ? w + a.left : (t <= a.left ? t - 1 : a.W + t - 1);
+      if (t > 0 && pad_source<I>(qw - a.left, a.W, a.mode) != w) continue;
       const A gv = a.gxc != nullptr ? static_cast<A>(a.gxc[a.gxcs.at(n, ch, qh, qw)]) : A(0);
       s += gv + g1[qh * a.Wp + qw] + A(2) * static_cast<A>(a.xc[a.xcs.at(n, ch, qh, qw)]) * g2[qh * a.Wp + qw];
-    });
-  });
+    }
+  }
   return s;
 }
 
@@ -855,7 +848,7 @@ __global__ void __launch_bounds__(kThreads) gather_nchw_kernel(const GatherArgs<
       A g1[V], g2[V];
       load_run<V>(g1p, I(1), r.count, g1);
       load_run<V>(g1p + a.G * plane, I(1), r.count, g2);
-      GENNORM_UNROLL
+      GENNORM_UNROLL2
       for (I ch = c0; ch < c1; ++ch) {
         A xv[V], gv[V];
         load_run<V>(a.xc + a.xcs.at(n, ch, qh, qw), a.xcs.w, r.count, xv);
