@@ -189,6 +189,16 @@ def test_bench_train_cyclegan_resnet9_bf16(tmp_path):
     assert [r["norm"] for r in data["results"]] == ["instance", "nc"]
 
 
+def test_bench_generator_interleaved(tmp_path, capsys):
+    out = tmp_path / "gen.json"
+    assert cli.main(["bench", "generator", "--device", "cpu", "--ngf", "4", "--size", "16", "--repeats", "1",
+                     "--warmup", "0", "--norms", "instance", "nc", "--json", str(out)]) == 0
+    data = json.loads(out.read_text())
+    assert data["baseline"] == "instance" and data["upsample"] == "resize" and set(data["results"]) == {"instance", "nc"}
+    assert data["results"]["instance"]["ratio_vs_baseline"] == 1.0 and data["results"]["nc"]["median_ms"] > 0
+    assert "nc" in capsys.readouterr().out
+
+
 def test_bench_profile_cpu(tmp_path, capsys):
     out = tmp_path / "profile.json"
     assert cli.main(["bench", "profile", "--device", "cpu", "--channels", "8", "--size", "8", "--steps", "1",
@@ -251,7 +261,7 @@ def test_gpu_check_dry_run(tmp_path):
     assert summary["dry_run"] is True
     steps = {s["name"]: s for s in summary["steps"]}
     assert {"environment", "build", "tests", "cuda_smoke", "memcheck", "bench_layers_fp32", "bench_layers_bf16",
-            "bench_train", "profile", "bench_layers_compiled", "report"} <= set(steps)
+            "bench_train", "bench_generator", "profile", "bench_layers_compiled", "report"} <= set(steps)
     assert steps["build"]["status"] == "skipped" and steps["memcheck"]["status"] == "skipped"
     failed = {n: s for n, s in steps.items() if s["status"] not in ("ok", "skipped")}
     assert not failed, failed

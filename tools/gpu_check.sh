@@ -17,6 +17,7 @@
 #   memcheck       compute-sanitizer --tool memcheck on tools/cuda_smoke.py --ops-only (where it exists)
 #   bench_layers_fp32 / _bf16   gennorm bench layers at the ResNet-9 shapes, batch 1 and 8, kernels' GB/s
 #   bench_train    gennorm bench train: CycleGAN ResNet-9 256 px, instance vs nc, bf16 (then pix2pix)
+#   bench_generator  gennorm bench generator: ResNet-9 256 px fwd+bwd, instance vs nc, bf16 (printed only)
 #   profile        gennorm bench profile: per-kernel table of one NC (and IN) residual block, 256x64x64, batch 1
 #   bench_layers_compiled       NC's torch path under torch.compile against Conv+IN (last: compiles are slow)
 #   report         gennorm bench report: the Markdown tables of the layer benches (printed only)
@@ -217,8 +218,16 @@ if [ "$DRY" = 1 ]; then
 else
   TRAIN=(--device cuda --arch resnet_9blocks --size 256 --ngf 64 --steps 10 --warmup 3 --tasks cyclegan pix2pix)
 fi
-step bench_train 70 25 "${GENNORM[@]}" bench train "${TRAIN[@]}" --norms instance nc --amp bf16 \
+step bench_train 70 50 "${GENNORM[@]}" bench train "${TRAIN[@]}" --norms instance nc --amp bf16 \
   --json "$DEST/bench_train.json"
+
+# ---- 6b. a whole generator's forward + backward, instance vs nc, same decoder (printed only) ------------
+if [ "$DRY" = 1 ]; then
+  GENERATOR=(--device cpu --arch resnet_9blocks --ngf 4 --size 32 --repeats 1 --warmup 0)
+else
+  GENERATOR=(--device cuda --arch resnet_9blocks --ngf 64 --size 256 --repeats 10 --warmup 2)
+fi
+step bench_generator 30 25 "${GENNORM[@]}" bench generator "${GENERATOR[@]}" --norms instance nc --dtype bfloat16
 
 # ---- 7. per-kernel profile of one residual block ---------------------------------------------------
 if [ "$DRY" = 1 ]; then

@@ -3,6 +3,7 @@
     gennorm bench layers    gennorm/bench/layers.py   one conv + norm layer, every norm, ResNet-9 shapes;
                                                       bytes and GB/s of each shared-op kernel
     gennorm bench train     gennorm/bench/train.py    whole training steps (CycleGAN, pix2pix), per norm
+    gennorm bench generator gennorm/bench/generator.py  a whole generator's forward + backward per norm
     gennorm bench profile   gennorm/bench/profile.py  per-kernel time of one ResNet residual block
     gennorm bench metrics   gennorm/bench/metrics.py  FID/KID feature-extraction throughput
     gennorm bench report    gennorm/bench/report.py   README tables from bench layers JSON; merging files
@@ -20,6 +21,7 @@ import importlib
 SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "layers": ("gennorm.bench.layers", "time of each normalization layer at ResNet-9 shapes; kernel bandwidth"),
     "train": ("gennorm.bench.train", "training-step time and peak memory, CycleGAN and pix2pix, per norm"),
+    "generator": ("gennorm.bench.generator", "generator forward+backward per norm, interleaved, same decoder"),
     "profile": ("gennorm.bench.profile", "per-kernel profiler table of one ResNet residual block fwd+bwd"),
     "metrics": ("gennorm.bench.metrics", "FID/KID feature-extraction throughput (images/s)"),
     "report": ("gennorm.bench.report", "Markdown ratio / bandwidth tables from bench layers JSON; merge files"),
@@ -33,6 +35,7 @@ examples:
   gennorm bench layers --quick --json bench.json
   gennorm bench layers --device cuda --dtype float32 bfloat16 --json docs/bench_layers_cuda.json
   gennorm bench train --device cuda --amp bf16 --tasks cyclegan --norms instance nc
+  gennorm bench generator --device cpu --norms instance nc --repeats 10
   gennorm bench profile --device cuda --norms nc instance
   gennorm bench metrics --images 50 --device cpu
   gennorm bench report bench_layers_fp32.json bench_layers_bf16.json --merge docs/bench_layers_cuda.json
