@@ -23,6 +23,8 @@
 #   report         gennorm bench report: the Markdown tables of the layer benches (printed only)
 # Files in OUTDIR (at most 8, flat: what the device tool brings back): gpu_check.log, summary.json,
 # bench_layers_fp32.json, bench_layers_bf16.json, bench_layers_compiled.json, bench_train.json, profile.json.
+# Afterwards, here: gennorm bench report <files_at>/bench_layers_*.json --merge docs/bench_layers_cuda.json
+# (the README tables), and <files_at>/bench_train.json -> docs/bench_train_cuda.json.
 set -u -o pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -31,7 +33,7 @@ DEST=""
 while [ $# -gt 0 ]; do
   case "$1" in
     --dry-run) DRY=1 ;;
-    -h|--help) sed -n '2,24p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h|--help) sed -n '2,28p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit 0 ;;
     -*) echo "gpu_check: unknown option $1 (see --help)" >&2; exit 2 ;;
     *) DEST=$1 ;;
   esac
