@@ -11,11 +11,43 @@ from __future__ import annotations
 import html
 import json
 import os
+import re
+import sys
+import threading
 from pathlib import Path
 
 import torch
 
 from gennorm.atomic import atomic_write_bytes
+
+SAMPLE_RE = re.compile(r"^step_(\d+)\.png$")  # other files in samples/ are the user's and left alone
+
+
+def sample_pngs(folder: Path) -> list[tuple[int, Path]]:
+    """(step, path) of the sample grids in `folder`, oldest first."""
+    found = [(int(m.group(1)), p) for p in Path(folder).glob("step_*.png") if (m := SAMPLE_RE.match(p.name))]
+    return sorted(found)
+
+
+def read_metrics(path: Path, warn: bool = True) -> list[dict]:
+    """The records of a metrics.jsonl; a line that is not a JSON object (the torn end of an append
+    a full disk or a kill cut short) is dropped, with a warning naming the file and line."""
+    records = []
+    lines = Path(path).read_bytes().decode("utf-8", errors="replace").splitlines()
+    for number, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+        except ValueError:
+            record = None
+        if not isinstance(record, dict) or not isinstance(record.get("step", 0), (int, float)):
+            if warn:
+                print(f"warning: {path} line {number} is not a complete record ({line[:40]!r}...); dropped "
+                      "(a write cut short by a kill or a full disk)", file=sys.stderr)
+            continue
+        records.append(record)
+    return records
 
 
 def to_uint8_grid(rows: list[torch.Tensor]) -> torch.Tensor:
@@ -56,51 +88,83 @@ class RunLog:
                 self.writer = SummaryWriter(str(self.run_dir), purge_step=resume_step)
             except Exception:  # tensorboard missing or broken: the jsonl log still works
                 self.writer = None
+        self._hook = None
+        if self.writer is not None:  # its writer thread re-raises a full disk as a thread traceback
+            self._hook, previous = threading.excepthook, threading.excepthook
+
+            def quiet_event_writer(args):
+                if isinstance(args.exc_value, OSError) and type(args.thread).__name__ == "_AsyncWriterThread":
+                    return  # reported once, by _tensorboard() when the writer is next used
+                previous(args)
+
+            threading.excepthook = quiet_event_writer
 
     def _truncate(self, step: int) -> None:
         """On resume, drop records written after the checkpoint we continue from."""
-        if not self.metrics_path.exists():
-            return
-        keep = [line for line in self.metrics_path.read_text().splitlines()
-                if line.strip() and json.loads(line).get("step", 0) <= step]
-        atomic_write_bytes(self.metrics_path, ("\n".join(keep) + "\n" if keep else "").encode())
-        for png in self.samples_dir.glob("step_*.png"):
-            if int(png.stem.split("_")[1]) > step:
+        if self.metrics_path.exists():
+            keep = [json.dumps(r) for r in read_metrics(self.metrics_path) if r.get("step", 0) <= step]
+            atomic_write_bytes(self.metrics_path, ("\n".join(keep) + "\n" if keep else "").encode())
+        for png_step, png in sample_pngs(self.samples_dir):
+            if png_step > step:
                 png.unlink()
 
     def log(self, record: dict) -> None:
-        with open(self.metrics_path, "a") as f:
-            f.write(json.dumps(record) + "\n")
-            f.flush()
-            os.fsync(f.fileno())
-        if self.writer is not None:
-            step = record["step"]
+        try:
+            with open(self.metrics_path, "a") as f:
+                f.write(json.dumps(record) + "\n")
+                f.flush()
+                os.fsync(f.fileno())
+        except OSError as err:  # full disk: training goes on; a torn line is dropped on resume
+            self._warn_once("metrics", f"appending to {self.metrics_path} failed ({err.strerror or err}); "
+                                       "training continues, later records may be missing")
+        def scalars(writer):
             for k, v in record.items():
-                if k in ("step", "epoch", "time"):
-                    continue
-                if isinstance(v, (int, float)):
-                    self.writer.add_scalar(k if k in ("lr", "step_time") else f"loss/{k}", v, step)
+                if k not in ("step", "epoch", "time") and isinstance(v, (int, float)):
+                    writer.add_scalar(k if k in ("lr", "step_time") else f"loss/{k}", v, record["step"])
+
+        self._tensorboard(scalars)
+
+    def _tensorboard(self, use) -> None:
+        """use(writer); a TensorBoard writer that fails (full disk) is dropped with one warning."""
+        if self.writer is None:
+            return
+        try:
+            use(self.writer)
+        except Exception as err:
+            self.writer = None
+            self._warn_once("tensorboard", f"TensorBoard events in {self.run_dir} stopped ({err}); training "
+                                           "continues (metrics.jsonl has the values)")
 
     def samples(self, step: int, rows: list[torch.Tensor], columns: list[str]) -> Path:
         grid = to_uint8_grid(rows)
         path = self.samples_dir / f"step_{step:08d}.png"
-        save_png(grid, path)
-        if self.writer is not None:
-            self.writer.add_image("samples", grid, step)
-            self.writer.flush()
-        self.write_index(columns)
+        try:
+            save_png(grid, path)
+            self._tensorboard(lambda writer: (writer.add_image("samples", grid, step), writer.flush()))
+            self.write_index(columns)
+        except OSError as err:  # full disk: samples are a view of the run, not part of its state
+            self._warn_once("samples", f"writing the sample grid {path} failed ({err.strerror or err}); "
+                                       "training continues")
         return path
 
+    def _warn_once(self, kind: str, message: str) -> None:
+        warned = self.__dict__.setdefault("_warned", set())
+        if kind not in warned:
+            warned.add(kind)
+            print(f"warning: {message}", file=sys.stderr)
+
     def write_index(self, columns: list[str]) -> None:
-        pngs = sorted(self.samples_dir.glob("step_*.png"), reverse=True)
+        pngs = sample_pngs(self.samples_dir)[::-1]
         items = "\n".join(
-            f'<h3>step {int(p.stem.split("_")[1])}</h3><img src="samples/{html.escape(p.name)}" '
-            f'style="image-rendering:pixelated;max-width:100%">' for p in pngs)
+            f'<h3>step {step}</h3><img src="samples/{html.escape(p.name)}" '
+            f'style="image-rendering:pixelated;max-width:100%">' for step, p in pngs)
         page = (f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(self.run_dir.name)}</title>"
                 f"</head><body><h1>{html.escape(str(self.run_dir))}</h1><p>columns: "
                 f"{html.escape(' | '.join(columns))}</p>{items}</body></html>\n")
         atomic_write_bytes(self.run_dir / "index.html", page.encode())
 
     def close(self) -> None:
-        if self.writer is not None:
-            self.writer.close()
+        self._tensorboard(lambda writer: writer.close())
+        self.writer = None
+        if self._hook is not None:
+            threading.excepthook, self._hook = self._hook, None
