@@ -65,6 +65,8 @@ def run(args: argparse.Namespace) -> int:
     if args.batch_size < 1:
         raise ConfigError(f"--batch-size must be >= 1, got {args.batch_size}")
     real, fake, paired, json_path = args.real, args.fake, None, args.json
+    if json_path:
+        _check_writable(Path(json_path))
     if args.run:
         real, fake, paired = _translate_run(args)
         json_path = json_path or str(Path(args.run) / "eval" / "metrics.json")
@@ -151,5 +153,23 @@ def _cuda() -> bool:
 
 def _write_json(path: Path, result: dict) -> None:
     from gennorm.atomic import atomic_write_json
+    from gennorm.errors import write_error
 
-    atomic_write_json(path, result)
+    try:
+        atomic_write_json(path, result)
+    except OSError as err:
+        raise write_error(f"--json {path}", err, "the values are in the table above") from None
+
+
+def _check_writable(path: Path) -> None:
+    """Fail before a long evaluation, not after it, when the --json file's folder cannot be written."""
+    import os
+
+    from gennorm.errors import GennormError
+
+    folder = Path(path).resolve().parent
+    while not folder.exists() and folder != folder.parent:
+        folder = folder.parent
+    if not folder.is_dir() or not os.access(folder, os.W_OK):
+        raise GennormError(f"cannot write --json {path}: {folder} is not a writable folder (read-only "
+                           "filesystem or no permission); choose another --json FILE")
