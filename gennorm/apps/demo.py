@@ -19,11 +19,15 @@ before decoding, larger ones are downscaled to MAX_SIDE px on the long side; EXI
 alpha, grayscale and 16-bit images are normalized to RGB; a non-image or corrupt upload gets a
 clear message. The server binds 127.0.0.1 unless told otherwise, never opens a share link and
 serves no files but its own (no `allowed_paths`; examples are passed as images, not paths).
+Uploads and outputs are swept from Gradio's temp folder (CACHE_SWEEP; everything on close), and
+the page shows no absolute path of this machine (the zoo folder by its name, paths in cards and
+error messages shortened to their last component).
 """
 from __future__ import annotations
 
 import argparse
 import os
+import re
 import threading
 import time
 from collections.abc import Callable
@@ -44,6 +48,7 @@ ASSETS_DIR = Path(__file__).resolve().parents[2] / "assets"  # the checkout's ex
 MAX_SIDE = 1024  # longer side of what the models see; larger uploads are downscaled
 MAX_PIXELS = 40_000_000  # refuse to decode beyond this (decompression bombs)
 MAX_FILE_SIZE = "10mb"
+CACHE_SWEEP = (300, 900)  # every 5 min, delete uploads and outputs older than 15 min (and all on close)
 OUT_HEIGHT = 300  # px of each side-by-side image
 BAD_UPLOAD = "The upload is not an image that can be read (PNG, JPEG, WebP, BMP, TIFF, GIF) or it is corrupt."
 CSS = ".gn-out img {width: 100% !important; height: 100% !important; object-fit: contain;}"
@@ -183,7 +188,7 @@ class Demo:
                 out = translator.translate(image)
                 results.append(Result(info, out, (time.perf_counter() - start) * 1000))
             except Exception as err:  # one broken model must not hide the others
-                msg = str(err).splitlines()[0] if str(err) else type(err).__name__
+                msg = redact_paths(str(err).splitlines()[0]) if str(err) else type(err).__name__
                 gr.Warning(f"{info.name}: {msg}")
                 results.append(Result(info, None, None, msg))
         return results
@@ -218,15 +223,24 @@ def _slot_updates(demo: Demo, set_name: str, results: list[Result] | None = None
     return updates
 
 
+_ABS_PATH = re.compile(r"(?<![\w.:/~-])/(?:[\w.+@-]+/)*([\w.+@-]+)/?")
+
+
+def redact_paths(text: str) -> str:
+    """Absolute paths in text shown to visitors (cards name data folders and run dirs) -> their last
+    component ('/home/me/data/scenes' -> '.../scenes'): the page must not map this machine's disk."""
+    return _ABS_PATH.sub(lambda m: f".../{m.group(1)}", text)
+
+
 def _zoo_tab(demo: Demo) -> None:
     infos = [i for models in demo.sets.values() for i in models]
     headers, rows = metrics_table(infos)
-    gr.Markdown(f"Models in `{demo.models_dir}` and the metrics from their cards "
+    gr.Markdown(f"Models in `{demo.models_dir.name or demo.models_dir}` and the metrics from their cards "
                 "(FID/KID/LPIPS: lower is better; PSNR/SSIM: higher is better).")
     gr.Dataframe(value=rows, headers=headers, interactive=False, label="metrics", elem_id="zoo-table")
     names = [i.name for i in infos]
     card_pick = gr.Dropdown(names, value=names[0] if names else None, label="model card")
-    cards = {i.name: i.card or "_(no card.md)_" for i in infos}
+    cards = {i.name: redact_paths(i.card) if i.card else "_(no card.md)_" for i in infos}
     card_md = gr.Markdown(cards.get(names[0], "") if names else "")
     card_pick.change(lambda n: cards.get(n, ""), card_pick, card_md, api_visibility="private")
 
@@ -286,11 +300,13 @@ def _on_compare(name, outputs):
     return outputs["input"], outputs[name]
 
 
-def build_app(models_dir: str | Path = "models", device: str = "auto", loader: Callable | None = None) -> gr.Blocks:
+def build_app(models_dir: str | Path = "models", device: str = "auto", loader: Callable | None = None,
+              delete_cache: tuple[int, int] = CACHE_SWEEP) -> gr.Blocks:
     """The Blocks app for the zoo in `models_dir` (loader: path, device -> translator; for tests)."""
     demo = Demo(models_dir, device, loader)
-    with gr.Blocks(title="gennorm demo", analytics_enabled=False) as app:
-        empty = "" if demo.sets else (f"\n\n**No models found in `{demo.models_dir}`** "
+    # delete_cache: Gradio keeps every upload and output in its temp folder; sweep them (frequency, age in s)
+    with gr.Blocks(title="gennorm demo", analytics_enabled=False, delete_cache=delete_cache) as app:
+        empty = "" if demo.sets else (f"\n\n**No models found in `{demo.models_dir.name}`** "
                                       "(export one with `gennorm export RUN_DIR models/NAME`).")
         gr.Markdown("## gennorm: normalizations side by side\nLabel map in, one photo per model out. "
                     f"Inference on **{demo.device}**.{empty}")
