@@ -17,6 +17,7 @@ ResNets, 2**downs for the U-Nets) by bicubic resizing, and the output is resized
 from __future__ import annotations
 
 import html
+import os
 from pathlib import Path
 from typing import NamedTuple
 
@@ -24,6 +25,7 @@ from gennorm.errors import CheckpointError, ConfigError, DataError
 
 GENERATOR_FILE = "generator.safetensors"
 DIRECTIONS = ("AtoB", "BtoA")
+MIN_SIDE = 4  # smaller images are refused by translate_folder: too few pixels to mean anything
 
 
 class Translator:
@@ -31,19 +33,98 @@ class Translator:
     [C, H, W] / [N, C, H, W] tensor in [-1, 1], and returns the same kind at the same size."""
 
     def __init__(self, net, cfg, device, source: str, direction: str = "AtoB", meta: dict | None = None,
-                 train_mode: bool = False):
+                 train_mode: bool = False, dtype=None, tile: int | None = None, overlap: int | str = "auto"):
+        import torch
+
         self.train_mode = train_mode  # batch norm on batch statistics and dropout on (the original test mode)
+        # bfloat16 / float16: the network runs under autocast in it (for GPUs); weights stay float32
+        self.dtype = getattr(torch, dtype) if isinstance(dtype, str) else (dtype or torch.float32)
+        if self.dtype not in (torch.float32, torch.bfloat16, torch.float16):
+            raise ValueError(f"dtype must be float32, bfloat16 or float16, got {dtype!r}")
         self.net = net.to(device).train(train_mode)
         self.cfg, self.device, self.source, self.direction = cfg, device, source, direction
         self.meta = meta or {}
         m = cfg.model
         self.input_nc, self.output_nc = (m.input_nc, m.output_nc) if direction == "AtoB" else (m.output_nc, m.input_nc)
         self.multiple = net.size_multiple
+        self.tile, self.overlap = tile, overlap
+        if tile is not None and (not isinstance(tile, int) or tile < 1):
+            raise ValueError(f"tile must be a positive number of pixels, got {tile!r}")
+        self._margin: int | None = None
+
+    # -- tiles: every tile_size x tile_size output block from its input block plus a margin --------
+    @property
+    def tiles_exactly(self) -> bool:
+        """True when tiled output equals whole-image output (every norm uses local statistics)."""
+        from gennorm.layers.registry import get_norm_layer
+
+        return get_norm_layer(self.cfg.model.g_norm).tiles_exactly(training=self.train_mode)
+
+    def margin(self) -> int:
+        """Input pixels added on each side of a tile: "auto" = half the receptive field plus one coarse
+        stride (gennorm.networks.receptive.tile_margin), else the given overlap, on the size grid."""
+        if self._margin is None:
+            from gennorm.networks.receptive import tile_margin
+
+            k = self.multiple
+            given = tile_margin(self.net, self.input_nc) if self.overlap == "auto" else int(self.overlap)
+            self._margin = -(-given // k) * k
+        return self._margin
+
+    def min_side(self) -> int:
+        """The smallest side the generator runs on (its padding layers need a few pixels at the
+        coarsest level): found once by trying multiples of the size grid."""
+        if getattr(self, "_min_side", None) is None:
+            self._min_side = next(s for s in (self.multiple * 2 ** i for i in range(12)) if _runs(self, s))
+        return self._min_side
+
+    def tile_size(self) -> int:
+        return max(self.multiple, -(-self.tile // self.multiple) * self.multiple)
+
+    def _crops(self, h: int, w: int):
+        """(output box, input box) per tile, both (y0, y1, x0, x1), row by row."""
+        t, pad = self.tile_size(), self.margin()
+        for y0 in range(0, h, t):
+            for x0 in range(0, w, t):
+                y1, x1 = min(y0 + t, h), min(x0 + t, w)
+                yield (y0, y1, x0, x1), (max(0, y0 - pad), min(h, y1 + pad), max(0, x0 - pad), min(w, x1 + pad))
+
+    def _run(self, x):
+        import torch
+
+        with torch.autocast(self.device.type, self.dtype, enabled=self.dtype != torch.float32):
+            return self.net(x.to(self.device)).float()
+
+    def _tiled(self, x):
+        """[N, C, H, W] (a valid size) tile by tile: exact for local norms; otherwise the tiles' outputs
+        are blended with linear ramps over their margins (they saw different statistics)."""
+        import warnings
+
+        import torch
+
+        n, _, h, w = x.shape
+        exact = self.tiles_exactly
+        if not exact:
+            warnings.warn(f"norm {self.cfg.model.g_norm!r} normalizes with statistics of the whole feature map: "
+                          "tiles see different statistics, so their overlaps are blended and the result differs "
+                          "from the whole image's", stacklevel=3)
+        out = torch.zeros(n, self.output_nc, h, w, device=x.device)
+        weight = None if exact else torch.zeros(1, 1, h, w, device=x.device)
+        for (y0, y1, x0, x1), (cy0, cy1, cx0, cx1) in self._crops(h, w):
+            y = self._run(x[..., cy0:cy1, cx0:cx1]).to(x.device)
+            if exact:
+                out[..., y0:y1, x0:x1] = y[..., y0 - cy0:y1 - cy0, x0 - cx0:x1 - cx0]
+                continue
+            ramp = _ramp(cy1 - cy0, cy0 > 0, cy1 < h, self.margin())[:, None] * \
+                _ramp(cx1 - cx0, cx0 > 0, cx1 < w, self.margin())[None, :]
+            out[..., cy0:cy1, cx0:cx1] += y * ramp
+            weight[..., cy0:cy1, cx0:cx1] += ramp
+        return out if exact else out / weight
 
     def valid_size(self, h: int, w: int) -> tuple[int, int]:
-        """The nearest size the generator accepts (a multiple of net.size_multiple, at least one)."""
-        k = self.multiple
-        return max(k, round(h / k) * k), max(k, round(w / k) * k)
+        """The nearest size the generator accepts (a multiple of net.size_multiple, at least min_side)."""
+        k, low = self.multiple, self.min_side()
+        return max(low, round(h / k) * k), max(low, round(w / k) * k)
 
     def translate_tensor(self, x):
         """[N, input_nc, H, W] in [-1, 1] -> [N, output_nc, H, W] (resized to a valid size and back)."""
@@ -52,11 +133,11 @@ class Translator:
 
         h, w = x.shape[-2:]
         vh, vw = self.valid_size(h, w)
-        x = x.to(self.device, torch.float32)
+        x = x.float() if self.tile else x.to(self.device, torch.float32)
         with torch.no_grad():
             if (vh, vw) != (h, w):
                 x = F.interpolate(x, size=(vh, vw), mode="bicubic", align_corners=False).clamp(-1, 1)
-            y = self.net(x).float()
+            y = self._tiled(x) if self.tile and max(vh, vw) > self.tile_size() else self._run(x)
             if (vh, vw) != (h, w):
                 y = F.interpolate(y, size=(h, w), mode="bicubic", align_corners=False)
         return y.clamp(-1, 1)
@@ -86,6 +167,30 @@ class Translator:
         if hasattr(x, "convert"):  # a PIL image
             return self.translate(x)
         raise TypeError(f"cannot translate a {type(x).__name__}: give a PIL image, a uint8 numpy array or a tensor")
+
+
+def _runs(tr: Translator, side: int) -> bool:
+    import torch
+
+    try:
+        with torch.no_grad():
+            tr._run(torch.zeros(1, tr.input_nc, side, side))
+        return True
+    except (ValueError, RuntimeError):
+        return False
+
+
+def _ramp(size: int, fade_start: bool, fade_end: bool, margin: int):
+    """[size] weights: 1 inside, rising linearly over `margin` pixels at each faded end (tile blending)."""
+    import torch
+
+    pos = torch.arange(size, dtype=torch.float32) + 0.5
+    w = torch.ones(size)
+    if fade_start:
+        w = torch.minimum(w, pos / margin)
+    if fade_end:
+        w = torch.minimum(w, (size - pos) / margin)
+    return w.clamp_min(1e-3)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -178,12 +283,15 @@ def resolve_model(model: str | Path) -> Path:
 
 
 def load_translator(model: str | Path, device="cpu", direction: str = "AtoB", checkpoint: int | str = "latest",
-                    train_mode: bool = False) -> Translator:
+                    train_mode: bool = False, dtype=None, tile: int | None = None,
+                    overlap: int | str = "auto") -> Translator:
     """A Translator from a run directory, a models/ folder or a zoo name (see the module docstring).
 
     checkpoint: a run directory's step to load ("latest": the newest readable one). train_mode:
     run the generator in train mode (batch norm on the batch's statistics, dropout on), as
-    pytorch-CycleGAN-and-pix2pix's test.py does unless given --eval."""
+    pytorch-CycleGAN-and-pix2pix's test.py does unless given --eval. dtype: the network's dtype
+    (torch.bfloat16 / float16 on a GPU; default float32). tile: translate images larger than this
+    tile by tile (see Translator.margin; exact for local-statistics norms)."""
     import torch
 
     path = resolve_model(model)
@@ -200,11 +308,11 @@ def load_translator(model: str | Path, device="cpu", direction: str = "AtoB", ch
         if checkpoint != "latest":
             raise ConfigError(f"checkpoint {checkpoint!r}: {path} is a model folder (one generator), not a run directory")
         net = _build(cfg, "AtoB", state, str(path / GENERATOR_FILE))
-        return Translator(net, cfg, device, str(path), "AtoB", meta, train_mode)
+        return Translator(net, cfg, device, str(path), "AtoB", meta, train_mode, dtype, tile, overlap)
     run = run_generator_weights(path, cfg, direction, None if checkpoint == "latest" else int(checkpoint))
     meta = {"step": str(run.checkpoint["step"]), "ema": str(run.ema), "checkpoint": str(run.path)}
     net = _build(cfg, direction, run.weights, str(run.path), run.options)
-    return Translator(net, cfg, device, str(path), direction, meta, train_mode)
+    return Translator(net, cfg, device, str(path), direction, meta, train_mode, dtype, tile, overlap)
 
 
 load = load_translator  # gennorm.load
@@ -218,6 +326,70 @@ def _split_pair(image, left: bool):
     w, h = image.size
     half = w // 2
     return image.crop((0, 0, half, h)) if left else image.crop((half, 0, 2 * half, h))
+
+
+def write_png(f, width: int, height: int, channels: int, bands) -> None:
+    """An 8-bit PNG written band by band: `bands` yields uint8 [rows, width, channels] arrays from the
+    top; only one band is in memory at a time (zlib stream, filter 0)."""
+    import struct
+    import zlib
+
+    import numpy as np
+
+    def chunk(kind: bytes, data: bytes) -> None:
+        f.write(struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF))
+
+    f.write(b"\x89PNG\r\n\x1a\n")
+    chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, {1: 0, 3: 2}[channels], 0, 0, 0))
+    packer = zlib.compressobj(6)
+    rows = 0
+    for band in bands:
+        rows += band.shape[0]
+        lines = np.concatenate([np.zeros((band.shape[0], 1), np.uint8), band.reshape(band.shape[0], -1)], 1)
+        data = packer.compress(lines.tobytes())
+        if data:
+            chunk(b"IDAT", data)
+    if rows != height:
+        raise ValueError(f"write_png: got {rows} rows for a {height}-row image")
+    chunk(b"IDAT", packer.flush())
+    chunk(b"IEND", b"")
+
+
+def streams(tr: Translator, width: int, height: int) -> bool:
+    """Whether an image is translated tile by tile straight into its file (bounded memory): a
+    tiling translator, local-statistics norms, a size on the network's grid, larger than a tile."""
+    k = tr.multiple
+    return bool(tr.tile) and tr.tiles_exactly and width % k == 0 and height % k == 0 and \
+        max(width, height) > tr.tile_size() and min(width, height) >= tr.min_side()
+
+
+def translate_streaming(tr: Translator, image, path: Path, quantize: str = "round") -> None:
+    """Translate a PIL image tile by tile into the PNG `path`, one row of tiles in memory at a time
+    (inputs are taken from the 8-bit image per tile, outputs quantized per tile)."""
+    import numpy as np
+    import torch
+
+    from gennorm.atomic import atomic_write
+    from gennorm.data.transforms import to_uint8
+
+    src = np.asarray(image.convert("L" if tr.input_nc == 1 else "RGB"))  # uint8 [H, W(, C)]
+    src = src[:, :, None] if src.ndim == 2 else src
+    h, w = src.shape[:2]
+
+    def bands():
+        band, band_y = None, None
+        for (y0, y1, x0, x1), (cy0, cy1, cx0, cx1) in tr._crops(h, w):
+            if y0 != band_y:
+                if band is not None:
+                    yield band
+                band, band_y = np.empty((y1 - y0, w, tr.output_nc), np.uint8), y0
+            crop = torch.from_numpy(np.ascontiguousarray(src[cy0:cy1, cx0:cx1])).permute(2, 0, 1)[None].float()
+            with torch.no_grad():
+                y = tr._run(crop / 127.5 - 1.0)[0, :, y0 - cy0:y1 - cy0, x0 - cx0:x1 - cx0]
+            band[:, x0:x1] = to_uint8(y, quantize)
+        yield band
+
+    atomic_write(path, lambda f: write_png(f, w, h, tr.output_nc, bands()))
 
 
 def _save_png(image, path: Path) -> None:
@@ -241,7 +413,8 @@ NAMINGS = ("gennorm", "junyanz")
 
 def translate_folder(model, input_dir: str | Path, output_dir: str | Path, aligned: bool = False,
                      direction: str | None = None, device: str = "cpu", num_test: int | None = None,
-                     naming: str = "gennorm", quantize: str | None = None) -> list[Path]:
+                     naming: str = "gennorm", quantize: str | None = None,
+                     max_pixels: int | None | str = "default") -> list[Path]:
     """Translate every image of input_dir (the first num_test) into output_dir; returns the outputs.
 
     model: a Translator, or anything load_translator takes. aligned: inputs are A|B pairs; the half
@@ -251,8 +424,12 @@ def translate_folder(model, input_dir: str | Path, output_dir: str | Path, align
     naming "junyanz": pytorch-CycleGAN-and-pix2pix's test.py layout, output_dir/images/NAME_real_A.png,
     NAME_fake_B.png, NAME_real_B.png (A and B swapped for BtoA) and its index.html.
     quantize: "round" (gennorm's default) or "floor" (the original's, and the default of naming junyanz).
+    max_pixels: larger images are refused (DataError) before decoding ("default":
+    gennorm.data.images.DEFAULT_MAX_PIXELS, 100 MP; None: no limit). Images with a
+    side under MIN_SIDE are refused too. With a tiling translator, images on the network's grid go
+    tile by tile straight into their PNG (bounded memory; see `streams`).
     """
-    from gennorm.data.images import list_images, load_image
+    from gennorm.data.images import DEFAULT_MAX_PIXELS, check_size, list_images, load_image
 
     input_dir, output_dir = Path(input_dir), Path(output_dir)
     tr = model if isinstance(model, Translator) else load_translator(model, device, direction or "AtoB")
@@ -272,18 +449,26 @@ def translate_folder(model, input_dir: str | Path, output_dir: str | Path, align
                                             "out": f"images/{stem}_fake_{dst_side}.png",
                                             "target": f"images/{stem}_real_{dst_side}.png"}[kind]}[naming]
     written, rows = [], []
+    max_pixels = DEFAULT_MAX_PIXELS if max_pixels == "default" else max_pixels
     for src in paths:
+        check_size(src, max_pixels, MIN_SIDE * (2 if aligned else 1))
         image = load_image(src)
         target = None
         if aligned:
             image, target = _split_pair(image, a_is_left), _split_pair(image, not a_is_left)
-        files = {"in": image, "out": tr.translate(image, quantize), "target": target}
+        out_path = output_dir / where(src.stem, "out")
+        out_path.parent.mkdir(parents=True, exist_ok=True)
+        if streams(tr, *image.size):
+            translate_streaming(tr, image, out_path, quantize)
+            files = {"in": image, "out": None, "target": target}
+        else:
+            files = {"in": image, "out": tr.translate(image, quantize), "target": target}
         for kind, picture in files.items():
             if picture is not None:
                 (output_dir / where(src.stem, kind)).parent.mkdir(parents=True, exist_ok=True)
                 _save_png(picture, output_dir / where(src.stem, kind))
-        written.append(output_dir / where(src.stem, "out"))
-        rows.append([where(src.stem, k) for k in ("in", "out", "target") if files[k] is not None])
+        written.append(out_path)
+        rows.append([where(src.stem, k) for k in ("in", "out", "target") if k == "out" or files[k] is not None])
     title = f"{tr.source} ({tr.direction}) on {input_dir}"
     if naming == "junyanz":
         write_junyanz_index(output_dir, [p.stem for p in paths], rows, title)
@@ -317,19 +502,31 @@ def translate_test_split(run_dir: str | Path, out_dir: str | Path, *, device: st
     return {"real": str(real), "fake": str(out_dir), "paired": False}
 
 
+def _href(name: str) -> str:
+    """A file name as a URL path: percent-encoded bytes, so names that are not UTF-8 still link."""
+    from urllib.parse import quote
+
+    return html.escape(quote(os.fsencode(name)))
+
+
+def _text(name: str) -> str:
+    """A file name as page text: undecodable bytes shown as U+FFFD."""
+    return html.escape(os.fsencode(name).decode("utf-8", "replace"))
+
+
 def write_junyanz_index(output_dir: Path, stems: list[str], rows: list[list[str]], title: str) -> Path:
     """index.html as pytorch-CycleGAN-and-pix2pix's HTML class writes it: per image a heading and a
     row of its images, each captioned with its visual name (real_A, fake_B, real_B)."""
     from gennorm.atomic import atomic_write_bytes
 
-    parts = [f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title></head><body>"]
+    parts = [f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>{_text(title)}</title></head><body>"]
     for stem, files in zip(stems, rows):
-        parts.append(f"<h3>{html.escape(stem)}</h3><table border='1' style='table-layout: fixed;'><tr>")
+        parts.append(f"<h3>{_text(stem)}</h3><table border='1' style='table-layout: fixed;'><tr>")
         for file in files:
             label = Path(file).stem[len(stem) + 1:]
-            q = html.escape(file)
+            q = _href(file)
             parts.append(f"<td halign='center' style='word-wrap: break-word;' valign='top'><p><a href='{q}'>"
-                         f"<img style='width:256px' src='{q}'></a><br><p>{html.escape(label)}</p></p></td>")
+                         f"<img style='width:256px' src='{q}'></a><br><p>{_text(label)}</p></p></td>")
         parts.append("</tr></table>")
     parts.append("</body></html>\n")
     path = Path(output_dir) / "index.html"
@@ -345,13 +542,13 @@ def write_index(output_dir: Path, names: list[str], with_target: bool, title: st
     style = 'style="width:256px;image-rendering:pixelated"'
     body = []
     for n in names:
-        q = html.escape(n)
-        cells = [f"<td>{q}</td>", f'<td><img {style} src="inputs/{q}"></td>', f'<td><img {style} src="{q}"></td>']
+        q, label = _href(n), _text(n)
+        cells = [f"<td>{label}</td>", f'<td><img {style} src="inputs/{q}"></td>', f'<td><img {style} src="{q}"></td>']
         if with_target:
             cells.append(f'<td><img {style} src="targets/{q}"></td>')
         body.append("<tr>" + "".join(cells) + "</tr>")
-    page = (f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title></head><body>"
-            f"<h1>{html.escape(title)}</h1><table>{head}{''.join(body)}</table></body></html>\n")
+    page = (f"<!doctype html><html><head><meta charset='utf-8'><title>{_text(title)}</title></head><body>"
+            f"<h1>{_text(title)}</h1><table>{head}{''.join(body)}</table></body></html>\n")
     path = Path(output_dir) / "index.html"
     atomic_write_bytes(path, page.encode())
     return path

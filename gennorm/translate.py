@@ -26,6 +26,7 @@ examples:
   gennorm translate runs/cg-nc data/scenes/unpaired/testB out/b2a --direction BtoA
   gennorm translate runs/cg-nc data/scenes/unpaired out/cg --direction both --checkpoint 2000
   gennorm translate models/facades data/facades/test results/ --aligned --naming junyanz --num-test 50
+  gennorm translate scenes-nc big_maps/ out/ --tile 512          # any size, bounded memory
 """
 
 
@@ -45,6 +46,13 @@ def add_arguments(parser) -> None:
                              "test.py without --eval")
     parser.add_argument("--naming", choices=("gennorm", "junyanz"), default="gennorm",
                         help="output file names and page: gennorm's (default) or pytorch-CycleGAN-and-pix2pix's")
+    parser.add_argument("--tile", type=int, default=None, metavar="PX",
+                        help="translate tile by tile (PX x PX output blocks): bounded memory at any size; exact "
+                             "for nc / kn / none (local statistics), blended overlaps with a warning otherwise")
+    parser.add_argument("--overlap", default="auto", metavar="auto|PX",
+                        help="input pixels around each tile (default auto: half the generator's receptive field)")
+    parser.add_argument("--max-pixels", type=float, default=100e6, metavar="N",
+                        help="refuse larger images (default 100e6; 0: no limit)")
     parser.add_argument("--quantize", choices=("round", "floor"), default=None,
                         help="8-bit conversion: round (default) or floor (the original's; default with --naming junyanz)")
 
@@ -55,6 +63,14 @@ def _checkpoint(text: str):
     if text == "latest" or text.isdigit():
         return text if text == "latest" else int(text)
     raise ConfigError(f"--checkpoint {text!r}: a step number or latest")
+
+
+def _overlap(text: str):
+    from gennorm.errors import ConfigError
+
+    if text == "auto" or text.isdigit():
+        return text if text == "auto" else int(text)
+    raise ConfigError(f"--overlap {text!r}: auto or a number of pixels")
 
 
 def _both_sides(folder: Path) -> tuple[Path, Path]:
@@ -76,9 +92,11 @@ def run(args) -> int:
         jobs = [("AtoB", side_a, Path(args.output) / "AtoB"), ("BtoA", side_b, Path(args.output) / "BtoA")]
     written = []
     for direction, folder, out in jobs:
-        tr = load_translator(args.model, args.device, direction, checkpoint=step, train_mode=args.train_mode)
+        tr = load_translator(args.model, args.device, direction, checkpoint=step, train_mode=args.train_mode,
+                             tile=args.tile, overlap=_overlap(args.overlap))
         written += translate_folder(tr, folder, out, aligned=args.aligned, num_test=args.num_test,
-                                    naming=args.naming, quantize=args.quantize)
+                                    naming=args.naming, quantize=args.quantize,
+                                    max_pixels=int(args.max_pixels) or None)
     pages = " and ".join(str(out / "index.html") for _, _, out in jobs)
     print(f"translated {len(written)} images -> {args.output}; open {pages}", file=sys.stderr)
     return 0

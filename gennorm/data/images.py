@@ -97,6 +97,21 @@ def check_image(path: str | os.PathLike) -> tuple[int, int]:
     return (height, width) if orientation in (5, 6, 7, 8) else (width, height)
 
 
+DEFAULT_MAX_PIXELS = 100_000_000  # what translate and eval accept by default (the demo: 40 MP)
+
+
+def check_size(path: str | os.PathLike, max_pixels: int | None = DEFAULT_MAX_PIXELS, min_side: int = 1) -> tuple[int, int]:
+    """check_image plus limits: more than max_pixels (None: no limit) or a side below min_side is a
+    DataError naming the file, the size and the limit; checked before any pixel is decoded."""
+    width, height = check_image(path)
+    if max_pixels is not None and width * height > max_pixels:
+        raise DataError(f"image {path} is {width}x{height} = {width * height:,} pixels, above the limit of "
+                        f"{max_pixels:,} (raise it with --max-pixels)")
+    if min(width, height) < min_side:
+        raise DataError(f"image {path} is {width}x{height}: too small, the model needs at least {min_side} px a side")
+    return width, height
+
+
 def verify_image(path: str | os.PathLike) -> tuple[int, int]:
     """Fully decode `path` (catches truncation); return its (width, height). Raises `DataError`."""
     return load_image(path).size

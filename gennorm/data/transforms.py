@@ -128,7 +128,13 @@ QUANTIZE = ("round", "floor")
 
 
 def to_image(tensor: torch.Tensor, quantize: str = "round") -> Image.Image:
-    """Inverse of `to_tensor`: [C, H, W] in [-1, 1] (C = 1 or 3) -> 8-bit PIL image.
+    """Inverse of `to_tensor`: [C, H, W] in [-1, 1] (C = 1 or 3) -> 8-bit PIL image (see to_uint8)."""
+    arr = to_uint8(tensor, quantize)  # [H, W, C]
+    return Image.fromarray(arr[:, :, 0] if arr.shape[2] == 1 else arr)
+
+
+def to_uint8(tensor: torch.Tensor, quantize: str = "round") -> np.ndarray:
+    """[C, H, W] in [-1, 1] -> uint8 [H, W, C].
 
     quantize "round": the nearest 8-bit level, (t + 1) * 127.5 rounded (gennorm's default: the
     inverse of to_tensor to within half a level). "floor": pytorch-CycleGAN-and-pix2pix's
@@ -141,5 +147,4 @@ def to_image(tensor: torch.Tensor, quantize: str = "round") -> Image.Image:
         arr = ((t + 1.0) / 2.0 * 255.0).floor().to(torch.uint8)
     else:
         raise ValueError(f"quantize must be one of {QUANTIZE}, got {quantize!r}")
-    arr = arr.permute(1, 2, 0).numpy()  # [H, W, C]
-    return Image.fromarray(arr[:, :, 0] if arr.shape[2] == 1 else arr)
+    return arr.permute(1, 2, 0).numpy()  # [H, W, C]

@@ -1,0 +1,149 @@
+"""gennorm.load and tiled inference: every input kind, tiles equal to the whole image for local
+norms, bounded-memory streaming, input limits, receptive fields."""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+import gennorm
+from gennorm.cli import main
+
+ROOT = Path(__file__).resolve().parents[1]
+MODELS = ROOT / "models"
+
+
+def _rand(h, w, seed=0):
+    return torch.rand(1, 3, h, w, generator=torch.Generator().manual_seed(seed)) * 2 - 1
+
+
+def test_every_input_kind_comes_back_as_itself():
+    t = gennorm.load("scenes-nc")  # a zoo name
+    pil = Image.fromarray(np.random.default_rng(0).integers(0, 256, (37, 50, 3), dtype=np.uint8))
+    out = t(pil)
+    assert isinstance(out, Image.Image) and out.size == (50, 37)
+    arr = t(np.asarray(pil))
+    assert isinstance(arr, np.ndarray) and arr.shape == (37, 50, 3) and arr.dtype == np.uint8
+    assert np.array_equal(arr, np.asarray(out))
+    one = t(_rand(40, 44)[0])
+    batch = t(torch.cat([_rand(40, 44), _rand(40, 44, 1)]))
+    assert one.shape == (3, 40, 44) and batch.shape == (2, 3, 40, 44)
+    torch.testing.assert_close(batch[0], one, rtol=0, atol=1e-6)
+    for bad, words in ((torch.zeros(3, 4), "tensor"), (np.zeros((4, 4), np.float32), "uint8"), ("x", "PIL")):
+        with pytest.raises((TypeError, ValueError), match=words):
+            t(bad)
+
+
+def test_load_takes_a_folder_a_zoo_name_and_refuses_nonsense(tmp_path):
+    from gennorm.errors import CheckpointError
+
+    assert gennorm.load(MODELS / "scenes-kn").source == str(MODELS / "scenes-kn")
+    with pytest.raises(CheckpointError, match="no such model"):
+        gennorm.load("no-such-model")
+    with pytest.raises(ValueError, match="dtype"):
+        gennorm.load("scenes-nc", dtype="int8")
+    bf16 = gennorm.load("scenes-nc", dtype="bfloat16")(_rand(32, 32))
+    torch.testing.assert_close(bf16, gennorm.load("scenes-nc")(_rand(32, 32)), rtol=0, atol=0.1)
+
+
+@pytest.mark.parametrize("name", ["scenes-nc", "scenes-kn"])
+@pytest.mark.parametrize("size", [(200, 136), (256, 256), (100, 300)])
+def test_tiles_equal_the_whole_image_for_local_norms(name, size):
+    whole, tiled = gennorm.load(MODELS / name), gennorm.load(MODELS / name, tile=64)
+    assert tiled.tiles_exactly
+    x = _rand(*size)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no "different statistics" warning for local norms
+        diff = (whole(x) - tiled(x)).abs().max().item()
+    assert diff <= 1e-4
+
+
+@pytest.mark.parametrize("name", ["scenes-instance", "scenes-pono-ms"])
+def test_instance_statistics_tiles_warn_and_blend(name):
+    whole, tiled = gennorm.load(MODELS / name), gennorm.load(MODELS / name, tile=64)
+    assert not tiled.tiles_exactly
+    x = _rand(200, 136)
+    with pytest.warns(UserWarning, match="different statistics"):
+        y = tiled(x)
+    diff = (whole(x) - y).abs().max().item()
+    assert 1e-3 < diff < 2  # seams: the tiles normalized with their own statistics
+    assert torch.isfinite(y).all()
+
+
+def test_receptive_fields_of_the_generators():
+    from gennorm.networks import build_generator
+    from gennorm.networks.receptive import receptive_field, tile_margin
+
+    # by hand for resnet_9blocks: 7x7 (6) + two stride-2 3x3 (2 + 4) + 18 3x3 at stride 4 (144)
+    # + two transposed 3x3 (4 + 2) + 7x7 (6), + 1
+    got = {arch: receptive_field(build_generator(arch, ngf=4, norm="nc"), 3, 256)
+           for arch in ("resnet_9blocks", "resnet_6blocks", "unet_256", "unet_128")}
+    assert got == {"resnet_9blocks": 169, "resnet_6blocks": 121, "unet_256": 1276, "unet_128": 636}
+    assert receptive_field(build_generator("resnet_9blocks", ngf=4, norm="instance"), 3, 64) == 169
+    assert tile_margin(build_generator("resnet_6blocks", ngf=4, norm="nc"), 3) == 64
+
+
+def test_streamed_tiles_and_input_limits(tmp_path, capsys):
+    rng = np.random.default_rng(1)
+    src = tmp_path / "in"
+    src.mkdir()
+    Image.fromarray(rng.integers(0, 256, (136, 200, 3), dtype=np.uint8)).save(src / "a.png")
+    assert main(["translate", "scenes-nc", str(src), str(tmp_path / "whole")]) == 0
+    assert main(["translate", "scenes-nc", str(src), str(tmp_path / "tiled"), "--tile", "64"]) == 0
+    a = np.asarray(Image.open(tmp_path / "whole" / "a.png")).astype(int)
+    b = np.asarray(Image.open(tmp_path / "tiled" / "a.png")).astype(int)  # written band by band
+    assert a.shape == b.shape and np.abs(a - b).max() <= 1 and (a != b).mean() < 1e-3
+    assert main(["translate", "scenes-nc", str(src), str(tmp_path / "capped"), "--max-pixels", "1000"]) == 2
+    assert "27,200 pixels, above the limit of 1,000" in capsys.readouterr().err
+    Image.fromarray(np.zeros((1, 2, 3), np.uint8)).save(src / "tiny.png")
+    assert main(["translate", "scenes-nc", str(src), str(tmp_path / "t")]) == 2
+    assert "tiny.png is 2x1: too small" in capsys.readouterr().err
+
+
+def test_file_names_that_are_not_utf8(tmp_path):
+    src = tmp_path / "in"
+    src.mkdir()
+    name = os.fsdecode(b"caf\xe9.png")  # latin-1 bytes: not valid UTF-8
+    Image.fromarray(np.zeros((16, 16, 3), np.uint8)).save(src / name)
+    assert main(["translate", "scenes-nc", str(src), str(tmp_path / "out")]) == 0
+    page = (tmp_path / "out" / "index.html").read_bytes().decode("utf-8")
+    assert 'src="caf%E9.png"' in page and "caf\ufffd.png" in page
+    assert (tmp_path / "out" / name).is_file()
+
+
+MEMORY_SCRIPT = r"""
+import json, resource, sys
+import numpy as np
+from PIL import Image
+from gennorm.cli import main
+code = main(["translate", sys.argv[1], sys.argv[2], sys.argv[3], *sys.argv[4:]])
+print(json.dumps({"code": code, "peak_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
+"""
+
+
+@pytest.mark.slow
+def test_tiling_bounds_the_memory(tmp_path):
+    """A 1536 x 1536 image through an ngf-16 ResNet: whole, every activation is 150 MB; tiled (256)
+    the peak stays near the interpreter's. Peak RSS of separate processes."""
+    src = tmp_path / "in"
+    src.mkdir()
+    Image.fromarray(np.random.default_rng(2).integers(0, 256, (1536, 1536, 3), dtype=np.uint8)).save(src / "big.png")
+    peaks = {}
+    for label, extra in (("whole", []), ("tiled", ["--tile", "256"])):
+        done = subprocess.run([sys.executable, "-c", MEMORY_SCRIPT, str(MODELS / "scenes-nc"), str(src),
+                               str(tmp_path / label), *extra], capture_output=True, text=True,
+                              env=dict(os.environ, OMP_NUM_THREADS="2"))
+        assert done.returncode == 0, done.stderr[-2000:]
+        result = json.loads(done.stdout.strip().splitlines()[-1])
+        assert result["code"] == 0
+        peaks[label] = result["peak_mb"]
+    print(f"peak RSS: whole {peaks['whole']:.0f} MB, tiled {peaks['tiled']:.0f} MB")
+    assert peaks["tiled"] < peaks["whole"] - 300
