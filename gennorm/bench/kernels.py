@@ -19,7 +19,9 @@ S, bias, grad_S, grad_bias in the accumulation dtype (float32; float64 for float
 
 An op that is not registered (yet) reports "n/a (op not available)". On the CPU, and on a GPU
 where no compiled CUDA kernel is registered, the rows time the plain-PyTorch reference kernel and
-are labelled so. Inputs rotate among several sets when one set would sit in the cache.
+are labelled so. Inputs rotate among several sets when one set would sit in the cache: one timed
+sample calls the kernel once on each set, back to back, and counts the time per call (the copy
+likewise), so launch gaps are amortized over the sets as a training step's stream of kernels would.
 """
 from __future__ import annotations
 
@@ -146,8 +148,9 @@ def bench_kernels(spec, batch: int, dtype, device, warmup: int, repeats: int, na
     with torch.no_grad():
         for r in range(warmup + repeats):  # interleaved: each round times every kernel and its copy
             for name, (calls, copies) in live.items():
-                op_ms = time_ms(calls[r % len(calls)], device)
-                copy_ms = time_ms(copies[r % len(copies)], device)
+                # one sample = one call on each input set, back to back (launch gaps amortized), per call
+                op_ms = time_ms(lambda c=calls: [f() for f in c], device) / len(calls)
+                copy_ms = time_ms(lambda c=copies: [f() for f in c], device) / len(copies)
                 if r >= warmup:
                     times[name][0].append(op_ms)
                     times[name][1].append(copy_ms)
