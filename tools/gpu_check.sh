@@ -10,7 +10,8 @@
 # run stops starting steps when its budget (GPU_CHECK_BUDGET seconds, default 400: under 7 minutes) is
 # spent:
 #   environment    nvidia-smi, torch / CUDA / cuDNN versions, nvcc, compute-sanitizer, the tree's commit
-#   build          python -m gennorm.ops build --arch 9.0 (timed; cache in $GENNORM_CACHE)
+#   build          python -m gennorm.ops build --arch 9.0 (timed; cache in $GENNORM_CACHE; up to 200 s: its three
+#                  .cu files took ~4 min each on 2 busy CPU cores here, in parallel on the H200's 16)
 #   ops_status     python -m gennorm.ops status
 #   tests          pytest -m cuda (gradio / playwright test files ignored); plain smoke run if no pytest
 #   cuda_smoke     tools/cuda_smoke.py: each op once against the float64 CPU reference, NCConv2d cuda vs torch
@@ -33,7 +34,7 @@ DEST=""
 while [ $# -gt 0 ]; do
   case "$1" in
     --dry-run) DRY=1 ;;
-    -h|--help) sed -n '2,27p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h|--help) sed -n '2,28p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit 0 ;;
     -*) echo "gpu_check: unknown option $1 (see --help)" >&2; exit 2 ;;
     *) DEST=$1 ;;
   esac
@@ -160,7 +161,7 @@ step environment 30 360 bash -c env_report
 if [ "$DRY" = 1 ]; then
   skip build "dry run: no nvcc build on the CPU"
 else
-  step build 150 230 "$PYTHON" -m gennorm.ops build --arch 9.0
+  step build 200 190 "$PYTHON" -m gennorm.ops build --arch 9.0
   if [ "$(tail -n 1 "$STEPS" | cut -f2)" != ok ]; then
     # The first CUDA dispatch would try the build again in every later process, each time eating its
     # time box: the steps after this one run on the PyTorch kernels instead (the rows say so).
@@ -168,7 +169,7 @@ else
     say "build did not succeed: GENNORM_EXTENSION=0 for the remaining steps (no rebuild per process)"
   fi
 fi
-step ops_status 20 225 "$PYTHON" -m gennorm.ops status
+step ops_status 20 185 "$PYTHON" -m gennorm.ops status
 
 # ---- 3. tests -----------------------------------------------------------------------------------
 # test_demo needs gradio, test_browser playwright: both absent there, so they are left out of collection.
@@ -177,16 +178,16 @@ PARALLEL=()
 if [ "$DRY" = 0 ] && "$PYTHON" -c "import xdist" >/dev/null 2>&1; then PARALLEL=(-n 8); fi
 if "$PYTHON" -c "import pytest_timeout" >/dev/null 2>&1; then PARALLEL+=(--timeout 120); fi  # one hung test
 if "$PYTHON" -c "import pytest" >/dev/null 2>&1; then
-  step tests 90 180 "$PYTHON" -m pytest -m cuda tests --ignore=tests/test_demo.py --ignore=tests/test_browser.py \
+  step tests 90 150 "$PYTHON" -m pytest -m cuda tests --ignore=tests/test_demo.py --ignore=tests/test_browser.py \
     -p no:cacheprovider -q -ra --durations 10 "${PARALLEL[@]}"
 else
   say "pytest is not installed: the plain smoke run below stands in for pytest -m cuda"
   record tests skipped "" 0 0 "pytest absent: cuda_smoke instead"
 fi
 if [ "$DRY" = 1 ]; then
-  step cuda_smoke 30 165 "$PYTHON" tools/cuda_smoke.py --device cpu
+  step cuda_smoke 30 140 "$PYTHON" tools/cuda_smoke.py --device cpu
 else
-  step cuda_smoke 30 165 "$PYTHON" tools/cuda_smoke.py --device cuda
+  step cuda_smoke 30 140 "$PYTHON" tools/cuda_smoke.py --device cuda
 fi
 
 # ---- 4. memcheck ----------------------------------------------------------------------------------
@@ -199,7 +200,7 @@ if [ "$DRY" = 1 ]; then
 elif [ -z "$SANITIZER" ]; then
   skip memcheck "compute-sanitizer not found"
 else
-  step memcheck 60 135 "$SANITIZER" --tool memcheck --error-exitcode 9 --print-limit 20 \
+  step memcheck 60 110 "$SANITIZER" --tool memcheck --error-exitcode 9 --print-limit 20 \
     "$PYTHON" tools/cuda_smoke.py --device cuda --ops-only
 fi
 
@@ -209,9 +210,9 @@ if [ "$DRY" = 1 ]; then
 else
   LAYERS=(--device cuda --batch 1 8 --repeats 10 --warmup 2 --no-compile)
 fi
-step bench_layers_fp32 70 95 "${GENNORM[@]}" bench layers "${LAYERS[@]}" --dtype float32 --no-progress \
+step bench_layers_fp32 70 75 "${GENNORM[@]}" bench layers "${LAYERS[@]}" --dtype float32 --no-progress \
   --json "$DEST/bench_layers_fp32.json"
-step bench_layers_bf16 70 55 "${GENNORM[@]}" bench layers "${LAYERS[@]}" --dtype bfloat16 --no-progress \
+step bench_layers_bf16 70 45 "${GENNORM[@]}" bench layers "${LAYERS[@]}" --dtype bfloat16 --no-progress \
   --json "$DEST/bench_layers_bf16.json"
 
 # ---- 6. training steps ----------------------------------------------------------------------------
@@ -220,7 +221,7 @@ if [ "$DRY" = 1 ]; then
 else
   TRAIN=(--device cuda --arch resnet_9blocks --size 256 --ngf 64 --steps 10 --warmup 3 --tasks cyclegan pix2pix)
 fi
-step bench_train 70 50 "${GENNORM[@]}" bench train "${TRAIN[@]}" --norms instance nc --amp bf16 \
+step bench_train 70 30 "${GENNORM[@]}" bench train "${TRAIN[@]}" --norms instance nc --amp bf16 \
   --json "$DEST/bench_train.json"
 
 # ---- 6b. a whole generator's forward + backward, instance vs nc, same decoder (printed only) ------------
@@ -229,7 +230,7 @@ if [ "$DRY" = 1 ]; then
 else
   GENERATOR=(--device cuda --arch resnet_9blocks --ngf 64 --size 256 --repeats 10 --warmup 2)
 fi
-step bench_generator 30 25 "${GENNORM[@]}" bench generator "${GENERATOR[@]}" --norms instance nc --dtype bfloat16
+step bench_generator 30 20 "${GENNORM[@]}" bench generator "${GENERATOR[@]}" --norms instance nc --dtype bfloat16
 
 # ---- 7. per-kernel profile of one residual block ---------------------------------------------------
 if [ "$DRY" = 1 ]; then
@@ -237,7 +238,7 @@ if [ "$DRY" = 1 ]; then
 else
   PROFILE=(--device cuda --channels 256 --size 64 --batch 1 --steps 5 --warmup 3 --rows 25)
 fi
-step profile 40 15 "${GENNORM[@]}" bench profile "${PROFILE[@]}" --norms nc instance --dtype float32 bfloat16 \
+step profile 40 10 "${GENNORM[@]}" bench profile "${PROFILE[@]}" --norms nc instance --dtype float32 bfloat16 \
   --json "$DEST/profile.json"
 
 # ---- 8. NC torch path under torch.compile (whatever time is left) --------------------------------------
@@ -246,7 +247,7 @@ if [ "$DRY" = 1 ]; then
 else
   COMPILED=(--device cuda --batch 1 8 --repeats 10 --warmup 2)
 fi
-step bench_layers_compiled 120 10 "${GENNORM[@]}" bench layers "${COMPILED[@]}" --dtype float32 bfloat16 \
+step bench_layers_compiled 120 5 "${GENNORM[@]}" bench layers "${COMPILED[@]}" --dtype float32 bfloat16 \
   --candidates "nc (torch, compiled)" "nc (cuda)" --no-kernels --modes fwdbwd --no-progress \
   --json "$DEST/bench_layers_compiled.json"
 
