@@ -147,3 +147,51 @@ def test_tiling_bounds_the_memory(tmp_path):
         peaks[label] = result["peak_mb"]
     print(f"peak RSS: whole {peaks['whole']:.0f} MB, tiled {peaks['tiled']:.0f} MB")
     assert peaks["tiled"] < peaks["whole"] - 300
+
+
+# ---- graph exports ------------------------------------------------------------------------------
+
+ZOO = sorted(p.name for p in MODELS.iterdir() if (p / "generator.safetensors").is_file())
+
+
+@pytest.fixture(scope="module")
+def exported(tmp_path_factory):
+    """Every zoo generator as ONNX and as a torch.export program (exported once for the module)."""
+    from gennorm.inference import export_onnx, export_program, load_translator, trace
+
+    root = tmp_path_factory.mktemp("exported")
+    files = {}
+    for name in ZOO:
+        tr = load_translator(MODELS / name)
+        program = trace(tr, 64)  # one trace for both files
+        files[name] = (export_onnx(tr, root / f"{name}.onnx", program=program),
+                       export_program(tr, root / f"{name}.pt2", program=program))
+    return files
+
+
+@pytest.mark.parametrize("name", ZOO)
+def test_onnx_and_torch_export_equal_pytorch(exported, name):
+    ort = pytest.importorskip("onnxruntime")
+    onnx = pytest.importorskip("onnx")
+    onnx_file, program_file = exported[name]
+    model = onnx.load(str(onnx_file))
+    assert not [n.op_type for n in model.graph.node if n.domain not in ("", "ai.onnx")]  # standard operators only
+    session = ort.InferenceSession(str(onnx_file), providers=["CPUExecutionProvider"])
+    program = torch.export.load(str(program_file)).module()
+    tr = gennorm.load(MODELS / name)
+    for h, w in ((64, 64), (96, 160)):
+        x = _rand(h, w, seed=h)
+        with torch.no_grad():
+            want = tr.net(x)
+            got_program = program(x)
+        got_onnx = torch.from_numpy(session.run(None, {"image": x.numpy()})[0])
+        assert got_onnx.shape == want.shape == got_program.shape
+        assert (got_onnx - want).abs().max().item() <= 1e-4, "onnxruntime"
+        assert (got_program - want).abs().max().item() <= 1e-4, "torch.export"
+
+
+def test_export_verb_writes_graph_files(tmp_path):
+    # the verb's plumbing (any model source, --format, --size); the graphs' values are checked above
+    assert main(["export", "scenes-instance", str(tmp_path / "g.onnx"), "--format", "onnx", "--size", "32"]) == 0
+    assert main(["export", "scenes-instance", str(tmp_path / "g.pt2"), "--format", "torch-export", "--size", "32"]) == 0
+    assert (tmp_path / "g.onnx").stat().st_size > 100_000 and (tmp_path / "g.pt2").stat().st_size > 100_000

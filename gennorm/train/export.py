@@ -26,14 +26,27 @@ examples:
   gennorm export runs/p2p-nc models/scenes-pix2pix-nc
   gennorm eval out/real out/fake --json m.json && gennorm export runs/p2p-nc models/x --metrics-json m.json
   gennorm export runs/cg-nc models/scenes-cyclegan-nc-BtoA --direction BtoA
+  gennorm export scenes-nc scenes-nc.onnx --format onnx          # any model: run dir, folder, zoo name
+  gennorm export models/scenes-nc scenes-nc.pt2 --format torch-export
+
+--format onnx | torch-export write one file (OUT) holding the generator as a graph with dynamic
+height and width (multiples of its size grid): ONNX with standard operators only (NC and KN
+decompose into convolutions, pooling and arithmetic; run it with onnxruntime), or a torch.export
+program (torch.export.load). Input [1, C, H, W] in [-1, 1], output the same.
 """
 
 FORMAT = "gennorm-generator-1"
 
 
+FORMATS = ("safetensors", "onnx", "torch-export")
+
+
 def add_arguments(parser) -> None:
-    parser.add_argument("run_dir", help="a training run directory")
-    parser.add_argument("out", help="the models/ folder to write (e.g. models/scenes-pix2pix-nc)")
+    parser.add_argument("run_dir", metavar="MODEL", help="a training run directory (any model for onnx / torch-export)")
+    parser.add_argument("out", help="the models/ folder to write (e.g. models/scenes-pix2pix-nc), or the file")
+    parser.add_argument("--format", choices=FORMATS, default="safetensors",
+                        help="safetensors: a models/ folder (default); onnx / torch-export: one graph file")
+    parser.add_argument("--size", type=int, default=256, help="onnx / torch-export: the example input's side")
     parser.add_argument("--direction", choices=("AtoB", "BtoA"), default="AtoB",
                         help="which generator (BtoA: a CycleGAN run's second generator)")
     parser.add_argument("--metrics-json", metavar="FILE", help="metrics to put in the card (gennorm eval --json)")
@@ -152,6 +165,14 @@ def run(args) -> int:
             raise ConfigError(f"--metrics-json {args.metrics_json}: cannot read a JSON object ({err})") from None
         if not isinstance(metrics, dict):
             raise ConfigError(f"--metrics-json {args.metrics_json}: expected a JSON object of metrics")
+    if args.format != "safetensors":
+        from gennorm.inference import export_onnx, export_program, load_translator
+
+        translator = load_translator(args.run_dir, "cpu", args.direction)
+        write = export_onnx if args.format == "onnx" else export_program
+        out = write(translator, args.out, args.size)
+        print(f"exported {args.run_dir} -> {out} ({args.format}, dynamic height and width)", file=sys.stderr)
+        return 0
     out = export_run(args.run_dir, args.out, args.direction, metrics, args.name, args.half)
     print(f"exported {args.run_dir} -> {out} (config.yaml, generator.safetensors, card.md)", file=sys.stderr)
     return 0
