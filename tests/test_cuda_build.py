@@ -639,3 +639,21 @@ def test_emulated_output_dtypes_follow_the_fake_kernels(emu):
     assert out.dtype == torch.float32 and mean.dtype == rstd.dtype == torch.float64
     grads = emu.window_epilogue_backward(y, y, mean, rstd, torch.ones(4), 1, [3, 3])
     assert grads[0].dtype == torch.float32 and all(g.dtype == torch.float64 for g in grads[1:])
+
+
+def test_emulated_broadcast_gradients(emu):
+    """Gradients autograd hands over expanded (stride 0, e.g. from out.sum().backward())."""
+    k, s, d, pad = (3, 3), (1, 1), (1, 1), (1, 1, 1, 1)
+    x = make((2, 8, 5, 6), torch.float32, "contiguous", 21)
+    xc, sums = emu.pad_center_sums(x, list(pad), "reflect", 2)
+    y = make((2, 4, 5, 6), torch.float32, "contiguous", 22)
+    S = torch.linspace(-1, 1, 4)
+    out, mean, rstd = emu.window_epilogue(y, sums, S, None, list(k), list(s), list(d), 4, 1e-5)
+    grad_out = torch.ones(1).expand(y.shape)
+    got = emu.window_epilogue_backward(grad_out, y, mean, rstd, S, 4, list(k))
+    for name, a, e in zip(("grad_y", "grad_window", "grad_S", "grad_bias"), got,
+                          o_epilogue_backward(grad_out, y, mean, rstd, S, 4 * 9)):
+        close(a, e, 2e-4, name)
+    grad_xc = torch.full((1,), 0.5).expand(xc.shape)
+    grad_x = emu.pad_center_sums_backward(grad_xc, xc, got[1], list(k), list(s), list(d), list(pad), "reflect", 2)
+    close(grad_x, o_pad_center_sums_backward(grad_xc, xc, got[1], k, s, d, pad, "reflect", 2), 1e-4, "grad_x")
