@@ -108,6 +108,15 @@ def test_streamed_tiles_and_input_limits(tmp_path, capsys):
     assert "tiny.png is 2x1: too small" in capsys.readouterr().err
 
 
+def test_eval_refuses_huge_images_before_decoding(tmp_path, capsys):
+    for side in ("real", "fake"):
+        (tmp_path / side).mkdir()
+        Image.fromarray(np.zeros((40, 30, 3), np.uint8)).save(tmp_path / side / "a.png")
+    assert main(["eval", str(tmp_path / "real"), str(tmp_path / "fake"), "--metrics", "psnr", "--max-pixels", "1000"]) == 2
+    assert "a.png is 30x40 = 1,200 pixels, above the limit of 1,000" in capsys.readouterr().err
+    assert main(["eval", str(tmp_path / "real"), str(tmp_path / "fake"), "--metrics", "psnr", "--quiet"]) == 0
+
+
 def test_file_names_that_are_not_utf8(tmp_path):
     src = tmp_path / "in"
     src.mkdir()

@@ -51,6 +51,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                                                                           "smaller set's size, with a warning)")
     parser.add_argument("--kid-subsets", type=int, default=100, help="number of KID subsets (default 100)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the KID subset draws (default 0)")
+    parser.add_argument("--max-pixels", type=float, default=100e6, metavar="N",
+                        help="refuse images above N pixels before decoding any (default 100e6; 0: no limit)")
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
 
 
@@ -93,7 +95,8 @@ def run(args: argparse.Namespace) -> int:
                                   weights_dir=args.weights_dir, kid_subset_size=args.kid_subset_size,
                                   kid_subsets=args.kid_subsets, seed=args.seed, use_cache=not args.no_cache,
                                   progress=False if args.quiet else None,
-                                  verify_weights=not args.no_verify_weights)
+                                  verify_weights=not args.no_verify_weights,
+                                  max_pixels=int(args.max_pixels) or None)
     if args.run:
         result["run"] = str(args.run)
     for text in result.get("warnings", []):

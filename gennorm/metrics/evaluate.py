@@ -71,12 +71,17 @@ def resolve_device(device: str | torch.device | None) -> torch.device:
 
 def evaluate_folders(real, fake, metrics=("psnr", "ssim"), device="cpu", batch_size: int = 16,
                      weights_dir=None, *, kid_subset_size: int = 1000, kid_subsets: int = 100, seed: int = 0,
-                     use_cache: bool = True, progress: bool | None = None, verify_weights: bool = True) -> dict:
-    """Metrics between the images in folder `real` and folder `fake` (see module doc)."""
+                     use_cache: bool = True, progress: bool | None = None, verify_weights: bool = True,
+                     max_pixels: int | None = images.DEFAULT_MAX_PIXELS) -> dict:
+    """Metrics between the images in folder `real` and folder `fake` (see module doc).
+
+    max_pixels: an image above it stops the evaluation before any is decoded (DataError naming it)."""
     names = parse_metrics(metrics)
     weights_used = _require_weights(names, weights_dir, verify_weights)
     real, fake = Path(real), Path(fake)
     real_paths, fake_paths = images.list_folder(real, "real"), images.list_folder(fake, "fake")
+    for path in real_paths + fake_paths:  # headers only: a bad file stops us before hours of compute
+        images.check_size(path, max_pixels)
     pairs = images.pair_by_name(real, fake, real_paths, fake_paths) if set(names) & set(PAIRED) else None
 
     def batches(paths):

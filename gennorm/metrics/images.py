@@ -17,7 +17,7 @@ from typing import Iterator
 import numpy as np
 import torch
 
-from gennorm.data.images import IMG_EXTENSIONS, is_image_file, load_image
+from gennorm.data.images import DEFAULT_MAX_PIXELS, IMG_EXTENSIONS, check_size, is_image_file, load_image  # noqa: F401
 from gennorm.errors import DataError
 
 
