@@ -20,7 +20,7 @@ Binds 127.0.0.1 (this machine only) unless --host says otherwise; there is no sh
 Runs on the GPU when there is one (--device cpu to keep it on the CPU).
 
 examples:
-  gennorm demo                                   # http://127.0.0.1:7860, models from ./models
+  gennorm demo                                   # http://127.0.0.1:7860, the first zoo found (gennorm zoo list)
   gennorm demo --models path/to/models --port 8080
   gennorm demo --host 0.0.0.0                    # reachable from other machines: be careful
 
@@ -34,22 +34,21 @@ def add_arguments(parser) -> None:
     parser.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: this machine only)")
     parser.add_argument("--port", type=int, default=7860, help="port (default 7860)")
     parser.add_argument("--models", default=None,
-                        help="model zoo folder (default: ./models if present, else the checkout's models/)")
+                        help="model zoo folder (default: $GENNORM_MODELS, ./models, the checkout's models/, "
+                             "the installed zoo: the first with models; see gennorm zoo list)")
     parser.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto",
                         help="auto (default): cuda when available, else cpu")
     parser.add_argument("--concurrency", type=int, default=1,
                         help="translations run at the same time (default 1; the rest wait in the queue)")
 
 
-def default_models_dir() -> Path:
-    here = Path.cwd() / "models"
-    return here if here.is_dir() else Path(__file__).resolve().parent.parent / "models"
-
-
 def run(args) -> int:
-    from gennorm.zoo import list_models
+    from gennorm.zoo import default_root, list_models, zoo_roots
 
-    models = Path(args.models) if args.models else default_models_dir()
+    models = Path(args.models) if args.models else default_root()
+    if models is None:
+        raise ConfigError("no model zoo found (looked in: " + ", ".join(map(str, zoo_roots())) + "); give --models DIR "
+                          "(folders made by `gennorm export RUN_DIR models/NAME`)")
     if not models.is_dir():
         raise ConfigError(f"--models {models}: no such folder (a model zoo: one folder per model, "
                           "made by `gennorm export RUN_DIR models/NAME`)")

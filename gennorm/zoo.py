@@ -100,10 +100,24 @@ def list_models(root: str | Path = "models") -> list[ModelInfo]:
     return sorted(infos, key=lambda i: (i.model_set, *i.sort_key))
 
 
+INSTALLED_ZOO = Path(__file__).resolve().parent / "_zoo"  # the wheel's copy of models/ (setup.py)
+
+
 def zoo_roots() -> list[Path]:
-    """Where zoo names are looked up, first match wins: $GENNORM_MODELS, ./models, the checkout's models/."""
+    """Where models are looked up, first match wins: $GENNORM_MODELS, ./models, the checkout's
+    models/ (next to the package), the zoo installed with the package. Only existing folders."""
     roots = [Path(os.environ["GENNORM_MODELS"])] if os.environ.get("GENNORM_MODELS") else []
-    return roots + [Path.cwd() / "models", Path(__file__).resolve().parent.parent / "models"]
+    roots += [Path.cwd() / "models", Path(__file__).resolve().parent.parent / "models", INSTALLED_ZOO]
+    unique = []
+    for root in roots:
+        if root.is_dir() and root.resolve() not in [u.resolve() for u in unique]:
+            unique.append(root)
+    return unique
+
+
+def default_root() -> Path | None:
+    """The first of zoo_roots() that holds a model (what `gennorm demo` shows without --models)."""
+    return next((root for root in zoo_roots() if list_models(root)), None)
 
 
 def find_model(name: str) -> Path | None:

@@ -44,7 +44,9 @@ from PIL import Image, ImageOps, UnidentifiedImageError  # noqa: E402
 
 from gennorm.zoo import ModelInfo, metrics_table, model_sets  # noqa: E402
 
-ASSETS_DIR = Path(__file__).resolve().parents[2] / "assets"  # the checkout's example label maps
+# the example label maps: the checkout's assets/, or the wheel's copy (setup.py)
+ASSETS_DIR = next((d for d in (Path(__file__).resolve().parents[2] / "assets", Path(__file__).resolve().parents[1] / "_assets")
+                   if d.is_dir()), Path(__file__).resolve().parents[1] / "_assets")
 MAX_SIDE = 1024  # longer side of what the models see; larger uploads are downscaled
 MAX_PIXELS = 40_000_000  # refuse to decode beyond this (decompression bombs)
 MAX_FILE_SIZE = "10mb"
