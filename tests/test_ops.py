@@ -324,6 +324,29 @@ def test_units_agree_in_float32_with_channels_last_and_without_x_grad():
     assert_close(grads["op"], grads["torch"], rtol=1e-3, atol=1e-3)
 
 
+@pytest.mark.parametrize("impl", ["op", "torch"])
+@pytest.mark.parametrize("layer", ["nc", "nc-pad", "kn", "kn-grouped", "kn-dropout"])
+def test_unit_output_takes_inplace_ops(impl, layer):
+    """The output is a plain tensor (not a view of a scratch buffer): nn.ReLU(inplace=True) may follow."""
+    m = {"nc": NCConv2d(4, 4, 3, impl=impl), "nc-pad": NCConv2d(4, 4, 3, padding=1, impl=impl),
+         "kn": KNConv2d(4, 4, 3, padding=1, dropout_p=0.0, impl=impl),
+         "kn-grouped": KNConv2d(4, 4, 3, padding=1, groups=2, dropout_p=0.0, impl=impl),
+         "kn-dropout": KNConv2d(4, 4, 3, padding=1, dropout_p=0.2, dropout_in_eval=True, impl=impl)}[layer].double()
+    if layer == "kn-dropout":
+        torch.manual_seed(0)
+    x = _x((1, 4, 6, 6)).requires_grad_()
+    out = m(x)
+    assert out._base is None
+    if layer == "kn-dropout":
+        torch.manual_seed(0)
+    want = torch.relu(m(x))
+    torch.relu_(out)
+    assert_close(out, want)
+    out.sum().backward()
+    (want_grad,) = torch.autograd.grad(want.sum(), x)
+    assert_close(x.grad, want_grad)
+
+
 # ---- autocast -------------------------------------------------------------------------------------
 
 

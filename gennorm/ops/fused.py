@@ -9,16 +9,18 @@ backward = window_epilogue_backward + aten.convolution_backward (input and weigh
 pad_center_sums_backward, grad_W += grad_S. With the compiled library these are its CUDA kernels;
 elsewhere the ops' Python kernels (gennorm.ops.reference).
 
-"torch" (the default wherever there are no CUDA kernels; the fastest CPU path measured): plain
-PyTorch built around two identities, so that NC costs about what Conv2d + InstanceNorm2d costs:
-  - conv(x~, W) - mu * S = conv(x~, W - mean_k W): the epilogue becomes out = y * rstd + b (one
-    pass), and the conv may pad by itself (no padded copy of x for zero padding). The centred
-    weight also makes y independent of the shift c, so the conv sees x itself.
-  - the window moments come from per-pixel channel means of d = x - c and d^2 (c from the centre
-    pixel: float32 stays exact at x = 300 +- 0.01), padded and window-summed as small
-    [N, 2g, Hp, Wp] planes. Backward adds their gradient A * x + B (A, B per pixel) in place into
-    the conv's input gradient.
-KN's grouped conv (statistics over all channels, conv over groups) keeps the S term instead.
+"torch" (the default wherever there are no CUDA kernels; on the CPU faster than "op"): the same
+data flow in plain PyTorch, with fewer full-size passes:
+  - conv(xc, W) - mu * S = conv(xc, W - mean_k W) (mu: the window mean of xc): with the centred
+    weight the epilogue is out = y * rstd + b, one pass (KN keeps the S term: its statistics come
+    from dropout(x~) or span other channels than a grouped conv's);
+  - xc = pad(x) - c in one pass (zero borders written as -c), c from the centre pixel, so float32
+    stays exact at x = 300 +- 0.01; the window moments come from per-pixel channel means of xc
+    and xc^2 ([N, 2g, Hp, Wp] planes, window-summed);
+  - backward: sum_o grad_out * y per pixel, grad_y = grad_out * rstd (into the same buffer), the
+    conv's two grads, and the statistics' gradient B + 2 * A2 * xc (A2, B per pixel) added into
+    the conv's input gradient (zero padding: straight into a contiguous interior).
+  - d^2 and the output share one allocation (a fresh full-size buffer costs page faults on the CPU).
 
 Both: float64 exact; autocast-aware (the conv runs in the autocast dtype, statistics accumulate in
 float32, outputs stay in the conv's dtype); no host syncs; torch.compile(fullgraph=True) traces
@@ -106,13 +108,29 @@ def _pad_center(x: torch.Tensor, shift: torch.Tensor, pad4, mode: str) -> torch.
     return xc
 
 
-def _pixel_planes(d: torch.Tensor, groups: int) -> torch.Tensor:
-    """[N, 2g, H, W] (acc): per-pixel means over each group's channels of d and of d^2."""
+def _pixel_planes(d: torch.Tensor, groups: int, scratch: torch.Tensor | None = None) -> torch.Tensor:
+    """[N, 2g, H, W] (acc): per-pixel means over each group's channels of d and of d^2.
+
+    d^2 is the one full-size temporary; `scratch` (flat, d's dtype, d contiguous) holds it if given.
+    """
     acc = accumulation_dtype(d.dtype)
     dv = d.unflatten(1, (groups, d.shape[1] // groups))  # [N, g, Cg, H, W]
     m1 = dv.mean(2, dtype=acc)
-    m2 = (dv * dv if acc == d.dtype else dv.to(acc).square_()).mean(2)  # one full-size temporary
-    return torch.cat([m1, m2], 1)
+    if scratch is not None:
+        square = torch.mul(dv, dv, out=scratch[:d.numel()].view(dv.shape))
+    else:
+        square = dv * dv if acc == d.dtype else dv.to(acc).square_()
+    return torch.cat([m1, square.mean(2)], 1)
+
+
+def _scratch(xc: torch.Tensor, out_shape, stats) -> torch.Tensor | None:
+    """One flat buffer for d^2 and then, resized, the output (eager, plain layouts): a full-size
+    allocation fewer per call, which on the CPU saves the page faults of a fresh one."""
+    if stats is not None or torch.compiler.is_compiling() or not xc.is_contiguous() \
+            or xc.dtype != accumulation_dtype(xc.dtype):
+        return None
+    size = max(xc.numel(), out_shape[0] * out_shape[1] * out_shape[2] * out_shape[3])
+    return torch.empty(size, dtype=xc.dtype, device=xc.device)
 
 
 class _TorchUnit(torch.autograd.Function):
@@ -127,7 +145,9 @@ class _TorchUnit(torch.autograd.Function):
         xc = _pad_center(xl, shift, pad4, mode)  # x~ - c [N, C, Hp, Wp]
         # window moments of x~ - c (or of dropout(x~) - c): mean_s [N, g, Ho, Wo] relative to c, rstd
         d = xc if stats is None else stats.to(acc) - shift
-        planes = _pixel_planes(d, g)  # [N, 2g, Hp, Wp]
+        ho, wo = (reference.output_size(xc.shape[2 + a], kernel_size[a], stride[a], dilation[a]) for a in (0, 1))
+        scratch = _scratch(xc, (x.shape[0], weight.shape[0], ho, wo), stats)
+        planes = _pixel_planes(d, g, scratch)  # [N, 2g, Hp, Wp]
         del d
         window = window_sum(planes, kernel_size, stride, dilation).mul_(1.0 / (kernel_size[0] * kernel_size[1]))
         mean_s = window[:, :g]  # [N, g, Ho, Wo]
@@ -143,13 +163,17 @@ class _TorchUnit(torch.autograd.Function):
         o = y.shape[1]
         yv, rv = y.unflatten(1, (g, o // g)), rstd[:, :, None]  # [N, g, O/g, Ho, Wo], [N, g, 1, Ho, Wo]
         b = None if bias is None else bias.to(acc).view(1, g, o // g, 1, 1)
+        # the output is a base tensor, never a view (in-place ops such as ReLU(inplace=True) may follow)
         if S is not None:
             value = (yv.to(acc) - mean_s[:, :, None] * S.view(1, g, o // g, 1, 1)) * rv
-            out = (value if b is None else value + b).to(y.dtype).flatten(1, 2)
+            out = torch.empty_like(y).copy_((value if b is None else value + b).flatten(1, 2))
         elif torch.compiler.is_compiling():  # functional form; inductor fuses it anyway
-            out = (yv * rv if b is None else torch.addcmul(b, yv, rv)).to(y.dtype).flatten(1, 2)
+            out = torch.empty_like(y).copy_((yv * rv if b is None else torch.addcmul(b, yv, rv)).flatten(1, 2))
         else:  # eager: one pass, computed in acc, rounded once to y's dtype
-            out = torch.empty_like(y)
+            if scratch is not None and y.is_contiguous():
+                out = scratch.resize_(y.shape)  # a base tensor (not a view: in-place ops may follow)
+            else:
+                out = torch.empty_like(y)
             ov = out.unflatten(1, (g, o // g))
             torch.mul(yv, rv, out=ov) if b is None else torch.addcmul(b, yv, rv, out=ov)
         ctx.cfg, ctx.dtype, ctx.device_type = cfg, dtype, x.device.type
@@ -206,17 +230,38 @@ def _torch_unit_backward(ctx, grad_out, x, weight, stats, xc, wc, y, rstd, mean_
                                        dilation)  # [N, 2g, Hp, Wp]
         B, A2 = planes[:, :g, None], planes[:, g:, None]  # [N, g, 1, Hp, Wp]: the gradient is B + 2 * A2 * d
         if need_x and not ctx.has_stats:
-            gxv, xv = grad_xc.unflatten(1, (g, -1)), xc.unflatten(1, (g, -1))
-            if torch.compiler.is_compiling():
-                grad_xc = (gxv + 2 * xv * A2 + B).flatten(1, 2)
-            else:
-                gxv.addcmul_(xv, A2, value=2).add_(B)
+            grad_x = _add_statistics_grad(grad_xc, xc, A2, B, pad4, mode)
         if ctx.has_stats and need_stats:
             d = stats.to(acc).unflatten(1, (g, -1)) - shift.unflatten(1, (g, -1))
             grad_stats = torch.addcmul(B, d, A2, value=2).flatten(1, 2).to(stats.dtype)
     if need_x:
-        grad_x = pad_adjoint(grad_xc, pad4, mode).to(x.dtype)  # [N, C, H, W]
+        grad_x = pad_adjoint(grad_xc, pad4, mode) if grad_x is None else grad_x  # [N, C, H, W]
+        grad_x = grad_x.to(x.dtype)
     return grad_x, grad_w, grad_b, grad_stats, None, None
+
+
+def _add_statistics_grad(grad_xc, xc, A2, B, pad4, mode):
+    """grad_x = pad_adjoint(grad_xc + 2 * A2 * xc + B) [N, C, H, W]; A2, B [N, g, 1, Hp, Wp].
+
+    Zero padding only needs the interior: written straight into a new contiguous grad_x (a
+    strided view would cost a copy later, e.g. in AccumulateGrad). Else in place, then the adjoint.
+    """
+    g = A2.shape[1]
+    if torch.compiler.is_compiling():
+        total = grad_xc.unflatten(1, (g, -1)) + 2 * xc.unflatten(1, (g, -1)) * A2 + B
+        return pad_adjoint(total.flatten(1, 2), pad4, mode)
+    if mode == "zeros" and any(pad4):
+        def inner(t):
+            return pad_adjoint(t, pad4, "zeros")  # a view of the interior
+
+        gx = torch.empty(inner(grad_xc).shape, dtype=grad_xc.dtype, device=grad_xc.device,
+                         memory_format=reference.memory_format_of(xc))
+        gxv = gx.unflatten(1, (g, -1))
+        torch.addcmul(inner(grad_xc).unflatten(1, (g, -1)), inner(xc).unflatten(1, (g, -1)), inner(A2), value=2, out=gxv)
+        gxv.add_(inner(B))
+        return gx
+    grad_xc.unflatten(1, (g, -1)).addcmul_(xc.unflatten(1, (g, -1)), A2, value=2).add_(B)
+    return pad_adjoint(grad_xc, pad4, mode)
 
 
 # ---- "op": the unit from the four registered ops (the CUDA kernels where loaded) --------------
@@ -312,6 +357,8 @@ def nc_conv2d(x, weight, bias=None, pad4=(0, 0, 0, 0), mode="zeros", stride=(1, 
     which = resolve_impl(x, impl)
     dtype = _compute_dtype(x)
     with torch.autocast(x.device.type, enabled=False):  # the units cast explicitly
+        if torch.compiler.is_exporting():  # torch.export / ONNX (gennorm.inference): plain ops only
+            return composed(x, weight, bias, stats, cfg, dtype)
         if which == "torch" or stats is not None:  # KN with active dropout: the torch unit, any impl
             return _TorchUnit.apply(x, weight, bias, stats, cfg, dtype)
         return _OpUnit.apply(x, weight, bias, cfg, dtype)
