@@ -1,0 +1,76 @@
+"""Preprocessing by value: the random crop is a PIL crop at the drawn position, the positions vary
+over items and epochs (and cover the whole range), the flip is a PIL mirror about half the time,
+and both halves of a pix2pix pair get the same crop.
+"""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from gennorm.data.aligned import AlignedDataset
+from gennorm.data.transforms import PreprocessOptions, apply_transform, item_rng, sample_params, to_tensor
+
+
+def noise_image(w: int, h: int, seed: int = 0) -> Image.Image:
+    """Every pixel different enough that a crop shifted by one pixel never matches."""
+    return Image.fromarray(np.random.default_rng(seed).integers(0, 256, (h, w, 3), dtype=np.uint8))
+
+
+@pytest.mark.parametrize("mode, size, resized", [("resize_and_crop", (30, 22), (20, 20)), ("crop", (24, 19), (24, 19)),
+                                                 ("scale_width_and_crop", (40, 30), (20, 15))])
+def test_crop_is_a_pil_crop_at_the_drawn_position_and_positions_vary(mode, size, resized):
+    opts = PreprocessOptions(mode, load_size=20, crop_size=12, no_flip=True)
+    img = noise_image(*size)
+    full = img if img.size == resized else img.resize(resized, Image.BICUBIC)  # what the crop is taken from
+    positions = []
+    for index in range(60):
+        params = sample_params(img.size, opts, item_rng(7, index // 20, index, "AB"))
+        x, y = params.crop_pos
+        out = apply_transform(img, opts, params)
+        assert out.size == (12, 12)
+        assert out.tobytes() == full.crop((x, y, x + 12, y + 12)).tobytes(), (index, params)
+        positions.append((x, y))
+    xs, ys = {x for x, _ in positions}, {y for _, y in positions}
+    assert min(xs) == 0 and max(xs) == resized[0] - 12, xs  # the whole range is reached
+    assert min(ys) == 0 and max(ys) == resized[1] - 12, ys
+    assert len(set(positions)) > 20
+
+
+def test_flip_mirrors_the_crop_about_half_the_time():
+    opts = PreprocessOptions("resize_and_crop", load_size=16, crop_size=12)
+    img = noise_image(16, 16, 1)
+    flips = 0
+    for index in range(200):
+        params = sample_params(img.size, opts, item_rng(0, 0, index))
+        x, y = params.crop_pos
+        crop = img.crop((x, y, x + 12, y + 12))
+        want = crop.transpose(Image.FLIP_LEFT_RIGHT) if params.flip else crop
+        assert apply_transform(img, opts, params).tobytes() == want.tobytes()
+        flips += params.flip
+    assert 70 < flips < 130, flips
+    assert not any(sample_params(img.size, PreprocessOptions("resize_and_crop", 16, 12, no_flip=True),
+                                 item_rng(0, 0, i)).flip for i in range(50))
+
+
+def test_aligned_items_are_crops_of_the_loaded_halves_at_varying_positions(tmp_path):
+    a, b = noise_image(20, 20, 2), noise_image(20, 20, 3)
+    pair = Image.new("RGB", (40, 20))
+    pair.paste(a, (0, 0)), pair.paste(b, (20, 0))
+    (tmp_path / "train").mkdir()
+    pair.save(tmp_path / "train" / "0.png")
+    ds = AlignedDataset(tmp_path, "train", PreprocessOptions("crop", load_size=20, crop_size=12, no_flip=True), seed=4)
+    found = []
+    for epoch in range(12):
+        ds.set_epoch(epoch)
+        item = ds[0]
+        hits = []
+        for x in range(9):
+            for y in range(9):
+                if np.allclose(item["A"].numpy(), to_tensor(a.crop((x, y, x + 12, y + 12))).numpy()):
+                    hits.append((x, y))
+        assert len(hits) == 1, hits  # the item is exactly one crop of A ...
+        x, y = hits[0]
+        assert np.allclose(item["B"].numpy(), to_tensor(b.crop((x, y, x + 12, y + 12))).numpy())  # ... B at the same place
+        found.append(hits[0])
+    assert len(set(found)) >= 6, found
