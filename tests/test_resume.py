@@ -190,13 +190,39 @@ def test_keep_last_and_resume_refuses_arch_change(scenes, tmp_path, capsys):
     assert "model.g_norm" in capsys.readouterr().err
 
 
-@pytest.mark.parametrize("amp", ["bf16", "fp16"])
-def test_amp_steps(amp, scenes, tmp_path):
+def _losses(run: Path) -> list[dict]:
+    import json
+
+    return [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+
+
+@pytest.fixture(scope="module")
+def fp32_run(scenes, tmp_path_factory) -> Path:
+    run = tmp_path_factory.mktemp("amp") / "none"
+    assert main(_train_args("pix2pix-nc", scenes, run, "train.max_steps=2", "train.checkpoint_every=2")) == 0
+    return run
+
+
+@pytest.mark.parametrize("amp, tol", [("bf16", 0.05), ("fp16", 0.01)])
+def test_amp_steps(amp, tol, scenes, tmp_path, fp32_run):
     run = tmp_path / amp
     assert main(_train_args("pix2pix-nc", scenes, run, "train.max_steps=2", f"train.amp={amp}",
                             "train.checkpoint_every=2")) == 0
     state = ckpt.load_torch(run / "checkpoints" / "step_00000002.pt")
-    assert state["task"]["scalers"]["G"] if amp == "fp16" else True
+    assert state["config"]["train"]["amp"] == amp
+    scaler = state["task"]["scalers"]["G"]
+    if amp == "fp16":  # a live GradScaler; bf16 needs none
+        assert scaler["scale"] > 0
+    else:
+        assert not scaler
+    for net in state["task"]["nets"].values():
+        assert all(torch.isfinite(v).all() for v in net.values() if v.is_floating_point())
+    # the first step's losses before any update (G_GAN comes after D's step, which fp16's GradScaler
+    # may skip on an overflow) equal float32's to low precision, but not bit for bit: autocast ran
+    got, want = _losses(run)[0], _losses(fp32_run)[0]
+    names = ("G_L1", "D_real", "D_fake")
+    assert all(abs(got[k] - want[k]) <= tol * max(abs(want[k]), 1.0) for k in names), (got, want)
+    assert any(got[k] != want[k] for k in names), "the losses are bit-identical to float32: autocast did not run"
 
 
 @pytest.mark.slow
