@@ -118,9 +118,15 @@ def test_polynomial_mmd_matches_literal_definition():
 
 def test_kid_lowers_subset_size_with_a_warning():
     g = np.random.default_rng(3)
+    x, y = g.normal(size=(20, 8)), g.normal(size=(30, 8)) + 2
     with pytest.warns(UserWarning, match="subset size lowered from 1000 to 20"):
-        out = kernel_inception_distance(g.normal(size=(20, 8)), g.normal(size=(30, 8)) + 2, subsets=10)
-    assert out["kid_subset_size"] == 20 and out["kid"] > 0
+        out = kernel_inception_distance(x, y, subsets=10)
+    gen = torch.Generator().manual_seed(0)  # seed 0: per subset a permutation of each set, first 20 kept
+    vals = [polynomial_mmd(torch.from_numpy(x)[torch.randperm(20, generator=gen)[:20]],
+                           torch.from_numpy(y)[torch.randperm(30, generator=gen)[:20]]) for _ in range(10)]
+    assert out["kid_subset_size"] == 20
+    assert out["kid"] == pytest.approx(float(torch.stack(vals).mean()), rel=1e-12)
+    assert out["kid_std"] == pytest.approx(float(torch.stack(vals).std(unbiased=False)), rel=1e-9)
 
 
 # ---------------------------------------------------------------- FID/KID through the real loading code
