@@ -10,12 +10,12 @@ import socket
 from io import BytesIO
 from pathlib import Path
 
+import gradio  # noqa: F401  (hard dependencies of gennorm: a missing one fails here, it never skips)
+import gradio_client
 import pytest
 from PIL import Image
 
-pytest.importorskip("gradio")
 pytestmark = pytest.mark.filterwarnings("ignore:.*(no_silent_downcasting|copy keyword).*")  # gradio's pandas use
-gradio_client = pytest.importorskip("gradio_client")
 
 from gennorm.apps import demo as demo_app  # noqa: E402
 from gennorm.zoo import list_models, metrics_table, model_sets, parse_card_metrics, parse_front_matter  # noqa: E402
