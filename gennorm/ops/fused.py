@@ -115,12 +115,32 @@ def _pixel_planes(d: torch.Tensor, groups: int, scratch: torch.Tensor | None = N
     """
     acc = accumulation_dtype(d.dtype)
     dv = d.unflatten(1, (groups, d.shape[1] // groups))  # [N, g, Cg, H, W]
-    m1 = dv.mean(2, dtype=acc)
     if scratch is not None:
         square = torch.mul(dv, dv, out=scratch[:d.numel()].view(dv.shape))
     else:
         square = dv * dv if acc == d.dtype else dv.to(acc).square_()
-    return torch.cat([m1, square.mean(2)], 1)
+    if torch.compiler.is_compiling():
+        return torch.cat([dv.mean(2, dtype=acc), square.mean(2)], 1)
+    planes = torch.empty((d.shape[0], 2 * groups) + tuple(d.shape[2:]), dtype=acc, device=d.device)
+    torch.mean(dv, 2, dtype=acc, out=planes[:, :groups])  # written in place: no cat (one op fewer)
+    torch.mean(square, 2, out=planes[:, groups:])
+    return planes
+
+
+def _window_mean(planes: torch.Tensor, kernel_size, stride, dilation) -> torch.Tensor:
+    """Mean over each window's taps: [N, G, Hp, Wp] -> [N, G, Ho, Wo]. One op (avg_pool2d) without
+    dilation: on the CPU every small op is a parallel region, and those add up on small layers."""
+    if tuple(dilation) == (1, 1):
+        return F.avg_pool2d(planes, kernel_size, stride)
+    return window_sum(planes, kernel_size, stride, dilation).mul_(1.0 / (kernel_size[0] * kernel_size[1]))
+
+
+def _window_mean_transposed(grad: torch.Tensor, size, kernel_size, stride, dilation) -> torch.Tensor:
+    """Adjoint of `_window_mean`: [N, G, Ho, Wo] -> [N, G, Hp, Wp] (nothing past the last window)."""
+    if tuple(dilation) == (1, 1):
+        like = grad.new_empty(grad.shape[:2] + tuple(size))
+        return torch.ops.aten.avg_pool2d_backward(grad, like, list(kernel_size), list(stride), [0, 0], False, True, None)
+    return window_sum_transposed(grad, size, kernel_size, stride, dilation).mul_(1.0 / (kernel_size[0] * kernel_size[1]))
 
 
 def _scratch(xc: torch.Tensor, out_shape, stats) -> torch.Tensor | None:
@@ -149,7 +169,7 @@ class _TorchUnit(torch.autograd.Function):
         scratch = _scratch(xc, (x.shape[0], weight.shape[0], ho, wo), stats)
         planes = _pixel_planes(d, g, scratch)  # [N, 2g, Hp, Wp]
         del d
-        window = window_sum(planes, kernel_size, stride, dilation).mul_(1.0 / (kernel_size[0] * kernel_size[1]))
+        window = _window_mean(planes, kernel_size, stride, dilation)  # [N, 2g, Ho, Wo]
         mean_s = window[:, :g]  # [N, g, Ho, Wo]
         rstd = torch.addcmul(window[:, g:], mean_s, mean_s, value=-1).clamp_min_(0).add_(eps).rsqrt_()
         # the mean of each window of what the conv sees: conv(xc, W) - mean * S = conv(xc, W - mean_k W)
@@ -222,12 +242,21 @@ def _torch_unit_backward(ctx, grad_out, x, weight, stats, xc, wc, y, rstd, mean_
     grad_x = grad_stats = None
     if need_x or (ctx.has_stats and need_stats):
         # the statistics' gradient w.r.t. d = xc (or dropout(x~) - c): A * d + B, A and B per pixel
-        count = x.shape[1] // g * kernel_size[0] * kernel_size[1]
-        # the gradients of the window sums of d and d^2 (/ count: the window means over count values)
-        gvar = gr.mul_(rstd.pow(3)).mul_(-0.5 / count)
-        gmean = torch.mul(mean_s, gvar).mul_(-2) if gm is None else torch.addcmul(gm * (1.0 / count), mean_s, gvar, value=-2)
-        planes = window_sum_transposed(torch.cat([gmean, gvar], 1), tuple(xc.shape[2:]), kernel_size, stride,
-                                       dilation)  # [N, 2g, Hp, Wp]
+        cg = x.shape[1] // g
+        # the gradients of the window means of the planes m1, m2 (/ cg: of their channel sums)
+        if torch.compiler.is_compiling():  # dynamo refuses out= on views
+            gvar = gr * rstd.pow(3) * (-0.5 / cg)
+            gmean = -2 * mean_s * gvar if gm is None else gm * (1.0 / cg) - 2 * mean_s * gvar
+            grads = torch.cat([gmean, gvar], 1)
+        else:  # written in place: no cat
+            grads = torch.empty((gr.shape[0], 2 * g) + tuple(gr.shape[2:]), dtype=acc, device=gr.device)
+            gmean, gvar = grads[:, :g], grads[:, g:]  # [N, g, Ho, Wo] each
+            torch.mul(gr, rstd.pow(3), out=gvar).mul_(-0.5 / cg)
+            if gm is None:
+                torch.mul(mean_s, gvar, out=gmean).mul_(-2)
+            else:
+                torch.addcmul(gm * (1.0 / cg), mean_s, gvar, value=-2, out=gmean)
+        planes = _window_mean_transposed(grads, tuple(xc.shape[2:]), kernel_size, stride, dilation)  # [N, 2g, Hp, Wp]
         B, A2 = planes[:, :g, None], planes[:, g:, None]  # [N, g, 1, Hp, Wp]: the gradient is B + 2 * A2 * d
         if need_x and not ctx.has_stats:
             grad_x = _add_statistics_grad(grad_xc, xc, A2, B, pad4, mode)
