@@ -132,8 +132,11 @@ def test_knconv_dropout_only_on_statistics_in_training():
     y = F.conv2d(xp, m.weight)
     ref = (y - mean * m.weight.sum((1, 2, 3)).view(1, -1, 1, 1)) * rstd + m.bias.view(1, -1, 1, 1)
     assert_close(out, ref, rtol=1e-10, atol=1e-10)
-    m.eval()
-    assert_close(m(x), m(x))  # no dropout in eval ...
+    m.eval()  # no dropout in eval: the statistics of the clean windows ...
+    mean, rstd = literal.window_moments(xp, m.kernel_size, m.stride, (1, 1), 1, m.eps)
+    clean = (y - mean * m.weight.sum((1, 2, 3)).view(1, -1, 1, 1)) * rstd + m.bias.view(1, -1, 1, 1)
+    assert_close(m(x), clean, rtol=1e-10, atol=1e-10)
+    assert not torch.allclose(out, clean)  # (which training's dropout changed)
     m.dropout_in_eval = True
     assert not torch.equal(m(x), m(x))  # ... unless asked to reproduce the authors' module
 
@@ -158,6 +161,23 @@ def test_kn_gradcheck():
     assert torch.autograd.gradcheck(k, (x,))
 
 
+def test_kn_two_value_padding_is_height_then_width():
+    """padding=(h, w) as in nn.Conv2d: h rows on top and bottom, w columns left and right; the
+    reference pads with the literal F.pad order (left, right, top, bottom), not the module's own."""
+    x = torch.randn(1, 2, 5, 6, dtype=f64)
+    m = KNConv2d(2, 3, 3, padding=(1, 2)).to(f64).eval()
+    assert m.kn_padding == (2, 2, 1, 1)
+    xp = F.pad(x, (2, 2, 1, 1))  # [1, 2, 7, 10]
+    mean, rstd = literal.window_moments(xp, m.kernel_size, m.stride, (1, 1), 1, m.eps)
+    ref = (F.conv2d(xp, m.weight) - mean * m.weight.sum((1, 2, 3)).view(1, -1, 1, 1)) * rstd + m.bias.view(1, -1, 1, 1)
+    out = m(x)
+    assert out.shape == nn.Conv2d(2, 3, 3, padding=(1, 2))(x.float()).shape == (1, 3, 5, 8)
+    assert_close(out, ref, rtol=1e-10, atol=1e-10)
+    k = KernelNorm2d((2, 3), 1, (1, 0)).to(f64).eval()
+    assert k.padding == (0, 0, 1, 1)
+    assert_close(k(x), literal.kernel_norm_tiles(F.pad(x, (0, 0, 1, 1)), (2, 3), (1, 1), k.eps), rtol=1e-10, atol=1e-10)
+
+
 # ---- PONO and moment shortcuts -----------------------------------------------------------
 
 
@@ -168,7 +188,8 @@ def test_pono_matches_definition_and_gradcheck():
     assert torch.autograd.gradcheck(lambda t: PONO()(t), (x,))
     y, mean, std = PONO(unbiased=True)(x)
     assert_close(std, torch.sqrt(x.var(1, keepdim=True) + 1e-5))
-    assert_close(MomentShortcut()(*PONO()(x)), x, rtol=1e-4, atol=1e-4)  # eps makes it inexact
+    # exact up to round-off: MS multiplies back by the same sqrt(var + eps) PONO divided by
+    assert_close(MomentShortcut()(*PONO()(x)), x, rtol=1e-12, atol=1e-12)
 
 
 def test_pono_float32_large_mean():
