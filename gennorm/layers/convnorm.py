@@ -1,4 +1,4 @@
-"""Convolutional Normalization (ConvNorm, Liu et al. 2021; SPEC.md section 4).
+"""Convolutional Normalization (ConvNorm, Liu et al. 2021; docs/SPEC.md section 4).
 
 ConvNorm preconditions a conv in the Fourier domain so that every output channel is close to
 an isometry. With the "full" convolution y = conv2d(x, W, padding=k-1) of size P x Q,
