@@ -24,6 +24,7 @@ VERBS: dict[str, tuple[str, str]] = {
     "bench": ("gennorm.bench", "benchmarks: `bench layers`, `bench train`, `bench profile`, `bench metrics`"),
     "export": ("gennorm.train.export", "export a run dir as a models/ folder (safetensors + card)"),
     "demo": ("gennorm.demo", "the Gradio side-by-side demo on 127.0.0.1"),
+    "ops": ("gennorm.ops_command", "build or inspect the compiled CUDA kernels (gennorm ops build / status)"),
     "zoo": ("gennorm.zoo_command", "list the model zoo: which models, where (gennorm zoo list)"),
     "import": ("gennorm.networks.import_command", "a pytorch-CycleGAN-and-pix2pix checkpoint as a model folder"),
     "study": ("gennorm.study.command", "train and evaluate a grid of norms x batch sizes x seeds, write a report"),

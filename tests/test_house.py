@@ -23,7 +23,8 @@ LEVELS = {
     "gennorm.networks": 3, "gennorm.data": 3, "gennorm.config": 3, "gennorm.zoo": 3,
     "gennorm.train": 4, "gennorm.metrics": 4, "gennorm.inference": 4,
     "gennorm.cli": 5, "gennorm.__main__": 5, "gennorm.apps": 5, "gennorm.bench": 5, "gennorm.study": 5,
-    "gennorm.quickstart": 5, "gennorm.demo": 5, "gennorm.translate": 5, "gennorm.zoo_command": 5,
+    "gennorm.quickstart": 5, "gennorm.demo": 5, "gennorm.translate": 5, "gennorm.zoo_command": 5, "gennorm.ops_command": 5,
+    "gennorm.ops.__main__": 5,  # python -m gennorm.ops: an entry point, like the verbs
 }
 TOP = max(LEVELS.values())
 
