@@ -1,4 +1,4 @@
-// The shared op of gennorm (SPEC.md section 5; /work/op_contract.md): the CUDA host functions and
+// The shared op of gennorm (docs/SPEC.md section 5 and 5.1): the CUDA host functions and
 // every argument check, once. The schemas are defined in Python (gennorm/ops/library.py, with the
 // plain-PyTorch reference as the CPU kernel); gennorm_ops.cpp adds these functions as the CUDA
 // kernels with TORCH_LIBRARY_IMPL(gennorm, CUDA, m).

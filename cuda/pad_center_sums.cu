@@ -1,5 +1,5 @@
 // pad_center_sums, pad_center_sums_backward, patch_moments, patch_moments_backward on CUDA.
-// (contract sections 1 and 4; SPEC section 5)
+// (docs/SPEC.md 5.1, ops 1 and 4)
 //
 // Sizes: x [N, C, H, W] of element size b bytes (acc: 4 bytes, 8 for float64), g groups, Cg = C / g,
 // padded Hp x Wp, windows Ho x Wo. Blocks are 256 threads; V = 16 / b elements per vector.

@@ -1,4 +1,4 @@
-"""The literal im2col definitions of SPEC.md, in plain PyTorch, for the tests to compare against.
+"""The literal im2col definitions of docs/SPEC.md, in plain PyTorch, for the tests to compare against.
 
 Slow and memory-hungry on purpose: every window is materialized with F.unfold.
 """

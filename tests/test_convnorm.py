@@ -1,4 +1,4 @@
-"""ConvNorm2d against the literal definition of SPEC.md section 4, in float64."""
+"""ConvNorm2d against the literal definition of docs/SPEC.md section 4, in float64."""
 from __future__ import annotations
 
 import itertools

@@ -40,7 +40,7 @@ def _cuda_home() -> Path | None:
 needs_nvcc = pytest.mark.skipif(torch.version.cuda is None or _cuda_home() is None,
                                 reason="nvcc (CUDA_HOME) or a CUDA-enabled torch is missing")
 
-# The contract's schemas (/work/op_contract.md) and the two kept ops (gennorm/ops/library.py).
+# The contract's schemas (docs/SPEC.md section 5.1) and the two kept ops (gennorm/ops/library.py).
 SCHEMAS = {
     "pad_center_sums": "pad_center_sums(Tensor x, int[4] pad, str mode, int groups) -> (Tensor xc, Tensor sums)",
     "window_epilogue": "window_epilogue(Tensor y, Tensor sums, Tensor S, Tensor? bias, int[2] kernel_size, int[2] stride, int[2] dilation, int cg, float eps) -> (Tensor out, Tensor mean, Tensor rstd)",
@@ -261,7 +261,7 @@ def close(got, want, tol, name, scale=None):
     assert err <= tol * scale, f"{name}: max error {err:.3g} > {tol:.1g} x scale {scale:.3g}"
 
 
-# ---- the float64 oracle, from /work/op_contract.md ----------------------------------------------
+# ---- the float64 oracle, from docs/SPEC.md section 5.1 ----------------------------------------------
 
 
 def o_pad(x, pad, mode):
@@ -524,7 +524,7 @@ def test_emulated_patch_moments(tuned, dtype, kind, tuning):
 
 
 def test_emulated_shift_keeps_float32_exact_far_from_zero(emu):
-    """x = 300 +- 0.01 (SPEC section 1): the shift keeps the float32 variance right."""
+    """x = 300 +- 0.01 (docs/SPEC.md section 1): the shift keeps the float32 variance right."""
     gen = torch.Generator().manual_seed(3)
     x64 = 300 + 0.01 * torch.randn(2, 16, 9, 9, generator=gen, dtype=torch.float64)
     x = x64.float()

@@ -1,4 +1,4 @@
-"""NC, KNConv, KernelNorm and PONO against the literal im2col definitions (SPEC.md 1-3), float64."""
+"""NC, KNConv, KernelNorm and PONO against the literal im2col definitions (docs/SPEC.md 1-3), float64."""
 from __future__ import annotations
 
 import pytest

@@ -4,7 +4,7 @@
     compute-sanitizer --tool memcheck python tools/cuda_smoke.py --device cuda --ops-only
     PYTHONPATH=. python tools/cuda_smoke.py --device cpu           # the dry run: the same code on the CPU
 
-Each op of the fused-op contract (/work/op_contract.md) that is registered runs on --device with
+Each op of the fused-op contract (docs/SPEC.md section 5.1) that is registered runs on --device with
 fresh random inputs (odd sizes, stride 2, reflect / zeros padding, fp32 and bf16), and again on
 the CPU in float64 (the plain-PyTorch reference kernel); the relative error ||out - ref|| / ||ref||
 must stay under 1e-4 (float32) or 2e-2 (bfloat16), and no output may hold NaN. Without

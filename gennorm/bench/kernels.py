@@ -1,7 +1,7 @@
 """Bandwidth of each shared-op kernel at one layer shape, against a plain copy of the same bytes.
 
 The kernels are memory-bound, so the figure of merit is the bytes each one must move (every
-input read once, every output written once, as /work/op_contract.md defines their tensors) over
+input read once, every output written once, as docs/SPEC.md section 5.1 defines their tensors) over
 its time, as a fraction of what a plain device copy of the same number of bytes reaches in the
 same run (copy bandwidth = bytes read + bytes written, the way the kernels are counted).
 

@@ -186,7 +186,7 @@ def _settings(args) -> dict:
 
 
 def literal_nc(x, conv, eps: float = 1e-5):
-    """NC by its definition (SPEC.md section 1): im2col, standardize every row, matrix product.
+    """NC by its definition (docs/SPEC.md section 1): im2col, standardize every row, matrix product.
 
     x [N, C, H, W]; conv an nn.Conv2d (groups 1, any padding mode). Materializes the K = C*kh*kw
     times larger im2col tensor: the reference the fast identity is measured against.

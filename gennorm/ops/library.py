@@ -1,7 +1,7 @@
 """`torch.ops.gennorm.*`: the shared op's schemas, kernels, fake kernels and autograd, defined here.
 
 The schemas are DEFINED IN PYTHON on every machine (docs/SPEC.md section 5; the contract with cuda/
-is /work/op_contract.md). Each op's CompositeExplicitAutograd kernel is the plain-PyTorch
+is docs/SPEC.md section 5.1). Each op's CompositeExplicitAutograd kernel is the plain-PyTorch
 reference (`reference.py`), so the ops work on any device. The compiled library in cuda/ only adds
 CUDA kernels (`TORCH_LIBRARY_IMPL(gennorm, CUDA, m)`), which take precedence for CUDA tensors
 once it is loaded. Nothing is loaded at import: the first call of an op on a CUDA tensor lands in

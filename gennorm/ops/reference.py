@@ -2,7 +2,7 @@
 
 These are the ops' CompositeExplicitAutograd kernels (CPU, and any device the compiled library
 has no kernel for) and the ground truth the CUDA kernels are tested against. They follow
-/work/op_contract.md (the contract with cuda/) literally: straightforward tensor code, accuracy
+docs/SPEC.md section 5.1 (the contract with cuda/) literally: straightforward tensor code, accuracy
 first; the fast CPU path of the layers is `gennorm.ops.fused`, not these.
 
 Shapes: x [N, C, H, W]; groups g, Cg = C / g; pad = (left, right, top, bottom) as F.pad and
