@@ -5,8 +5,8 @@
     .venv/bin/python tools/mutation_check.py --only pix2pix-l1-x0,ema-1-minus-decay --jobs 2 --slow
 
 Each mutation below (a small edit of ops, layers, data, train or metrics) is applied alone to a
-fresh copy of the tree (`git archive REV | tar -x` into a temporary folder: /work/main itself is
-never touched), and the test files relevant to it run there (PYTHONPATH and the working directory
+fresh copy of the tree (`git archive REV | tar -x` into a temporary folder under /tmp: the working
+tree is never touched, and uncommitted changes are not in the copy), and the test files relevant to it run there (PYTHONPATH and the working directory
 point at the copy; `-m "not slow and not browser and not cuda"` unless --slow, `-x`). First the
 same files run on the unmutated copy: tests that fail there are deselected (they cannot catch
 anything). A mutation is *caught* when a test fails; the report names the first test that did.
