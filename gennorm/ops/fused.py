@@ -4,23 +4,25 @@
 
 Two implementations of the same unit, chosen per call by `impl` (see `nc_conv2d`):
 
-"op" (the CUDA path; /work/op_contract.md): forward = pad_center_sums + conv2d + window_epilogue,
+"op" (the CUDA path; docs/SPEC.md section 5.1): forward = pad_center_sums + conv2d + window_epilogue,
 backward = window_epilogue_backward + aten.convolution_backward (input and weight grads) +
 pad_center_sums_backward, grad_W += grad_S. With the compiled library these are its CUDA kernels;
 elsewhere the ops' Python kernels (gennorm.ops.reference).
 
 "torch" (the default wherever there are no CUDA kernels; on the CPU faster than "op"): the same
 data flow in plain PyTorch, with fewer full-size passes:
-  - conv(xc, W) - mu * S = conv(xc, W - mean_k W) (mu: the window mean of xc): with the centred
-    weight the epilogue is out = y * rstd + b, one pass (KN keeps the S term: its statistics come
-    from dropout(x~) or span other channels than a grouped conv's);
   - xc = pad(x) - c in one pass (zero borders written as -c), c from the centre pixel, so float32
     stays exact at x = 300 +- 0.01; the window moments come from per-pixel channel means of xc
-    and xc^2 ([N, 2g, Hp, Wp] planes, window-summed);
+    and xc^2 ([N, 2g, Hp, Wp] planes, averaged over each window by avg_pool2d);
+  - out = y * rstd + b in one pass, then - S[o] * mean * rstd added in place as one batched K=1
+    product; d^2 and the output share one allocation (a fresh buffer costs page faults);
   - backward: sum_o grad_out * y per pixel, grad_y = grad_out * rstd (into the same buffer), the
-    conv's two grads, and the statistics' gradient B + 2 * A2 * xc (A2, B per pixel) added into
-    the conv's input gradient (zero padding: straight into a contiguous interior).
-  - d^2 and the output share one allocation (a fresh full-size buffer costs page faults on the CPU).
+    S terms as batched products, the conv's two grads, and the statistics' gradient
+    B + 2 * A2 * xc (A2, B per pixel) added into the conv's input gradient (zero padding:
+    straight into a contiguous interior).
+  (Tried: conv with the centred weight W - mean_k W, which drops the S term: slower on the CPU.)
+  On the CPU every op on more than 32768 elements is a parallel region; the unit keeps their count
+  low, which matters on a loaded machine.
 
 Both: float64 exact; autocast-aware (the conv runs in the autocast dtype, statistics accumulate in
 float32, outputs stay in the conv's dtype); no host syncs; torch.compile(fullgraph=True) traces
@@ -172,32 +174,28 @@ class _TorchUnit(torch.autograd.Function):
         window = _window_mean(planes, kernel_size, stride, dilation)  # [N, 2g, Ho, Wo]
         mean_s = window[:, :g]  # [N, g, Ho, Wo]
         rstd = torch.addcmul(window[:, g:], mean_s, mean_s, value=-1).clamp_min_(0).add_(eps).rsqrt_()
-        # the mean of each window of what the conv sees: conv(xc, W) - mean * S = conv(xc, W - mean_k W)
-        centred = g == groups and stats is None
-        if centred:
-            wa = wl.to(acc)
-            wc, S = (wa - wa.mean((1, 2, 3), keepdim=True)).to(dtype), None
-        else:  # KN: statistics of other data (dropout) or over other groups (grouped conv); S stays
-            wc, S = wl, wl.sum((1, 2, 3), dtype=acc)
+        # the conv runs on the weight itself (measured: faster on the CPU than the centred weight
+        # W - mean_k W, which would drop the S term but is a new tensor for the conv every call)
+        wc, S = wl, wl.sum((1, 2, 3), dtype=acc)
         y = F.conv2d(xc, wc, None, stride, 0, dilation, groups)  # [N, O, Ho, Wo]
         o = y.shape[1]
         yv, rv = y.unflatten(1, (g, o // g)), rstd[:, :, None]  # [N, g, O/g, Ho, Wo], [N, g, 1, Ho, Wo]
         b = None if bias is None else bias.to(acc).view(1, g, o // g, 1, 1)
         # the output is a base tensor, never a view (in-place ops such as ReLU(inplace=True) may follow)
-        if S is not None:
-            value = (yv.to(acc) - mean_s[:, :, None] * S.view(1, g, o // g, 1, 1)) * rv
-            out = torch.empty_like(y).copy_((value if b is None else value + b).flatten(1, 2))
-        elif torch.compiler.is_compiling():  # functional form; inductor fuses it anyway
-            out = torch.empty_like(y).copy_((yv * rv if b is None else torch.addcmul(b, yv, rv)).flatten(1, 2))
-        else:  # eager: one pass, computed in acc, rounded once to y's dtype
-            if scratch is not None and y.is_contiguous():
-                out = scratch.resize_(y.shape)  # a base tensor (not a view: in-place ops may follow)
-            else:
-                out = torch.empty_like(y)
+        if y.dtype == acc and y.is_contiguous() and not torch.compiler.is_compiling():
+            # eager: out = y * rstd + b in one pass, then - S[o] * (mean * rstd) added in place as one
+            # batched K=1 product; out shares the d^2 buffer (resized: a base tensor, not a view)
+            out = scratch.resize_(y.shape) if scratch is not None else torch.empty_like(y)
             ov = out.unflatten(1, (g, o // g))
             torch.mul(yv, rv, out=ov) if b is None else torch.addcmul(b, yv, rv, out=ov)
+            n, p = y.shape[0], y.shape[2] * y.shape[3]
+            minus_s = S.neg().view(1, g, o // g, 1).expand(n, g, o // g, 1).reshape(n * g, o // g, 1)
+            out.view(n * g, o // g, p).baddbmm_(minus_s, (mean_s * rstd).view(n * g, 1, p))
+        else:  # functional (half dtypes, channels_last, torch.compile), computed in acc; a base tensor
+            value = (yv.to(acc) - mean_s[:, :, None] * S.view(1, g, o // g, 1, 1)) * rv
+            out = torch.empty_like(y).copy_((value if b is None else value + b).flatten(1, 2))
         ctx.cfg, ctx.dtype, ctx.device_type = cfg, dtype, x.device.type
-        ctx.has_bias, ctx.has_stats, ctx.centred = bias is not None, stats is not None, centred
+        ctx.has_bias, ctx.has_stats = bias is not None, stats is not None
         ctx.save_for_backward(x, weight, bias, stats, xc, wc, y, rstd, mean_s, shift, S)
         return out
 
@@ -219,9 +217,15 @@ def _torch_unit_backward(ctx, grad_out, x, weight, stats, xc, wc, y, rstd, mean_
     gov, yv, rv = go.unflatten(1, (g, o // g)), y.unflatten(1, (g, o // g)), rstd[:, :, None]
     grad_b = go.sum((0, 2, 3), dtype=acc).to(weight.dtype) if need_b and ctx.has_bias else None
     buf = torch.mul(gov, yv)  # [N, g, O/g, Ho, Wo]
-    gr = buf.sum(2, dtype=acc)  # sum_o grad_out * y: the gradient of rstd
-    gm = None
-    if S is not None:
+    gr = buf.sum(2, dtype=acc)  # sum_o grad_out * y (the gradient of rstd, with the S term below)
+    if go.dtype == acc and not torch.compiler.is_compiling():  # batched products, no temporaries
+        n, p = y.shape[0], y.shape[2] * y.shape[3]
+        go3 = go.reshape(n * g, o // g, p)
+        g_s = torch.bmm(S.view(1, g, 1, o // g).expand(n, g, 1, o // g).reshape(n * g, 1, o // g), go3).view(mean_s.shape)
+        gr = gr - mean_s * g_s
+        gm = -rstd * g_s
+        grad_S = -torch.bmm(go3, (rstd * mean_s).view(n * g, p, 1)).view(n, o).sum(0)
+    else:
         Sv = S.view(1, g, o // g, 1, 1)
         g_s = (gov.to(acc) * Sv).sum(2)  # sum_o grad_out * S[o]
         gr = gr - mean_s * g_s
@@ -237,25 +241,22 @@ def _torch_unit_backward(ctx, grad_out, x, weight, stats, xc, wc, y, rstd, mean_
     grad_w = None
     if need_w:
         gw = grad_wc.to(acc)
-        gw = gw - gw.mean((1, 2, 3), keepdim=True) if ctx.centred else gw + grad_S[:, None, None, None]
+        gw = gw + grad_S[:, None, None, None]
         grad_w = gw.to(weight.dtype)
     grad_x = grad_stats = None
     if need_x or (ctx.has_stats and need_stats):
-        # the statistics' gradient w.r.t. d = xc (or dropout(x~) - c): A * d + B, A and B per pixel
+        # the statistics' gradient w.r.t. d = xc (or dropout(x~) - c): B + 2 * A2 * d, per pixel
         cg = x.shape[1] // g
         # the gradients of the window means of the planes m1, m2 (/ cg: of their channel sums)
         if torch.compiler.is_compiling():  # dynamo refuses out= on views
             gvar = gr * rstd.pow(3) * (-0.5 / cg)
-            gmean = -2 * mean_s * gvar if gm is None else gm * (1.0 / cg) - 2 * mean_s * gvar
+            gmean = gm * (1.0 / cg) - 2 * mean_s * gvar
             grads = torch.cat([gmean, gvar], 1)
         else:  # written in place: no cat
             grads = torch.empty((gr.shape[0], 2 * g) + tuple(gr.shape[2:]), dtype=acc, device=gr.device)
             gmean, gvar = grads[:, :g], grads[:, g:]  # [N, g, Ho, Wo] each
             torch.mul(gr, rstd.pow(3), out=gvar).mul_(-0.5 / cg)
-            if gm is None:
-                torch.mul(mean_s, gvar, out=gmean).mul_(-2)
-            else:
-                torch.addcmul(gm * (1.0 / cg), mean_s, gvar, value=-2, out=gmean)
+            torch.addcmul(gm * (1.0 / cg), mean_s, gvar, value=-2, out=gmean)
         planes = _window_mean_transposed(grads, tuple(xc.shape[2:]), kernel_size, stride, dilation)  # [N, 2g, Hp, Wp]
         B, A2 = planes[:, :g, None], planes[:, g:, None]  # [N, g, 1, Hp, Wp]: the gradient is B + 2 * A2 * d
         if need_x and not ctx.has_stats:
