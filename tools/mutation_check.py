@@ -6,8 +6,9 @@
 
 Each mutation below (a small edit of ops, layers, data, train or metrics) is applied alone to a
 fresh copy of the tree (`git archive REV | tar -x` into a temporary folder under /tmp: the working
-tree is never touched, and uncommitted changes are not in the copy), and the test files relevant to it run there (PYTHONPATH and the working directory
-point at the copy; `-m "not slow and not browser and not cuda"` unless --slow, `-x`). First the
+tree is never touched, and uncommitted changes are not in the copy), and the test files relevant
+to it run there (PYTHONPATH and the working directory point at the copy; `-m "not slow and not
+browser and not cuda"` unless --slow, `-x`). First the
 same files run on the unmutated copy: tests that fail there are deselected (they cannot catch
 anything). A mutation is *caught* when a test fails; the report names the first test that did.
 Score = caught / applied. A mutation whose text is not found in the copy is reported, not scored.
@@ -150,7 +151,7 @@ def run_pytest(tree: Path, files: list[str], slow: bool, deselect=(), stop_first
     except subprocess.TimeoutExpired as err:
         out = (err.stdout or b"").decode() if isinstance(err.stdout, bytes) else (err.stdout or "")
         return ["(timeout)"], time.monotonic() - start, out[-2000:]
-    failed = re.findall(r"^(?:FAILED|ERROR) (\S+)", out, re.M)
+    failed = re.findall(r"^(?:FAILED|ERROR) (.+?)(?: - .*)?$", out, re.M)
     if done.returncode not in (0, 1, 5) and not failed:  # collection errors, crashes
         failed = [f"(pytest exit {done.returncode})"]
     return failed, time.monotonic() - start, out[-2000:]
