@@ -20,6 +20,8 @@ from dataclasses import dataclass, field
 import torch
 import torch.nn as nn
 
+from gennorm.layers.tracing import run_with_hooks
+
 NORM_TYPES = (nn.BatchNorm2d, nn.InstanceNorm2d, nn.GroupNorm)
 TARGETS = ("nc", "kn")
 
@@ -56,17 +58,7 @@ def _pairs(model: nn.Module, example: torch.Tensor) -> tuple[list[tuple[str, str
             produced[id(output)] = name
             keep.append(output)
 
-    leaves = [m for m in model.modules() if not list(m.children())]
-    handles = [m.register_forward_hook(hook) for m in leaves]
-    was = model.training
-    try:
-        model.eval()
-        with torch.no_grad():
-            model(example)
-    finally:
-        model.train(was)
-        for h in handles:
-            h.remove()
+    run_with_hooks(model, example, [m for m in model.modules() if not list(m.children())], hook)
     return pairs, uses
 
 

@@ -22,6 +22,7 @@ import torch
 import torch.nn as nn
 
 from gennorm.errors import CheckpointError
+from gennorm.layers.tracing import run_with_hooks
 
 STATS = ("running_mean", "running_var", "num_batches_tracked")
 GENERATOR_ARCHS = {("resnet", 9): "resnet_9blocks", ("resnet", 6): "resnet_6blocks", ("unet", 8): "unet_256",
@@ -124,17 +125,8 @@ def execution_order(net: nn.Module, example: torch.Tensor) -> list[tuple[str, nn
     """The modules holding tensors, in the order one forward pass runs them."""
     names = {m: n for n, m in net.named_modules()}
     order: list[nn.Module] = []
-    hooks = [m.register_forward_pre_hook(lambda mod, args: order.append(mod))
-             for m in net.modules() if _own_tensors(m)]
-    was = net.training
-    try:
-        net.eval()
-        with torch.no_grad():
-            net(example)
-    finally:
-        net.train(was)
-        for h in hooks:
-            h.remove()
+    run_with_hooks(net, example, [m for m in net.modules() if _own_tensors(m)],
+                   lambda module, args: order.append(module), pre=True)
     seen: list[nn.Module] = []
     for m in order:
         if m not in seen:

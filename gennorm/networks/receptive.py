@@ -20,6 +20,8 @@ import math
 import torch
 import torch.nn as nn
 
+from gennorm.layers.tracing import run_with_hooks
+
 
 def receptive_field(net: nn.Module, input_nc: int, size: int) -> int:
     """Receptive field (pixels, along one axis) of `net` on a size x size image."""
@@ -34,16 +36,8 @@ def receptive_field(net: nn.Module, input_nc: int, size: int) -> int:
             jump = size / (output.shape[-2] * s)
             total[0] += d * (k - 1) * jump
 
-    handles = [m.register_forward_hook(hook) for m in net.modules() if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d))]
-    was = net.training
-    try:
-        net.eval()
-        with torch.no_grad():
-            net(torch.zeros(1, input_nc, size, size))
-    finally:
-        net.train(was)
-        for h in handles:
-            h.remove()
+    convs = [m for m in net.modules() if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d))]
+    run_with_hooks(net, torch.zeros(1, input_nc, size, size), convs, hook)
     return int(math.ceil(total[0])) + 1
 
 
