@@ -6,6 +6,7 @@ import sys
 DESCRIPTION = """\
 Build or inspect the compiled CUDA kernels of the shared op (cuda/; docs/SPEC.md section 5).
 
+examples:
   gennorm ops build                  # compile cuda/ into the cache (nvcc needed, no GPU needed)
   gennorm ops build --arch 9.0       # TORCH_CUDA_ARCH_LIST (default: the visible GPUs, else 9.0+PTX)
   gennorm ops build --quiet          # compiler output only when it fails
