@@ -46,20 +46,16 @@ def add_arguments(parser) -> None:
 def run(args) -> int:
     import torch
 
-    from gennorm.bench.timing import environment, time_ms
+    from gennorm.bench.timing import environment, resolve_device, time_ms
     from gennorm.errors import ConfigError
     from gennorm.networks import build_generator
 
-    device_name = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
-    if device_name not in ("cpu", "cuda"):
-        raise ConfigError(f"--device must be cpu or cuda, got {device_name!r}")
-    if device_name == "cuda" and not torch.cuda.is_available():
-        raise ConfigError("--device cuda: no CUDA GPU is visible to PyTorch")
+    device = resolve_device(args.device)
     if min(args.ngf, args.size, args.batch, args.repeats) < 1 or args.warmup < 0:
         raise ConfigError("--ngf, --size, --batch, --repeats must be >= 1 and --warmup >= 0")
     if args.threads is not None:
         torch.set_num_threads(max(1, args.threads))
-    device, dtype = torch.device(device_name), getattr(torch, args.dtype)
+    dtype = getattr(torch, args.dtype)
     nets = {}
     for norm in dict.fromkeys(args.norms):
         torch.manual_seed(0)

@@ -146,11 +146,9 @@ def _settings(args) -> dict:
 
     from gennorm.errors import ConfigError
 
-    device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
-    if device not in ("cpu", "cuda"):
-        raise ConfigError(f"--device must be cpu or cuda, got {device!r}")
-    if device == "cuda" and not torch.cuda.is_available():
-        raise ConfigError("--device cuda: no CUDA GPU is visible to PyTorch")
+    from gennorm.bench.timing import resolve_device
+
+    device = resolve_device(args.device).type  # "cpu" | "cuda"
     batches = args.batch or ([1] if args.quick or device == "cpu" else [1, 8])
     if args.shapes:
         configs = [cfg for text in args.shapes for cfg in parse_shape(text, batches)]

@@ -130,17 +130,12 @@ def format_profile(result: dict, rows: int, steps: int) -> str:
 def run(args) -> int:
     import torch
 
-    from gennorm.bench.timing import environment, first_line
+    from gennorm.bench.timing import environment, first_line, resolve_device
     from gennorm.errors import ConfigError
 
-    device_name = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
-    if device_name not in ("cpu", "cuda"):
-        raise ConfigError(f"--device must be cpu or cuda, got {device_name!r}")
-    if device_name == "cuda" and not torch.cuda.is_available():
-        raise ConfigError("--device cuda: no CUDA GPU is visible to PyTorch")
+    device = resolve_device(args.device)
     if min(args.channels, args.size, args.batch, args.steps) < 1 or args.warmup < 0:
         raise ConfigError("--channels, --size, --batch, --steps must be >= 1 and --warmup >= 0")
-    device = torch.device(device_name)
     report = {**environment(device), "shape": [args.batch, args.channels, args.size, args.size],
               "steps": args.steps, "warmup": args.warmup, "results": []}
     failed = 0

@@ -33,6 +33,20 @@ def first_line(err: BaseException, limit: int = 200) -> str:
     return (f"{type(err).__name__}: {text[0]}" if text else type(err).__name__)[:limit]
 
 
+def resolve_device(name: str | None):
+    """--device of a bench: cpu or cuda (default: cuda when visible), as a torch.device; ConfigError otherwise."""
+    import torch
+
+    from gennorm.errors import ConfigError
+
+    name = name or ("cuda" if torch.cuda.is_available() else "cpu")
+    if name not in ("cpu", "cuda"):
+        raise ConfigError(f"--device must be cpu or cuda, got {name!r}")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise ConfigError("--device cuda: no CUDA GPU is visible to PyTorch; use --device cpu")
+    return torch.device(name)
+
+
 def environment(device) -> dict:
     """Device name, torch / CUDA / cuDNN / Python versions, threads, UTC date: the header of every JSON."""
     import torch

@@ -129,19 +129,14 @@ def _line(row: dict) -> str:
 def run(args) -> int:
     import torch
 
-    from gennorm.bench.timing import environment, first_line
+    from gennorm.bench.timing import environment, first_line, resolve_device
     from gennorm.errors import ConfigError, GennormError
 
-    device_name = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
-    if device_name not in ("cpu", "cuda"):
-        raise ConfigError(f"--device must be cpu or cuda, got {device_name!r}")
-    if device_name == "cuda" and not torch.cuda.is_available():
-        raise ConfigError("--device cuda: no CUDA GPU is available; use --device cpu")
-    device = torch.device(device_name)
+    device = resolve_device(args.device)
     setting = _setting(args, device.type)
     if min(setting["steps"], setting["size"], setting["ngf"], setting["batch"]) < 1 or setting["warmup"] < 0:
         raise ConfigError("--steps, --size, --ngf and --batch must be >= 1 and --warmup >= 0")
-    print(f"bench train on {device_name}: {setting['g_arch']} ngf {setting['ngf']}, {setting['size']}x"
+    print(f"bench train on {device.type}: {setting['g_arch']} ngf {setting['ngf']}, {setting['size']}x"
           f"{setting['size']}, batch {setting['batch']}, amp {args.amp}, D norm {args.d_norm}, "
           f"median of {setting['steps']} steps after {setting['warmup']} warm-up", file=sys.stderr)
     env = environment(device)
