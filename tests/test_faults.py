@@ -36,15 +36,6 @@ TINY = ["model.ngf=4", "model.ndf=4", "model.g_arch=resnet_6blocks", "data.load_
 # fixtures and helpers
 
 
-@pytest.fixture(scope="module")
-def scenes(tmp_path_factory) -> Path:
-    from gennorm.data import generate_scenes
-
-    out = tmp_path_factory.mktemp("scenes")
-    generate_scenes(out, size=32, count=12, seed=0)
-    return out
-
-
 def _train(scenes, run, *extra, preset="pix2pix-instance"):
     return ["train", preset, f"out={run}", f"data.root={scenes / 'paired'}", *TINY, *extra]
 

@@ -247,15 +247,6 @@ TINY = ["model.ngf=4", "model.ndf=4", "model.g_arch=resnet_6blocks", "data.load_
         "train.checkpoint_every=100", "train.sample_every=100", "train.deterministic=true", "train.batch_size=2"]
 
 
-@pytest.fixture(scope="module")
-def scenes(tmp_path_factory) -> Path:
-    from gennorm.data import generate_scenes
-
-    out = tmp_path_factory.mktemp("scenes")
-    generate_scenes(out, size=32, count=12, seed=0)
-    return out
-
-
 @pytest.mark.slow
 def test_epoch_schedule_resumes_bit_exact(scenes, tmp_path, monkeypatch):
     from train_hooks import StopAtStep, with_callbacks

@@ -24,15 +24,6 @@ TINY = ["model.ngf=4", "model.ndf=4", "model.g_arch=resnet_6blocks", "data.load_
         "train.device=cpu", "train.progress=false", "train.num_samples=2", "train.log_every=1"]
 
 
-@pytest.fixture(scope="module")
-def scenes(tmp_path_factory) -> Path:
-    from gennorm.data import generate_scenes
-
-    out = tmp_path_factory.mktemp("scenes")
-    generate_scenes(out, size=32, count=12, seed=0)
-    return out
-
-
 def _train_args(preset, scenes, run, *extra):
     root = scenes / ("paired" if preset.startswith("pix2pix") else "unpaired")
     return ["train", preset, f"out={run}", f"data.root={root}", *TINY, *extra]

@@ -21,15 +21,6 @@ TINY = ["model.ngf=4", "model.ndf=4", "model.g_arch=resnet_6blocks", "data.load_
         "train.progress=false", "train.num_samples=2", "train.keep_last=2"]
 
 
-@pytest.fixture(scope="module")
-def scenes(tmp_path_factory) -> Path:
-    from gennorm.data import generate_scenes
-
-    out = tmp_path_factory.mktemp("scenes")
-    generate_scenes(out, size=32, count=12, seed=0)
-    return out
-
-
 def _cli(*args: str) -> int:
     return main(list(args))
 
