@@ -16,32 +16,16 @@ import torch
 from PIL import Image
 
 from gennorm.metrics import evaluate_folders, feature_stats, kernel_inception_distance
-from gennorm.metrics import weights
 
-INCEPTION = weights.WEIGHT_FILES["inception"].filename
-ALEXNET = weights.WEIGHT_FILES["alexnet"].filename
+from metric_weights import ALEXNET, INCEPTION, write_random_metric_weights  # noqa: E402
 SIZES = [(32, 32), (40, 24), (304, 20), (33, 31)]  # (w, h)
 
 
 @pytest.fixture(scope="module")
 def hub(tmp_path_factory):
     """A torch hub cache holding random-valued Inception (He-normal convs) and AlexNet files."""
-    import torchvision
-    from torch_fidelity import feature_extractor_inceptionv3 as fe
-
     home = tmp_path_factory.mktemp("torch_home")
-    folder = home / "hub" / "checkpoints"
-    folder.mkdir(parents=True)
-    torch.manual_seed(0)
-    with pytest.MonkeyPatch.context() as mp:  # build the module without its download/load step
-        mp.setattr(fe, "load_state_dict_from_url", lambda *a, **k: {})
-        mp.setattr(fe.FeatureExtractorInceptionV3, "load_state_dict", lambda self, sd, *a, **k: None)
-        net = fe.FeatureExtractorInceptionV3("inception-v3-compat", ["2048"])
-    for mod in net.modules():
-        if isinstance(mod, torch.nn.Conv2d):
-            torch.nn.init.kaiming_normal_(mod.weight, nonlinearity="relu")
-    torch.save(net.state_dict(), folder / INCEPTION)
-    torch.save(torchvision.models.alexnet().state_dict(), folder / ALEXNET)
+    write_random_metric_weights(home / "hub" / "checkpoints")
     return home
 
 

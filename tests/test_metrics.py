@@ -34,9 +34,7 @@ from gennorm.metrics import (
 )
 from gennorm.metrics import cache, inception, weights
 
-INCEPTION = weights.WEIGHT_FILES["inception"].filename
-ALEXNET = weights.WEIGHT_FILES["alexnet"].filename
-SQUEEZE = weights.WEIGHT_FILES["squeezenet1_1"].filename
+from metric_weights import ALEXNET, INCEPTION, SQUEEZE, write_random_metric_weights  # noqa: E402
 
 
 @pytest.fixture(autouse=True)
@@ -135,22 +133,7 @@ def test_kid_lowers_subset_size_with_a_warning():
 def random_weights(tmp_path_factory) -> Path:
     """A weights folder with Inception, AlexNet and SqueezeNet files of the right architecture and
     random values (He-normal convs so activations keep their scale through the deep Inception)."""
-    import torchvision
-    from torch_fidelity import feature_extractor_inceptionv3 as fe
-
-    folder = tmp_path_factory.mktemp("weights")
-    torch.manual_seed(0)
-    with pytest.MonkeyPatch.context() as mp:  # build the module without its download/load step
-        mp.setattr(fe, "load_state_dict_from_url", lambda *a, **k: {})
-        mp.setattr(fe.FeatureExtractorInceptionV3, "load_state_dict", lambda self, sd, *a, **k: None)
-        net = fe.FeatureExtractorInceptionV3("inception-v3-compat", ["2048"])
-    for mod in net.modules():
-        if isinstance(mod, torch.nn.Conv2d):
-            torch.nn.init.kaiming_normal_(mod.weight, nonlinearity="relu")
-    torch.save(net.state_dict(), folder / INCEPTION)
-    torch.save(torchvision.models.alexnet().state_dict(), folder / ALEXNET)
-    torch.save(torchvision.models.squeezenet1_1().state_dict(), folder / SQUEEZE)
-    return folder
+    return write_random_metric_weights(tmp_path_factory.mktemp("weights"), squeezenet=True)
 
 
 @pytest.fixture(scope="module")
