@@ -165,7 +165,7 @@ def test_fid_and_kid_of_a_set_with_itself_are_zero(fid_runs):
 def test_fid_result_records_protocol_weights_counts_and_cache(fid_runs, random_weights):
     same, other = fid_runs
     assert same["counts"] == {"real": 6, "fake": 6}
-    assert same["protocol"]["inception"] == inception.PROTOCOL and "antialias=True" in inception.PROTOCOL["resize"]
+    assert same["protocol"]["name"] == "clean" and same["protocol"]["inception"] == inception.PROTOCOLS["clean"]
     w = same["weights"]["inception"]
     assert w["file"] == str(random_weights / INCEPTION) and w["verified"] is False and len(w["sha256"]) == 64
     assert same["cache"]["real_features"] == "miss" and other["cache"]["real_features"] == "hit"
@@ -179,7 +179,7 @@ def test_inception_features_match_torchmetrics_antialiased_path(random_weights):
     gen = torch.Generator().manual_seed(0)
     imgs = torch.randint(0, 256, (2, 3, 32, 32), dtype=torch.uint8, generator=gen)
     ours = inception.inception_features(inception.load_inception(random_weights / INCEPTION),
-                                        inception.preprocess(list(imgs)))
+                                        inception.preprocess(list(imgs), "gennorm"))
     tm = NoTrainInceptionV3("inception-v3-compat", ["2048"], str(random_weights / INCEPTION), antialias=True)
     with torch.no_grad():
         assert_close(ours, tm(imgs), rtol=1e-4, atol=1e-4 * float(ours.abs().max()))
@@ -187,11 +187,11 @@ def test_inception_features_match_torchmetrics_antialiased_path(random_weights):
 
 def test_cache_key_changes_when_a_file_changes(tmp_path):
     paths = _write_images(tmp_path / "r", seed=0, n=2)
-    key = cache.folder_key(tmp_path / "r", paths, inception.PROTOCOL, "x")
+    key = cache.folder_key(tmp_path / "r", paths, inception.PROTOCOLS["clean"], "x")
     os.utime(paths[0], ns=(1, 1))
-    assert cache.folder_key(tmp_path / "r", paths, inception.PROTOCOL, "x") != key
-    assert cache.folder_key(tmp_path / "r", paths, inception.PROTOCOL, "y") != cache.folder_key(
-        tmp_path / "r", paths, inception.PROTOCOL, "x")
+    assert cache.folder_key(tmp_path / "r", paths, inception.PROTOCOLS["clean"], "x") != key
+    assert cache.folder_key(tmp_path / "r", paths, inception.PROTOCOLS["clean"], "y") != cache.folder_key(
+        tmp_path / "r", paths, inception.PROTOCOLS["clean"], "x")
 
 
 # ---------------------------------------------------------------- LPIPS, PSNR, SSIM

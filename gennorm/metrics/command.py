@@ -10,6 +10,8 @@ import sys
 import warnings
 from pathlib import Path
 
+from gennorm.metrics.protocols import DEFAULT_PROTOCOL, PROTOCOLS
+
 DESCRIPTION = """\
 Evaluate generated images against real ones.
 
@@ -18,6 +20,11 @@ Evaluate generated images against real ones.
   PSNR, SSIM per pair; pairs are matched by file name without extension
 
 --metrics auto (the default) = fid,kid plus lpips,psnr,ssim when the file names pair up.
+--protocol sets the FID/KID preprocessing, recorded in every result; compare a FID only with
+FIDs of the same protocol:
+  clean    clean-fid's (PIL bicubic on the 8-bit image; the default)
+  legacy   pytorch-fid's (bilinear without antialiasing: the CycleGAN/CUT/PONO-era numbers)
+  gennorm  antialiased bilinear in float (gennorm's first protocol; torchmetrics antialias=True)
 Nothing is downloaded: a missing weight file stops with its name and where to put it
 (see `gennorm weights status`). Real-image features are cached under $GENNORM_CACHE
 (default ~/.cache/gennorm/fid_stats), so re-evaluating against the same real folder is fast.
@@ -25,6 +32,7 @@ Nothing is downloaded: a missing weight file stops with its name and where to pu
 examples:
   gennorm eval data/scenes/testB out/fakeB
   gennorm eval data/scenes/testB out/fakeB --metrics fid,kid --json eval.json
+  gennorm eval data/scenes/testB out/fakeB --protocol legacy    # next to pytorch-fid numbers
   gennorm eval real/ fake/ --metrics psnr,ssim          # no weight files needed
   gennorm eval real/ fake/ --device cuda --batch-size 64 --weights-dir /data/weights
   gennorm eval --run runs/scenes_nc                      # translate the run's test split, evaluate it
@@ -38,6 +46,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                                                          "(instead of REAL FAKE)")
     parser.add_argument("--metrics", default="auto",
                         help="comma list of fid,kid,lpips,lpips-vgg,lpips-squeeze,psnr,ssim, or auto (default)")
+    parser.add_argument("--protocol", default=DEFAULT_PROTOCOL, choices=list(PROTOCOLS),
+                        help="FID/KID preprocessing: clean (clean-fid, default), legacy (pytorch-fid), gennorm")
     parser.add_argument("--json", metavar="FILE", help="write the full result here (with --run: default "
                                                        "RUN_DIR/eval/metrics.json)")
     parser.add_argument("--device", default="auto", help="cpu, cuda, cuda:1 or auto (default: cuda if available)")
@@ -96,7 +106,7 @@ def run(args: argparse.Namespace) -> int:
                                   kid_subsets=args.kid_subsets, seed=args.seed, use_cache=not args.no_cache,
                                   progress=False if args.quiet else None,
                                   verify_weights=not args.no_verify_weights,
-                                  max_pixels=int(args.max_pixels) or None)
+                                  max_pixels=int(args.max_pixels) or None, protocol=args.protocol)
     if args.run:
         result["run"] = str(args.run)
     for text in result.get("warnings", []):
@@ -121,7 +131,7 @@ def format_table(result: dict) -> str:
     counts = f"real {c['real']}, fake {c['fake']}" + (f", pairs {c['pairs']}" if "pairs" in c else "")
     lines.append(f"images: {counts}; device {result['device']}")
     if "inception" in result["protocol"]:
-        lines.append(f"inception protocol: {result['protocol']['inception']['name']}; "
+        lines.append(f"FID/KID protocol: {result['protocol']['name']} ({result['protocol']['inception']['reference']}); "
                      f"real features cache: {result['cache'].get('real_features')}")
     for key, w in result["weights"].items():
         lines.append(f"weights {key}: {w['file']} ({'official sha256' if w['verified'] else 'NOT the official file'})")

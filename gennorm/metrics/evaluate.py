@@ -6,11 +6,13 @@
 Every weight file is checked *before* any image is read, so a missing file costs nothing but
 one `MissingWeightsError`. Unpaired metrics (fid, kid) compare the two sets as distributions;
 paired metrics (lpips*, psnr, ssim) compare real/fake images matched by file name (folders) or
-by index (tensors) and report the mean over pairs. The result dict is what `gennorm eval`
+by index (tensors) and report the mean over pairs. FID/KID follow one of three preprocessing
+protocols (`protocol=`: "clean" as clean-fid, the default; "legacy" as pytorch-fid; "gennorm"),
+see gennorm.metrics.inception; its name is in every result. The result dict is what `gennorm eval`
 writes as JSON:
 
     {"metrics": {"fid": .., "kid": .., "kid_std": .., "lpips": .., "psnr": .., "ssim": ..},
-     "counts": {"real": N, "fake": M, "pairs": K}, "protocol": {...}, "weights": {...},
+     "counts": {"real": N, "fake": M, "pairs": K}, "protocol": {"name": "clean", ...}, "weights": {...},
      "versions": {...}, "cache": {...}, "warnings": [...], "device": "cpu", ...}
 """
 from __future__ import annotations
@@ -72,11 +74,12 @@ def resolve_device(device: str | torch.device | None) -> torch.device:
 def evaluate_folders(real, fake, metrics=("psnr", "ssim"), device="cpu", batch_size: int = 16,
                      weights_dir=None, *, kid_subset_size: int = 1000, kid_subsets: int = 100, seed: int = 0,
                      use_cache: bool = True, progress: bool | None = None, verify_weights: bool = True,
-                     max_pixels: int | None = images.DEFAULT_MAX_PIXELS) -> dict:
+                     max_pixels: int | None = images.DEFAULT_MAX_PIXELS,
+                     protocol: str = inception.DEFAULT_PROTOCOL) -> dict:
     """Metrics between the images in folder `real` and folder `fake` (see module doc).
 
     max_pixels: an image above it stops the evaluation before any is decoded (DataError naming it)."""
-    names = parse_metrics(metrics)
+    names, protocol = parse_metrics(metrics), inception.check_protocol(protocol)
     weights_used = _require_weights(names, weights_dir, verify_weights)
     real, fake = Path(real), Path(fake)
     real_paths, fake_paths = images.list_folder(real, "real"), images.list_folder(fake, "fake")
@@ -94,20 +97,21 @@ def evaluate_folders(real, fake, metrics=("psnr", "ssim"), device="cpu", batch_s
 
     real_key = None
     if use_cache and set(names) & set(UNPAIRED):
-        real_key = cache.folder_key(real, real_paths, inception.PROTOCOL, weights_used["inception"]["sha256"])
+        real_key = cache.folder_key(real, real_paths, inception.PROTOCOLS[protocol], weights_used["inception"]["sha256"])
     result = _evaluate(names, batches(real_paths), len(real_paths), batches(fake_paths), len(fake_paths),
                        pair_batches if pairs else None, len(pairs or ()), weights_used, device,
                        kid_subset_size, kid_subsets, seed, progress, real_key,
-                       [images.stem_key(real, p) for p in real_paths])
+                       [images.stem_key(real, p) for p in real_paths], protocol)
     result.update(real=str(real), fake=str(fake))
     return result
 
 
 def evaluate_tensors(real: torch.Tensor, fake: torch.Tensor, metrics=("psnr", "ssim"), device="cpu",
                      batch_size: int = 16, weights_dir=None, *, kid_subset_size: int = 1000, kid_subsets: int = 100,
-                     seed: int = 0, progress: bool | None = False, verify_weights: bool = True) -> dict:
+                     seed: int = 0, progress: bool | None = False, verify_weights: bool = True,
+                     protocol: str = inception.DEFAULT_PROTOCOL) -> dict:
     """Metrics between image batches [N, 3, H, W] (uint8, or float in [0, 1]); pairs by index."""
-    names = parse_metrics(metrics)
+    names, protocol = parse_metrics(metrics), inception.check_protocol(protocol)
     weights_used = _require_weights(names, weights_dir, verify_weights)
     r, f = _to_255(real, "real"), _to_255(fake, "fake")
     if set(names) & set(PAIRED) and (r.shape[0] != f.shape[0] or r.shape[2:] != f.shape[2:]):
@@ -122,7 +126,7 @@ def evaluate_tensors(real: torch.Tensor, fake: torch.Tensor, metrics=("psnr", "s
             yield list(r[i:i + batch_size]), list(f[i:i + batch_size])
 
     return _evaluate(names, batches(r), r.shape[0], batches(f), f.shape[0], pair_batches, r.shape[0],
-                     weights_used, device, kid_subset_size, kid_subsets, seed, progress, None, None)
+                     weights_used, device, kid_subset_size, kid_subsets, seed, progress, None, None, protocol)
 
 
 def _to_255(x: torch.Tensor, name: str) -> torch.Tensor:
@@ -144,16 +148,16 @@ def _require_weights(names: list[str], weights_dir, verify: bool) -> dict:
 
 def _evaluate(names, real_batches: Batches, n_real: int, fake_batches: Batches, n_fake: int, pair_batches,
               n_pairs: int, weights_used: dict, device, kid_subset_size, kid_subsets, seed, progress,
-              real_key, real_names) -> dict:
+              real_key, real_names, protocol) -> dict:
     dev = resolve_device(device)
     result = {"metrics": {}, "counts": {"real": n_real, "fake": n_fake}, "device": str(dev),
-              "protocol": {}, "weights": weights_used, "versions": library_versions(), "cache": {}}
+              "protocol": {"name": protocol}, "weights": weights_used, "versions": library_versions(), "cache": {}}
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         if set(names) & set(UNPAIRED):
             result["metrics"].update(_unpaired(names, real_batches, n_real, fake_batches, n_fake, weights_used,
                                                dev, kid_subset_size, kid_subsets, seed, progress, real_key,
-                                               real_names, result))
+                                               real_names, result, protocol))
         if set(names) & set(PAIRED):
             result["counts"]["pairs"] = n_pairs
             result["metrics"].update(_paired(names, pair_batches, n_pairs, weights_used, dev, progress, result))
@@ -165,20 +169,20 @@ def _evaluate(names, real_batches: Batches, n_real: int, fake_batches: Batches, 
 
 
 def _unpaired(names, real_batches, n_real, fake_batches, n_fake, weights_used, dev, kid_subset_size,
-              kid_subsets, seed, progress, real_key, real_names, result) -> dict:
+              kid_subsets, seed, progress, real_key, real_names, result, protocol) -> dict:
     if min(n_real, n_fake) < 2:
         raise DataError(f"FID/KID need at least 2 images per set, got {n_real} real and {n_fake} fake")
-    result["protocol"]["inception"] = inception.PROTOCOL
+    result["protocol"]["inception"] = inception.PROTOCOLS[protocol]
     net = inception.load_inception(weights_used["inception"]["file"], dev)
     real_feats = cache.load(real_key) if real_key else None
     result["cache"] = {"real_features": "hit" if real_feats is not None else ("miss" if real_key else "off")}
     if real_feats is None or real_feats.shape[0] != n_real:
-        real_feats = _features(net, real_batches, n_real, "real features", progress)
+        real_feats = _features(net, real_batches, n_real, "real features", progress, protocol)
         if real_key:
             result["cache"]["file"] = str(cache.save(real_key, real_feats, real_names))
     elif real_key:
         result["cache"]["file"] = str(cache.cache_dir() / f"{real_key}.npz")
-    fake_feats = _features(net, fake_batches, n_fake, "fake features", progress)
+    fake_feats = _features(net, fake_batches, n_fake, "fake features", progress, protocol)
     out = {}
     if "fid" in names:
         if min(n_real, n_fake) < 2048:
@@ -190,11 +194,11 @@ def _unpaired(names, real_batches, n_real, fake_batches, n_fake, weights_used, d
     return out
 
 
-def _features(net, batches: Batches, total: int, desc: str, progress) -> np.ndarray:
+def _features(net, batches: Batches, total: int, desc: str, progress, protocol: str) -> np.ndarray:
     feats = []
     with images.progress_bar(total, desc, progress) as bar:
         for batch in batches():
-            feats.append(inception.inception_features(net, inception.preprocess(batch)).cpu().numpy())
+            feats.append(inception.inception_features(net, inception.preprocess(batch, protocol)).cpu().numpy())
             bar.update(len(batch))
     return np.concatenate(feats)  # [N, 2048] float32
 

@@ -1,13 +1,24 @@
-"""InceptionV3 pool3 features for FID/KID, built from the local torch-fidelity weight file.
+"""InceptionV3 pool3 features for FID/KID under three preprocessing protocols, built from the
+local torch-fidelity weight file.
 
-The resize protocol (recorded in every result as `PROTOCOL`): each image is read as 8-bit RGB,
-converted to float32 in [0, 255], resized *with antialiasing* to 299x299 (bilinear,
-`antialias=True`, `align_corners=False`; clean-fid, Parmar et al. 2022, shows that a
-non-antialiased resize changes FID a lot), then mapped to [-1, 1] by (x - 128) / 128 and fed
-to torch-fidelity's port of the TF `inception-2015-12-05` graph; the 2048-d pool3 activations
-are the features. For same-sized uint8 batches this is exactly torchmetrics'
-`FrechetInceptionDistance(antialias=True)` path (the tests check the features match); resizing
-per image lets a folder mix sizes, and there is no requantization to uint8 after the resize.
+The resize before the network moves FID by several points (Parmar et al. 2022, "On Aliased
+Resizing and Surprising Subtleties in GAN Evaluation"), so a FID is comparable only with FIDs of
+the same protocol. Each image arrives as 8-bit RGB [3, H, W] (gennorm.data.images.load_image)
+and becomes the network's 299x299 input in [-1, 1]:
+
+    clean    clean-fid's mode "clean" (the default): per channel, PIL bicubic resize of the
+             float32 image ('F' mode, [0, 255]) to 299x299, clipped to [0, 255], no requantization;
+             then (x - 128) / 128. Float inputs (tensors) are first quantized to 8 bits (round), as
+             clean-fid evaluates saved 8-bit images.
+    legacy   pytorch-fid's preprocessing (the protocol of the CycleGAN/CUT/PONO-era numbers):
+             ToTensor (x / 255), F.interpolate(size=299, mode='bilinear', align_corners=False)
+             without antialiasing, then 2 x - 1.
+    gennorm  gennorm's first protocol: float32 [0, 255], F.interpolate bilinear with antialias=True
+             (torchmetrics' FrechetInceptionDistance(antialias=True) path), then (x - 128) / 128.
+
+The network is the same for all three: torch-fidelity's port of the TF `inception-2015-12-05`
+graph (pytorch-fid's weight file is byte-for-byte the same file, and clean-fid's TorchScript is
+a port of the same graph); features are the 2048-d pool3 activations.
 
 Loading: torch-fidelity reads the file with `torch.load(weights_only=False)`; we load it
 ourselves with `weights_only=True` and hand torch-fidelity an in-memory copy of that plain
@@ -18,22 +29,16 @@ from __future__ import annotations
 import io
 from pathlib import Path
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 
+from gennorm.metrics.protocols import DEFAULT_PROTOCOL, PROTOCOLS, check_protocol  # noqa: F401
+
 SIZE = 299
-PROTOCOL = {
-    "name": "inception-2015-12-05/pool3-2048/rgb8/antialiased-bilinear-299",
-    "network": "torch-fidelity FeatureExtractorInceptionV3 (port of TF inception-2015-12-05), weights "
-               "weights-inception-2015-12-05-6726825d.pth",
-    "features": "pool3, 2048-d, float32",
-    "input": "8-bit RGB (gennorm.data.images.load_image: grayscale/RGBA/palette/16-bit converted, EXIF applied)",
-    "resize": "per image, float32 in [0,255], torch.nn.functional.interpolate(size=(299,299), mode='bilinear', "
-              "align_corners=False, antialias=True); no requantization",
-    "normalize": "(x - 128) / 128",
-    "statistics": "float64 mean and unbiased covariance; Frechet distance exact in float64 "
-                  "(gennorm.metrics.frechet: nuclear norm when N <= 2048, eigh otherwise)",
-}
+LAYERS = ("Conv2d_1a_3x3", "Conv2d_2a_3x3", "Conv2d_2b_3x3", "MaxPool_1", "Conv2d_3b_1x1", "Conv2d_4a_3x3",
+          "MaxPool_2", "Mixed_5b", "Mixed_5c", "Mixed_5d", "Mixed_6a", "Mixed_6b", "Mixed_6c", "Mixed_6d",
+          "Mixed_6e", "Mixed_7a", "Mixed_7b", "Mixed_7c", "AvgPool")  # torch-fidelity's modules, input to pool3
 
 
 def load_inception(weights_path: str | Path, device: str | torch.device = "cpu") -> torch.nn.Module:
@@ -48,23 +53,42 @@ def load_inception(weights_path: str | Path, device: str | torch.device = "cpu")
     return net.to(device).eval()
 
 
-def preprocess(images: list[torch.Tensor]) -> torch.Tensor:
-    """uint8 [3, H, W] images (any sizes) -> float32 [N, 3, 299, 299] in [-1, 1] (protocol above)."""
-    out = []
-    for img in images:
-        x = img.unsqueeze(0).float()  # [1, 3, H, W] in [0, 255]
-        if x.shape[-2:] != (SIZE, SIZE):
-            x = F.interpolate(x, size=(SIZE, SIZE), mode="bilinear", align_corners=False, antialias=True)
-        out.append(x)
-    return (torch.cat(out) - 128) / 128
+def preprocess(images: list[torch.Tensor], protocol: str = DEFAULT_PROTOCOL) -> torch.Tensor:
+    """[3, H, W] images (uint8, or float in [0, 255]; any sizes) -> float32 [N, 3, 299, 299], the
+    network input of `protocol` (module doc)."""
+    resize = {"clean": _clean, "legacy": _legacy, "gennorm": _antialiased}[check_protocol(protocol)]
+    return torch.cat([resize(img) for img in images])
+
+
+def _clean(img: torch.Tensor) -> torch.Tensor:
+    from PIL import Image
+
+    if img.dtype != torch.uint8:  # clean-fid sees 8-bit files
+        img = img.float().round().clamp(0, 255).to(torch.uint8)
+    hwc = img.permute(1, 2, 0).numpy().astype(np.float32)  # [H, W, 3] in [0, 255]
+    planes = [np.asarray(Image.fromarray(np.ascontiguousarray(hwc[:, :, c]), mode="F")
+                         .resize((SIZE, SIZE), resample=Image.BICUBIC)).clip(0, 255) for c in range(3)]
+    x = torch.from_numpy(np.stack(planes)).unsqueeze(0)  # [1, 3, 299, 299]
+    return (x - 128) / 128
+
+
+def _legacy(img: torch.Tensor) -> torch.Tensor:
+    x = img.unsqueeze(0).float() / 255  # [1, 3, H, W] in [0, 1]
+    x = F.interpolate(x, size=(SIZE, SIZE), mode="bilinear", align_corners=False)
+    return 2 * x - 1
+
+
+def _antialiased(img: torch.Tensor) -> torch.Tensor:
+    x = img.unsqueeze(0).float()  # [1, 3, H, W] in [0, 255]
+    if x.shape[-2:] != (SIZE, SIZE):
+        x = F.interpolate(x, size=(SIZE, SIZE), mode="bilinear", align_corners=False, antialias=True)
+    return (x - 128) / 128
 
 
 @torch.inference_mode()
 def inception_features(net: torch.nn.Module, x: torch.Tensor) -> torch.Tensor:
     """Pool3 features [N, 2048] of preprocessed x [N, 3, 299, 299] (torch-fidelity's layers)."""
     x = x.to(next(net.parameters()).device, torch.float32)
-    for name in ("Conv2d_1a_3x3", "Conv2d_2a_3x3", "Conv2d_2b_3x3", "MaxPool_1", "Conv2d_3b_1x1",
-                 "Conv2d_4a_3x3", "MaxPool_2", "Mixed_5b", "Mixed_5c", "Mixed_5d", "Mixed_6a", "Mixed_6b",
-                 "Mixed_6c", "Mixed_6d", "Mixed_6e", "Mixed_7a", "Mixed_7b", "Mixed_7c", "AvgPool"):
+    for name in LAYERS:
         x = getattr(net, name)(x)
     return torch.flatten(x, 1)  # [N, 2048]
