@@ -41,6 +41,8 @@ WEIGHTS_FILE = "generator.safetensors"
 CONFIG_FILE = "config.yaml"
 CARD_FILE = "card.md"
 ZOO_FILE = "zoo.json"
+TRAINING_LOG = "training_log.jsonl"  # the losses per logged step, written by `gennorm export`
+_PROTOCOL = re.compile(r"FID/KID protocol: \*\*([\w-]+)\*\*")  # the line `gennorm export` writes in the card
 
 _NUMBER = re.compile(r"[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?")
 
@@ -57,6 +59,23 @@ class ModelInfo:
     arch: str = ""  # model.g_arch
     metrics: dict[str, float] = field(default_factory=dict)
     card: str = ""  # card.md text ("" when there is none)
+    protocol: str = ""  # FID/KID protocol the card's metrics were measured with ("" if unknown)
+
+    def training_log(self) -> list[dict]:
+        """The losses per logged step ([{"step": 50, "G_L1": .., ...}]; [] without a log)."""
+        path = self.path / TRAINING_LOG
+        if not path.is_file():
+            path = self.path / "metrics.jsonl"  # a run directory's own log
+        rows = []
+        if path.is_file():
+            for line in path.read_text(errors="replace").splitlines():
+                try:
+                    row = json.loads(line)
+                except ValueError:
+                    continue
+                if isinstance(row, dict) and isinstance(row.get("step"), int):
+                    rows.append(row)
+        return rows
 
     @property
     def norm_label(self) -> str:
@@ -153,8 +172,9 @@ def read_model(path: str | Path, override: dict | None = None) -> ModelInfo:
     metrics.update(_read_metrics_json(path / "metrics.json"))
     model_set = (override or {}).get("set") or front.get("set") or _set_from_name(path.name, norm) \
         or _set_from_data(str(data.get("root", "")), task)
+    protocol = front.get("protocol") or (m.group(1) if (m := _PROTOCOL.search(card)) else "")
     return ModelInfo(name=path.name, path=path, model_set=str(model_set), norm=norm, task=task,
-                     arch=str(model.get("g_arch", "")), metrics=metrics, card=card)
+                     arch=str(model.get("g_arch", "")), metrics=metrics, card=card, protocol=str(protocol))
 
 
 def _read_zoo_json(root: Path) -> dict[str, dict]:
@@ -276,6 +296,6 @@ def metrics_table(infos: list[ModelInfo]) -> tuple[list[str], list[list]]:
         names += [k for k in info.metrics if k not in names]
     preferred = [m for m in ("fid", "kid", "lpips", "psnr", "ssim") if m in names]
     names = preferred + [m for m in names if m not in preferred]
-    headers = ["set", "model", "norm", *names]
-    rows = [[i.model_set, i.name, i.norm_label, *(i.metrics.get(m) for m in names)] for i in infos]
+    headers = ["set", "model", "norm", "FID/KID protocol", *names]
+    rows = [[i.model_set, i.name, i.norm_label, i.protocol or None, *(i.metrics.get(m) for m in names)] for i in infos]
     return headers, rows

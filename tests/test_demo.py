@@ -33,6 +33,8 @@ pix2pix on scenes, generator norm {norm}.
 | FID ↓ | {fid} |
 | SSIM ↑ | 0.61 ± 0.02 |
 
+FID/KID protocol: **clean**
+
 ## Command
 
     gennorm train pix2pix-{norm}
@@ -55,6 +57,9 @@ def write_tiny_model(folder: Path, norm: str, fid: float) -> None:
     save_file({k: v.detach().contiguous().clone() for k, v in net.state_dict().items()},
               str(folder / "generator.safetensors"))
     (folder / "card.md").write_text(CARD.format(name=folder.name, norm=norm, fid=fid), encoding="utf-8")
+    (folder / "training_log.jsonl").write_text("".join(  # as gennorm export copies it from the run
+        f'{{"step": {k * 10}, "G_GAN": 1.0, "G_L1": {20.0 - k - fid / 10}, "D_real": 0.25, "lr": 0.0002}}\n'
+        for k in range(1, 4)))
 
 
 @pytest.fixture(scope="module")
@@ -103,8 +108,8 @@ def test_zoo_sets_and_metrics(zoo):
     assert [i.role for i in sets["scenes"]] == ["baseline", "PONO-MS", "NC"]
     assert infos[2].metrics == {"fid": 28.0, "ssim": 0.61}
     headers, rows = metrics_table(infos)
-    assert headers == ["set", "model", "norm", "fid", "ssim"]
-    assert rows[0] == ["scenes", "scenes-instance", "InstanceNorm", 30.0, 0.61]
+    assert headers == ["set", "model", "norm", "FID/KID protocol", "fid", "ssim"]
+    assert rows[0] == ["scenes", "scenes-instance", "InstanceNorm", "clean", 30.0, 0.61]
 
 
 def test_card_formats():
@@ -176,8 +181,8 @@ def test_prepare_image_normalizes_uploads():
     assert demo.prepare_image(Image.new("L", (8, 8), 7)).getpixel((1, 1)) == (7, 7, 7)
     deep = demo.prepare_image(Image.new("I;16", (8, 8), 65535))
     assert deep.getpixel((0, 0)) == (255, 255, 255)
-    big = demo.prepare_image(Image.new("RGB", (2000, 1000)))
-    assert big.size == (1024, 512)
+    big = demo.prepare_image(Image.new("RGB", (4000, 2000)))
+    assert big.size == (demo.MAX_SIDE, demo.MAX_SIDE // 2) == (2048, 1024)
 
 
 def test_translate_api_returns_one_image_per_model(client, tmp_path):
@@ -302,3 +307,80 @@ def test_cli_serves_on_localhost_by_default(zoo, monkeypatch):
     assert (seen["host"], seen["port"], seen["concurrency"]) == ("127.0.0.1", 7860, 1)
     assert main(["demo", "--models", str(zoo), "--port", "8123", "--concurrency", "2"]) == 0
     assert (seen["port"], seen["concurrency"]) == (8123, 2)
+
+
+# ---------------------------------------------------------------------------------------------- timings, tiles, statistics
+
+
+class SlowFirstCall:
+    """A fake translator: the first translation at each size takes 0.3 s (warm-up), later ones none."""
+
+    tiles_exactly = False
+
+    def __init__(self):
+        self.seen, self.calls = set(), []
+
+    def translate(self, image):
+        self.calls.append(image.size)
+        if image.size not in self.seen:
+            import time
+
+            self.seen.add(image.size)
+            time.sleep(0.3)
+        return image
+
+
+def test_timings_leave_out_warm_up(zoo):
+    fakes = {}
+    demo = demo_app.Demo(zoo, "cpu", loader=lambda path, device: fakes.setdefault(path.name, SlowFirstCall()))
+    demo.warm_up()
+    assert all(f.calls == [demo_app.WARM_SIZE] for f in fakes.values()) and len(fakes) == len(NORMS)
+    results = demo.translate(Image.new("RGB", (96, 64)), "scenes")  # a new size: warmed once, untimed
+    assert [r.ms < 100 for r in results] == [True] * len(NORMS)
+    assert all(f.calls == [demo_app.WARM_SIZE, (96, 64), (96, 64)] for f in fakes.values())
+    demo.translate(Image.new("RGB", (96, 64)), "scenes")  # a size seen before: no second warm-up
+    assert all(len(f.calls) == 4 for f in fakes.values())
+
+
+def test_large_inputs_are_tiled_where_the_norm_allows_and_downscaled_where_not(zoo):
+    demo = demo_app.Demo(zoo, "cpu")
+    big = Image.new("RGB", (1100, 300), (120, 200, 90))
+    results = {r.info.norm: r for r in demo.translate(big, "scenes")}
+    nc, inst = results["nc"], results["instance"]
+    assert not nc.error and nc.image.size == (1100, 300) and nc.tiles == 5 * 2 and not nc.downscaled
+    assert "1100x300 in 10 tiles of 256" in nc.caption
+    assert inst.tiles == 0 and inst.downscaled and inst.image.size == (1024, 279)
+    assert "downscaled (whole-image norm" in inst.caption
+    small = {r.info.norm: r for r in demo.translate(Image.new("RGB", (96, 64)), "scenes")}
+    assert small["nc"].tiles == 0 and small["nc"].how == "96x64"
+
+
+def test_statistics_view_shows_each_norms_maps(zoo):
+    demo = demo_app.Demo(zoo, "cpu")
+    image = Image.open(sorted((REPO / "assets").glob("*.png"))[0]).convert("RGB")
+    gallery, note = demo.statistics(image, "scenes-nc")
+    assert gallery[0][1].startswith("input ") and len(gallery) > 5
+    assert all("NC window std at" in caption for _, caption in gallery[1:]) and "NC layers" in note
+    assert all(im.size == gallery[0][0].size and im.mode == "RGB" for im, _ in gallery)
+    pono, _ = demo.statistics(image, "scenes-pono-ms")
+    assert {c.split(" at ")[0] for _, c in pono[1:]} == {"PONO mean", "PONO std"}
+    none, note = demo.statistics(image, "scenes-instance")
+    assert none == [] and "no spatial statistics" in note
+    with pytest.raises(gradio.Error, match="Upload an image"):
+        demo.statistics(None, "scenes-nc")
+
+
+def test_colorize_maps_low_to_dark_and_high_to_bright():
+    import numpy as np
+
+    im = demo_app.colorize(np.array([[0.0, 1.0], [0.5, 1.0]]), (4, 4))
+    assert im.size == (4, 4) and im.getpixel((0, 0)) == (68, 1, 84) and im.getpixel((3, 0)) == (253, 231, 37)
+
+
+def test_zoo_tab_training_curves(zoo):
+    infos = list_models(zoo)
+    frame = demo_app.training_curves(infos, "G_L1")
+    assert list(frame.columns) == ["step", "G_L1", "model"] and len(frame) == 3 * len(NORMS)
+    assert set(frame["model"]) == {i.name for i in infos} and list(frame["step"][:3]) == [10, 20, 30]
+    assert demo_app._losses(infos) == ["G_GAN", "G_L1", "D_real"]
+    assert all(i.protocol == "clean" for i in infos)

@@ -5,6 +5,7 @@ backward of every arch x norm at batch 1, tiny widths and the smallest valid inp
 """
 from __future__ import annotations
 
+import numpy as np
 import pytest
 import torch
 import torch.nn as nn
@@ -338,3 +339,39 @@ def test_load_network_state_ignores_options_the_checkpoint_lacks():
     saved = build_generator("resnet_6blocks", ngf=4)
     older = {k: v for k, v in saved.options.items() if k != "upsample"} | {"init_gain": 0.5}
     load_network_state(build_generator("resnet_6blocks", ngf=4), saved.state_dict(), saved_options=older)
+
+
+# ---------------------------------------------------------------- the statistics maps (the demo's view)
+
+def test_norm_statistics_equal_their_literal_definitions():
+    """NC: std of each padded im2col row (unfold) with eps inside; PONO: its mean/std across channels."""
+    import torch.nn.functional as F
+
+    from gennorm.networks.statistics import norm_statistics
+
+    torch.manual_seed(0)
+    x = torch.randn(1, 3, 24, 20, dtype=torch.float64) * 0.3 + 5.0  # far from 0: the shift must keep it exact
+    conv = NCConv2d(3, 4, 3, stride=2, padding=1, padding_mode="reflect").double()
+    (m,) = norm_statistics(nn.Sequential(conv), x)
+    rows = F.unfold(F.pad(x, (1, 1, 1, 1), mode="reflect"), 3, stride=2)  # [1, 27, L]
+    expected = (rows.var(1, unbiased=False) + conv.eps).sqrt().view(12, 10)
+    assert (m.kind, m.name, m.layer, m.input_shape) == ("NC", "window std", "0", (3, 24, 20))
+    torch.testing.assert_close(torch.from_numpy(m.values).double(), expected, rtol=1e-5, atol=0)
+
+    pono = PONO()
+    maps = norm_statistics(nn.Sequential(pono, nn.Identity()), x)  # PONO returns (x, mean, std)
+    assert [(s.name, s.layer) for s in maps] == [("mean", "0 (call 1)"), ("std", "0 (call 1)")]
+    torch.testing.assert_close(torch.from_numpy(maps[0].values).double(), x.mean(1)[0], rtol=1e-6, atol=1e-6)
+    torch.testing.assert_close(torch.from_numpy(maps[1].values).double(),
+                               (x.var(1, unbiased=False) + pono.eps).sqrt()[0], rtol=1e-5, atol=0)
+
+
+@pytest.mark.parametrize("norm, kinds", [("nc", {"NC"}), ("kn", {"KN"}), ("pono-ms", {"PONO"}), ("instance", set())])
+def test_norm_statistics_of_each_generator(norm, kinds):
+    from gennorm.networks.statistics import has_statistics, norm_statistics
+
+    net = build_generator("resnet_6blocks", 3, 3, 8, norm)
+    maps = norm_statistics(net, torch.rand(1, 3, 32, 32) * 2 - 1)
+    assert {m.kind for m in maps} == kinds and has_statistics(net) == bool(kinds)
+    assert all(np.isfinite(m.values).all() and (m.values > 0).all() for m in maps if m.name != "mean")
+    assert len({m.layer + m.name for m in maps}) == len(maps)  # a reused PONO is told apart by its call

@@ -104,15 +104,19 @@ def test_pix2pix_end_to_end(scenes, tmp_path, capsys):
     # export -> models/ folder -> translate from it gives the same images
     model = tmp_path / "models" / "tiny"
     metrics = tmp_path / "m.json"
-    metrics.write_text(json.dumps({"metrics": {"psnr": 12.5, "ssim": 0.25}, "counts": {"pairs": 9}, "run": str(run)}))
+    metrics.write_text(json.dumps({"metrics": {"psnr": 12.5, "ssim": 0.25}, "counts": {"pairs": 9}, "run": str(run),
+                                   "protocol": {"name": "clean"}}))
     assert _cli("export", str(run), str(model), "--metrics-json", str(metrics)) == 0
-    assert {p.name for p in model.iterdir()} == {"config.yaml", "generator.safetensors", "card.md"}
+    assert {p.name for p in model.iterdir()} == {"config.yaml", "generator.safetensors", "card.md", "training_log.jsonl"}
     card = (model / "card.md").read_text()
-    assert "pix2pix" in card and "12.5" in card and "gennorm" in card
+    assert "pix2pix" in card and "12.5" in card and "gennorm" in card and "Images: pairs 9." in card
+    assert "FID/KID protocol: **clean** (FID/KID not measured: the Inception weights were not on disk" in card
     from gennorm.zoo import list_models
 
     # the zoo reads exactly the metric values from the card, not the evaluation details
-    assert list_models(model.parent)[0].metrics == {"psnr": 12.5, "ssim": 0.25}
+    info = list_models(model.parent)[0]
+    assert info.metrics == {"psnr": 12.5, "ssim": 0.25} and info.protocol == "clean"
+    assert [r["step"] for r in info.training_log()] == [1, 2, 3, 4] and "G_L1" in info.training_log()[0]
     out2 = tmp_path / "translated2"
     assert _cli("translate", str(model), str(scenes / "paired" / "test"), str(out2), "--aligned") == 0
     for name in tests:

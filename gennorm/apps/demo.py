@@ -6,8 +6,16 @@
 Pick a model set (models that learned the same task and differ in their normalization: the
 baseline, PONO-MS, NC, ...), upload a label map or click an example from assets/, and Translate
 shows the input next to each model's output, labelled with the model, its norm and its
-inference time. An image slider compares any output with the input; the "Model zoo" tab holds
-the metrics table from the model cards and each card.
+inference time. Timings leave out warm-up: every model is loaded and run once at start, and the
+first image of a new size is translated once untimed (allocation and kernel selection happen
+then), so the times compare like with like. Any size up to MAX_SIDE: models whose norm uses local
+statistics (NC, KN, PONO) translate large inputs tile by tile (TILE px, exact: the same output as
+one pass, bounded memory); whole-image norms (instance) are run on the image downscaled to
+WHOLE_SIDE. The status line gives each model's size, tiles and time. An image slider compares any
+output with the input; "Statistics" shows, for one model, what its norm normalizes by at every
+layer (PONO's mean/std maps, NC's and KN's per-window std; gennorm.networks.statistics). The
+"Model zoo" tab holds the metrics table from the model cards with the FID/KID protocol, each
+model's training curves, and each card.
 
 The app uses only gennorm's public API: `gennorm.zoo` to list models and
 `gennorm.inference.load_translator` to run them (loaded once per model, then cached; on
@@ -47,7 +55,11 @@ from gennorm.zoo import ModelInfo, metrics_table, model_sets  # noqa: E402
 # the example label maps: the checkout's assets/, or the wheel's copy (setup.py)
 ASSETS_DIR = next((d for d in (Path(__file__).resolve().parents[2] / "assets", Path(__file__).resolve().parents[1] / "_assets")
                    if d.is_dir()), Path(__file__).resolve().parents[1] / "_assets")
-MAX_SIDE = 1024  # longer side of what the models see; larger uploads are downscaled
+MAX_SIDE = 2048  # longer side of what the models see; larger uploads are downscaled
+WHOLE_SIDE = 1024  # longer side for models that cannot tile exactly (whole-image statistics)
+TILE = 256  # tile side for the models that tile exactly
+STATS_SIDE = 512  # longer side of the image the statistics view runs on
+WARM_SIZE = (128, 128)  # the warm-up image at start (the zoo's training size)
 MAX_PIXELS = 40_000_000  # refuse to decode beyond this (decompression bombs)
 MAX_FILE_SIZE = "10mb"
 CACHE_SWEEP = (300, 900)  # every 5 min, delete uploads and outputs older than 15 min (and all on close)
@@ -123,11 +135,15 @@ def _default_loader(path: Path, device: str):
 
 
 class TranslatorCache:
-    """Loads each model once (per process) and hands out the same translator afterwards."""
+    """Loads each model once (per process) and hands out the same translator afterwards.
+
+    A translator whose norm tiles exactly gets `tile = TILE` (it then translates inputs larger
+    than a tile tile by tile); `warm(translator, size)` runs one untimed translation per new size."""
 
     def __init__(self, device: str, loader: Callable | None = None):
         self.device, self.loader = device, loader or _default_loader
         self._items: dict[str, object] = {}
+        self._warm: set[tuple[int, tuple[int, int]]] = set()
         self._lock = threading.Lock()
 
     def get(self, info: ModelInfo):
@@ -135,9 +151,26 @@ class TranslatorCache:
         with self._lock:
             if key not in self._items:
                 translator = self.loader(info.path, self.device)
-                translator.translate(Image.new("RGB", (64, 64)))  # warm-up: timings then compare like with like
+                if getattr(translator, "tiles_exactly", False):
+                    translator.tile = TILE
                 self._items[key] = translator
             return self._items[key]
+
+    def warm(self, translator, size: tuple[int, int]) -> None:
+        """Translate one blank image of `size` once per translator and size, untimed."""
+        if (id(translator), size) not in self._warm:
+            translator.translate(Image.new("RGB", size))
+            self._warm.add((id(translator), size))
+
+
+def tiles_of(translator, size: tuple[int, int]) -> int:
+    """How many tiles `translator` cuts an image of `size` (w, h) into (0: one whole pass)."""
+    tile = getattr(translator, "tile", None)
+    if not tile or not hasattr(translator, "valid_size"):
+        return 0
+    h, w = translator.valid_size(size[1], size[0])
+    t = translator.tile_size()
+    return 0 if max(h, w) <= t else -(-h // t) * -(-w // t)
 
 
 @dataclass
@@ -146,12 +179,27 @@ class Result:
     image: Image.Image | None
     ms: float | None
     error: str = ""
+    size: tuple[int, int] | None = None  # (w, h) the model translated
+    tiles: int = 0  # tiles it was cut into (0: one pass)
+    downscaled: bool = False  # to WHOLE_SIDE (whole-image norm)
+
+    @property
+    def how(self) -> str:
+        """'512x512 in 4 tiles' / '1024x768, downscaled (whole-image norm)' / '128x128'."""
+        if self.size is None:
+            return ""
+        text = f"{self.size[0]}x{self.size[1]}"
+        if self.tiles:
+            text += f" in {self.tiles} tiles of {TILE}"
+        if self.downscaled:
+            text += ", downscaled (whole-image norm: not tiled)"
+        return text
 
     @property
     def caption(self) -> str:
         role = "baseline, " if self.info.role == "baseline" else ""
         head = f"{self.info.name} ({role}{self.info.norm_label})"
-        return f"{head} · failed: {self.error}" if self.error else f"{head} · {self.ms:.0f} ms"
+        return f"{head} · failed: {self.error}" if self.error else f"{head} · {self.ms:.0f} ms · {self.how}"
 
     @property
     def short_label(self) -> str:
@@ -177,6 +225,17 @@ class Demo:
     def max_models(self) -> int:
         return max((len(v) for v in self.sets.values()), default=1)
 
+    def models(self) -> list[ModelInfo]:
+        return [i for models in self.sets.values() for i in models]
+
+    def warm_up(self) -> None:
+        """Load every model and translate a WARM_SIZE image once, so that no visitor's timing pays it."""
+        for info in self.models():
+            try:
+                self.cache.warm(self.cache.get(info), WARM_SIZE)
+            except Exception:  # noqa: BLE001  a broken model says so when it is used
+                pass
+
     def translate(self, image: Image.Image | None, set_name: str) -> list[Result]:
         if image is None:
             raise gr.Error("Upload an image or pick an example first.")
@@ -186,14 +245,79 @@ class Demo:
         for info in self.sets[set_name]:
             try:
                 translator = self.cache.get(info)
+                img, downscaled = image, False
+                if not getattr(translator, "tile", None) and max(image.size) > WHOLE_SIDE:
+                    img, downscaled = prepare_image(image, WHOLE_SIDE), True
+                self.cache.warm(translator, img.size)  # the first call at a size is not timed
                 start = time.perf_counter()
-                out = translator.translate(image)
-                results.append(Result(info, out, (time.perf_counter() - start) * 1000))
+                out = translator.translate(img)
+                ms = (time.perf_counter() - start) * 1000
+                results.append(Result(info, out, ms, size=img.size, tiles=tiles_of(translator, img.size),
+                                      downscaled=downscaled))
             except Exception as err:  # one broken model must not hide the others
-                msg = redact_paths(str(err).splitlines()[0]) if str(err) else type(err).__name__
+                msg = _message(err)
                 gr.Warning(f"{info.name}: {msg}")
                 results.append(Result(info, None, None, msg))
         return results
+
+    def statistics(self, image: Image.Image | None, name: str) -> tuple[list[tuple[Image.Image, str]], str]:
+        """(gallery of (map image, caption), note) of what model `name`'s norm normalizes by."""
+        if image is None:
+            raise gr.Error("Upload an image or pick an example first.")
+        info = next((i for i in self.models() if i.name == name), None)
+        if info is None:
+            raise gr.Error(f"Unknown model {name!r}.")
+        try:
+            translator = self.cache.get(info)
+            small = prepare_image(image, STATS_SIDE)
+            maps = _statistics_maps(translator, small)
+        except gr.Error:
+            raise
+        except Exception as err:
+            raise gr.Error(f"{name}: {_message(err)}") from None
+        if not maps:
+            return [], (f"**{name}** ({info.norm_label}) has no spatial statistics: its norm uses one mean and "
+                        "std per channel (or none), so there is no map to show.")
+        gallery = [(small, f"input {small.width}x{small.height}")]
+        gallery += [(colorize(m.values, small.size), m.caption) for m in maps]
+        kinds = sorted({m.kind for m in maps})
+        return gallery, (f"**{name}**: {len(maps)} maps from {', '.join(kinds)} layers, in execution order "
+                         "(bright = high; each map scaled to its own 1st-99th percentile).")
+
+
+def _message(err: Exception) -> str:
+    return redact_paths(str(err).splitlines()[0]) if str(err) else type(err).__name__
+
+
+def _statistics_maps(translator, image: Image.Image):
+    """gennorm.networks.statistics on the translator's network for `image` at a valid size."""
+    import torch
+    import torch.nn.functional as F
+
+    from gennorm.data.transforms import to_tensor
+    from gennorm.networks.statistics import norm_statistics
+
+    x = to_tensor(image.convert("L" if translator.input_nc == 1 else "RGB"))[None]  # [1, C, H, W] in [-1, 1]
+    size = translator.valid_size(*x.shape[-2:])
+    if size != tuple(x.shape[-2:]):
+        x = F.interpolate(x, size=size, mode="bicubic", align_corners=False).clamp(-1, 1)
+    return norm_statistics(translator.net, x.to(torch.device(translator.device)))
+
+
+# viridis at 9 stops (matplotlib's), interpolated: dark blue (low) -> yellow (high)
+_VIRIDIS = np.array([[68, 1, 84], [71, 44, 122], [59, 81, 139], [44, 113, 142], [33, 144, 141], [39, 173, 129],
+                     [92, 200, 99], [170, 220, 50], [253, 231, 37]], dtype=np.float64)
+
+
+def colorize(values: np.ndarray, size: tuple[int, int]) -> Image.Image:
+    """A float map [H, W] -> an RGB image of `size` (nearest: one block per window), viridis over
+    the map's 1st-99th percentile."""
+    lo, hi = np.percentile(values, [1, 99])
+    t = np.clip((values - lo) / max(hi - lo, 1e-12), 0, 1) * (len(_VIRIDIS) - 1)  # [H, W] in [0, 8]
+    i = np.minimum(t.astype(int), len(_VIRIDIS) - 2)
+    f = (t - i)[..., None]
+    rgb = _VIRIDIS[i] * (1 - f) + _VIRIDIS[i + 1] * f
+    return Image.fromarray(rgb.round().astype(np.uint8)).resize(size, Image.Resampling.NEAREST)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -234,17 +358,56 @@ def redact_paths(text: str) -> str:
     return _ABS_PATH.sub(lambda m: f".../{m.group(1)}", text)
 
 
+def training_curves(infos: list[ModelInfo], loss: str):
+    """Long-format table (step, value, model) of one logged loss for every model that logged it."""
+    import pandas as pd
+
+    rows = [(r["step"], float(r[loss]), i.name) for i in infos for r in i.training_log() if loss in r]
+    return pd.DataFrame(rows, columns=["step", loss, "model"])
+
+
+def _losses(infos: list[ModelInfo]) -> list[str]:
+    names: list[str] = []
+    for info in infos:
+        for row in info.training_log()[:1]:
+            names += [k for k in row if k[:2] in ("G_", "D_") and k not in names]
+    return names
+
+
 def _zoo_tab(demo: Demo) -> None:
-    infos = [i for models in demo.sets.values() for i in models]
+    infos = demo.models()
     headers, rows = metrics_table(infos)
     gr.Markdown(f"Models in `{demo.models_dir.name or demo.models_dir}` and the metrics from their cards "
-                "(FID/KID/LPIPS: lower is better; PSNR/SSIM: higher is better).")
+                "(FID/KID/LPIPS: lower is better; PSNR/SSIM: higher is better). A FID compares only with "
+                "FIDs of the same protocol (`gennorm eval --protocol`: clean = clean-fid, legacy = pytorch-fid).")
     gr.Dataframe(value=rows, headers=headers, interactive=False, label="metrics", elem_id="zoo-table")
+    losses = _losses(infos)
+    if losses:
+        first = "G_L1" if "G_L1" in losses else losses[0]
+        loss_pick = gr.Dropdown(losses, value=first, label="training curve (logged loss per step)", elem_id="loss")
+        plot = gr.LinePlot(training_curves(infos, first), x="step", y=first, color="model", height=320,
+                           elem_id="training-curves", label="training curves")
+        loss_pick.change(lambda name: gr.update(value=training_curves(infos, name), y=name), loss_pick, plot,
+                         api_visibility="private")
     names = [i.name for i in infos]
     card_pick = gr.Dropdown(names, value=names[0] if names else None, label="model card")
     cards = {i.name: redact_paths(i.card) if i.card else "_(no card.md)_" for i in infos}
     card_md = gr.Markdown(cards.get(names[0], "") if names else "")
     card_pick.change(lambda n: cards.get(n, ""), card_pick, card_md, api_visibility="private")
+
+
+def _statistics_panel(demo: Demo, upload) -> None:
+    """For one model: the maps its norm normalizes by (PONO mean/std, NC/KN window std), per layer."""
+    names = [i.name for i in demo.models()]
+    with gr.Accordion("Statistics: what each norm normalizes by", open=False, elem_id="statistics"):
+        with gr.Row():
+            pick = gr.Dropdown(names, value=names[-1] if names else None, label="model", scale=2,
+                               elem_id="stats-model")
+            button = gr.Button("Show statistics", scale=1, elem_id="stats-button")
+        note = gr.Markdown(elem_id="stats-note")
+        gallery = gr.Gallery(label="statistics maps", columns=6, height="auto", type="pil", format="png",
+                             elem_id="stats-gallery")
+        button.click(demo.statistics, [upload, pick], [gallery, note], api_visibility="private")
 
 
 def _translate_tab(demo: Demo) -> SimpleNamespace:
@@ -290,10 +453,11 @@ def _on_translate(demo: Demo, image, set_name):
     outputs = {"input": image, **{r.info.name: r.image for r in results if r.image is not None}}
     names = [r.info.name for r in results if r.image is not None]
     pick = names[-1] if names else None  # compare the last (newest norm) with the input first
-    status = " · ".join(f"**{r.info.name}** failed" if r.error else f"**{r.info.name}** {r.ms:.0f} ms" for r in results)
+    status = " · ".join(f"**{r.info.name}** failed" if r.error else f"**{r.info.name}** {r.ms:.0f} ms ({r.how})"
+                        for r in results)
     return (*_slot_updates(demo, set_name, results), gr.update(choices=names, value=pick),
             (image, outputs[pick]) if pick else None, outputs, image,
-            f"{image.width}x{image.height} px on {demo.device}: {status}")
+            f"{image.width}x{image.height} px on {demo.device}, warm-up excluded: {status}")
 
 
 def _on_compare(name, outputs):
@@ -306,6 +470,7 @@ def build_app(models_dir: str | Path = "models", device: str = "auto", loader: C
               delete_cache: tuple[int, int] = CACHE_SWEEP) -> gr.Blocks:
     """The Blocks app for the zoo in `models_dir` (loader: path, device -> translator; for tests)."""
     demo = Demo(models_dir, device, loader)
+    demo.warm_up()  # load and run every model once now: no visitor's timing includes it
     # delete_cache: Gradio keeps every upload and output in its temp folder; sweep them (frequency, age in s)
     with gr.Blocks(title="gennorm demo", analytics_enabled=False, delete_cache=delete_cache) as app:
         empty = "" if demo.sets else (f"\n\n**No models found in `{demo.models_dir.name}`** "
@@ -314,6 +479,7 @@ def build_app(models_dir: str | Path = "models", device: str = "auto", loader: C
                     f"Inference on **{demo.device}**.{empty}")
         with gr.Tab("Translate"):
             ui = _translate_tab(demo)
+            _statistics_panel(demo, ui.upload)
         with gr.Tab("Model zoo"):
             _zoo_tab(demo)
         outputs = [*ui.slots, ui.compare, ui.slider, ui.state, ui.shown_input, ui.status]
@@ -334,8 +500,8 @@ def _api_endpoint(demo: Demo, model_set: gr.Dropdown) -> None:
     def translate(image, set_name):
         results = demo.translate(image, set_name)
         gallery = [(r.image, r.caption) for r in results if r.image is not None]
-        info = {r.info.name: {"norm": r.info.norm, "ms": r.ms, "size": list(image.size), "error": r.error or None}
-                for r in results}
+        info = {r.info.name: {"norm": r.info.norm, "ms": r.ms, "size": list(r.size or image.size), "tiles": r.tiles,
+                              "downscaled": r.downscaled, "error": r.error or None} for r in results}
         return gallery, info
 
     api_button.click(translate, [api_image, model_set], [api_gallery, api_info], api_name="translate")

@@ -36,6 +36,7 @@ program (torch.export.load). Input [1, C, H, W] in [-1, 1], output the same.
 """
 
 FORMAT = "gennorm-generator-1"
+from gennorm.zoo import TRAINING_LOG  # noqa: E402  (torch-free)
 
 
 FORMATS = ("safetensors", "onnx", "torch-export")
@@ -101,6 +102,15 @@ def write_card(path: Path, name: str, cfg, state: dict, direction: str, dtype: s
         for k, v in _flatten_metrics(values):
             lines.append(f"| {k} | {v:.4g} |" if isinstance(v, float) else f"| {k} | {v} |")
         lines.append("")
+        protocol = (metrics.get("protocol") or {}).get("name") if isinstance(metrics.get("protocol"), dict) else None
+        if protocol:  # gennorm.zoo reads this line back (ModelInfo.protocol)
+            measured = "fid" in values or "kid" in values
+            lines += [f"FID/KID protocol: **{protocol}**" + ("" if measured else
+                      " (FID/KID not measured: the Inception weights were not on disk; see `gennorm weights status`)"),
+                      ""]
+        counts = metrics.get("counts") if isinstance(metrics.get("counts"), dict) else {}
+        if counts:
+            lines += ["Images: " + ", ".join(f"{k} {v}" for k, v in counts.items()) + ".", ""]
         details = [(k, v) for k, v in _flatten_metrics({k: v for k, v in metrics.items() if k != "metrics"})]
         if values is not metrics and details:
             if metrics.get("run"):
@@ -151,7 +161,25 @@ def export_run(run_dir: str | Path, out: str | Path, direction: str = "AtoB", me
     command_file = run_dir / "command.txt"
     command = command_file.read_text().strip() if command_file.is_file() else ""
     write_card(out / "card.md", name or out.name, cfg, state, direction, dtype, n_params, command, metrics)
+    log = _training_log(run_dir / "metrics.jsonl")
+    if log:  # the losses per logged step, for the zoo's training curves (gennorm.zoo.ModelInfo.training_log)
+        atomic_write_bytes(out / TRAINING_LOG, log.encode())
     return out
+
+
+def _training_log(path: Path) -> str:
+    """The run's logged training steps (JSON lines with a "step"), as JSON lines; "" when none."""
+    if not path.is_file():
+        return ""
+    rows = []
+    for line in path.read_text(errors="replace").splitlines():
+        try:
+            row = json.loads(line)
+        except ValueError:
+            continue  # a line cut short by a crash
+        if isinstance(row, dict) and isinstance(row.get("step"), int):
+            rows.append(json.dumps({k: v for k, v in row.items() if isinstance(v, (int, float))}))
+    return "\n".join(rows) + "\n" if rows else ""
 
 
 def run(args) -> int:
