@@ -4,8 +4,9 @@
     GENNORM_SAVE_SCREENSHOT=1 GENNORM_DEMO_MODELS=models .venv/bin/pytest -m browser tests/test_browser.py
 
 Loads the page, uploads a label map from assets/, clicks Translate, waits for one output per
-model and takes a screenshot (into pytest's tmp dir; also to docs/demo.png when
-GENNORM_SAVE_SCREENSHOT=1). Models: $GENNORM_DEMO_MODELS (e.g. the real zoo) or, by default,
+model, opens the statistics view of one model and the zoo tab (table with the FID/KID protocol,
+training curves) and takes screenshots (into pytest's tmp dir; also to docs/demo.png and
+docs/demo-zoo.png when GENNORM_SAVE_SCREENSHOT=1). Models: $GENNORM_DEMO_MODELS (e.g. the real zoo) or, by default,
 three tiny untrained ones (their outputs are noise; the test checks the plumbing, not quality).
 Skips when /usr/bin/chromium is absent (`apt-get install chromium`); Playwright's own browser
 download is not used.
@@ -74,11 +75,19 @@ def test_upload_translate_screenshot(served, tmp_path):
                 expect(slot).to_contain_text(name)
                 expect(slot).to_contain_text(" ms")
             expect(page.locator("#slider img").first).to_be_visible(timeout=60_000)
+            expect(page.locator("#status")).to_contain_text("warm-up excluded")
+            page.get_by_text("Statistics: what each norm normalizes by").click()
+            page.locator("#stats-button").click()
+            expect(page.locator("#stats-note")).to_contain_text("maps from", timeout=60_000)
+            expect(page.locator("#stats-gallery img").first).to_be_visible(timeout=60_000)
             page.wait_for_timeout(500)  # let the images finish fading in
             shot = tmp_path / "demo.png"
             page.screenshot(path=str(shot), full_page=True)
             page.get_by_role("tab", name="Model zoo").click()
             expect(page.locator("#zoo-table")).to_contain_text(names[0], timeout=30_000)
+            expect(page.locator("#zoo-table")).to_contain_text("FID/KID protocol")
+            expect(page.locator("#training-curves")).to_be_visible(timeout=30_000)
+            page.wait_for_timeout(500)
             page.screenshot(path=str(tmp_path / "zoo.png"), full_page=True)
         finally:
             browser.close()
@@ -87,8 +96,10 @@ def test_upload_translate_screenshot(served, tmp_path):
         from PIL import Image
 
         (REPO / "docs").mkdir(exist_ok=True)
-        with Image.open(shot) as im:  # 256-colour palette: a third of the size, same look
-            im.convert("RGB").quantize(256, dither=Image.Dither.NONE).save(REPO / "docs" / "demo.png", optimize=True)
+        for name in ("demo.png", "zoo.png"):  # 256-colour palette: a third of the size, same look
+            with Image.open(tmp_path / name) as im:
+                out = REPO / "docs" / ("demo-zoo.png" if name == "zoo.png" else name)
+                im.convert("RGB").quantize(256, dither=Image.Dither.NONE).save(out, optimize=True)
     keep = os.environ.get("GENNORM_SCREENSHOT_DIR")
     if keep:
         for name in ("demo.png", "zoo.png"):
