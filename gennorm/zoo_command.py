@@ -1,4 +1,4 @@
-"""`gennorm zoo list`: the models gennorm finds, where, and in which set."""
+"""`gennorm zoo list | table`: the models gennorm finds, where, in which set, and their metrics."""
 from __future__ import annotations
 
 DESCRIPTION = """\
@@ -7,18 +7,39 @@ List the model zoo: every model folder in the places gennorm looks, first match 
 
   $GENNORM_MODELS, ./models, the checkout's models/ (next to the package), the installed zoo
 
+`table` prints the metrics of one zoo folder as a markdown table (the README's zoo table):
+set, model, norm, the FID/KID protocol of the card, then every metric the cards have.
+
 examples:
   gennorm zoo list
   GENNORM_MODELS=~/my-models gennorm zoo list
+  gennorm zoo table --models models
 """
 
 
 def add_arguments(parser) -> None:
-    parser.add_argument("action", choices=("list",), help="list")
+    parser.add_argument("action", choices=("list", "table"), help="list: where each model is; table: metrics (markdown)")
+    parser.add_argument("--models", metavar="DIR", help="table: the zoo folder (default: the first one found)")
 
 
 def run(args) -> int:
-    from gennorm.zoo import list_models, zoo_roots
+    from gennorm.zoo import default_root, list_models, metrics_table, zoo_roots
+
+    if args.action == "table":
+        from pathlib import Path
+
+        from gennorm.errors import ConfigError
+
+        root = Path(args.models) if args.models else default_root()
+        if root is None or not list_models(root):
+            raise ConfigError(f"no models in {root or 'any zoo folder'}; give --models DIR (see gennorm zoo list)")
+        headers, rows = metrics_table(list_models(root))
+        cell = lambda v: "" if v is None else (f"{v:.4g}" if isinstance(v, float) else str(v))  # noqa: E731
+        print("| " + " | ".join(headers) + " |")
+        print("|" + "---|" * len(headers))
+        for row in rows:
+            print("| " + " | ".join(cell(v) for v in row) + " |")
+        return 0
 
     roots = zoo_roots()
     if not roots:

@@ -384,3 +384,12 @@ def test_zoo_tab_training_curves(zoo):
     assert set(frame["model"]) == {i.name for i in infos} and list(frame["step"][:3]) == [10, 20, 30]
     assert demo_app._losses(infos) == ["G_GAN", "G_L1", "D_real"]
     assert all(i.protocol == "clean" for i in infos)
+
+
+def test_zoo_table_prints_the_readme_table(zoo, capsys):
+    from gennorm.cli import main
+
+    assert main(["zoo", "table", "--models", str(zoo)]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0] == "| set | model | norm | FID/KID protocol | fid | ssim |"
+    assert lines[2] == "| scenes | scenes-instance | InstanceNorm | clean | 30 | 0.61 |" and len(lines) == 2 + len(NORMS)

@@ -60,7 +60,7 @@ def test_wheel_carries_the_demo_zoo_sources_and_licence(dist):
             if source.suffix in (".cpp", ".cu", ".cuh", ".h"):
                 assert z.read(f"gennorm/_csrc/{source.name}") == source.read_bytes(), source.name
     print(f"wheel {wheel.name}: {wheel.stat().st_size / 1e6:.1f} MB, {len(names)} files")
-    assert wheel.stat().st_size < 25e6  # the README's budget
+    assert wheel.stat().st_size < 60e6  # the README's budget (the zoo: 5 float32 ngf-32 generators of 7.9 MB)
     (sdist,) = dist.glob("*.tar.gz")
     assert sdist.stat().st_size > 1e6  # carries the zoo too
 

@@ -91,7 +91,7 @@ def write_card(path: Path, name: str, cfg, state: dict, direction: str, dtype: s
         f"| weights | {'EMA (decay ' + str(t.ema) + ')' if t.ema > 0 else 'raw (no EMA)'}, stored as {dtype}"
         + (" (exported with --half; loaded back as float32)" if dtype == "float16" else "") + " |",
         f"| mixed precision | {t.amp} |",
-        f"| hardware | {state.get('hardware', 'unknown')} |",
+        f"| hardware | {str(state.get('hardware', 'unknown')).replace(' 1 threads)', ' 1 thread)')} |",  # older runs' text
         f"| wall time (training steps) | {_fmt_time(float(state.get('wall_time', 0.0)))} |", "",
         "## How it was trained", "", "```", command or "(command not recorded)", "```", "",
     ]
@@ -202,5 +202,6 @@ def run(args) -> int:
         print(f"exported {args.run_dir} -> {out} ({args.format}, dynamic height and width)", file=sys.stderr)
         return 0
     out = export_run(args.run_dir, args.out, args.direction, metrics, args.name, args.half)
-    print(f"exported {args.run_dir} -> {out} (config.yaml, generator.safetensors, card.md)", file=sys.stderr)
+    files = ", ".join(f for f in ("config.yaml", "generator.safetensors", "card.md", TRAINING_LOG) if (out / f).is_file())
+    print(f"exported {args.run_dir} -> {out} ({files})", file=sys.stderr)
     return 0

@@ -63,7 +63,8 @@ def set_determinism(deterministic: bool) -> None:
 def hardware_string(device: torch.device) -> str:
     if device.type == "cuda":
         return torch.cuda.get_device_name(device)
-    return f"CPU ({platform.processor() or platform.machine()}, {torch.get_num_threads()} threads)"
+    threads = torch.get_num_threads()
+    return f"CPU ({platform.processor() or platform.machine()}, {threads} thread{'s' if threads != 1 else ''})"
 
 
 def dataset_for(cfg: Config, phase: str, for_samples: bool = False):
