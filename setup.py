@@ -14,7 +14,8 @@ from setuptools import setup
 from setuptools.command.build_py import build_py
 
 ROOT = Path(__file__).resolve().parent
-ZOO_FILES = ("config.yaml", "generator.safetensors", "card.md")
+ZOO_FILES = ("config.yaml", "generator.safetensors", "card.md")  # required; the training log travels too
+ZOO_EXTRA = ("training_log.jsonl",)  # the demo's training curves (gennorm.zoo.TRAINING_LOG)
 
 
 class build_py_with_data(build_py):
@@ -26,7 +27,7 @@ class build_py_with_data(build_py):
         models = ROOT / "models"
         for folder in sorted(models.iterdir()) if models.is_dir() else []:
             if all((folder / f).is_file() for f in ZOO_FILES):
-                self._copy(folder, package / "_zoo" / folder.name, lambda p: p.name in ZOO_FILES)
+                self._copy(folder, package / "_zoo" / folder.name, lambda p: p.name in ZOO_FILES + ZOO_EXTRA)
 
     def _copy(self, source: Path, target: Path, keep) -> None:
         if not source.is_dir():  # already copied (building from an unpacked sdist's layout)

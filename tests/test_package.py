@@ -54,6 +54,8 @@ def test_wheel_carries_the_demo_zoo_sources_and_licence(dist):
     released = [p.name for p in (ROOT / "models").iterdir() if (p / "generator.safetensors").is_file()]
     for model in released:
         assert {f"gennorm/_zoo/{model}/{f}" for f in ("config.yaml", "generator.safetensors", "card.md")} <= names
+        if (ROOT / "models" / model / "training_log.jsonl").is_file():  # the demo's training curves
+            assert f"gennorm/_zoo/{model}/training_log.jsonl" in names
     assert {f"gennorm/_assets/{p.name}" for p in (ROOT / "assets").glob("*.png")} <= names
     with zipfile.ZipFile(wheel) as z:  # the CUDA sources are the checkout's, byte for byte
         for source in (ROOT / "cuda").iterdir():

@@ -105,17 +105,20 @@ def test_pix2pix_end_to_end(scenes, tmp_path, capsys):
     model = tmp_path / "models" / "tiny"
     metrics = tmp_path / "m.json"
     metrics.write_text(json.dumps({"metrics": {"psnr": 12.5, "ssim": 0.25}, "counts": {"pairs": 9}, "run": str(run),
-                                   "protocol": {"name": "clean"}}))
+                                   "protocol": {"name": "clean"}, "skipped": {"fid": "weights not on disk"}}))
     assert _cli("export", str(run), str(model), "--metrics-json", str(metrics)) == 0
     assert {p.name for p in model.iterdir()} == {"config.yaml", "generator.safetensors", "card.md", "training_log.jsonl"}
     card = (model / "card.md").read_text()
     assert "pix2pix" in card and "12.5" in card and "gennorm" in card and "Images: pairs 9." in card
-    assert "FID/KID protocol: **clean** (FID/KID not measured: the Inception weights were not on disk" in card
+    assert "FID/KID: not measured (the Inception weights were not on disk" in card
     from gennorm.zoo import list_models
 
     # the zoo reads exactly the metric values from the card, not the evaluation details
     info = list_models(model.parent)[0]
-    assert info.metrics == {"psnr": 12.5, "ssim": 0.25} and info.protocol == "clean"
+    assert info.metrics == {"psnr": 12.5, "ssim": 0.25} and info.protocol == ""  # no FID: no protocol to show
+    metrics.write_text(json.dumps({"metrics": {"fid": 41.0, "psnr": 12.5}, "protocol": {"name": "legacy"}}))
+    assert _cli("export", str(run), str(model), "--metrics-json", str(metrics)) == 0
+    assert list_models(model.parent)[0].protocol == "legacy"
     assert [r["step"] for r in info.training_log()] == [1, 2, 3, 4] and "G_L1" in info.training_log()[0]
     out2 = tmp_path / "translated2"
     assert _cli("translate", str(model), str(scenes / "paired" / "test"), str(out2), "--aligned") == 0

@@ -60,6 +60,9 @@ WHOLE_SIDE = 1024  # longer side for models that cannot tile exactly (whole-imag
 TILE = 256  # tile side for the models that tile exactly
 STATS_SIDE = 512  # longer side of the image the statistics view runs on
 WARM_SIZE = (128, 128)  # the warm-up image at start (the zoo's training size)
+WARM_MAX_SIDE = 512  # new sizes up to this get an untimed first call; above it warm-up is a small part
+WARM_KEEP = 256  # sizes remembered per process (then forgotten: a bound, not a cache policy)
+MODEL_EVENTS = "models"  # one Gradio concurrency group for everything that runs a model
 MAX_PIXELS = 40_000_000  # refuse to decode beyond this (decompression bombs)
 MAX_FILE_SIZE = "10mb"
 CACHE_SWEEP = (300, 900)  # every 5 min, delete uploads and outputs older than 15 min (and all on close)
@@ -138,13 +141,22 @@ class TranslatorCache:
     """Loads each model once (per process) and hands out the same translator afterwards.
 
     A translator whose norm tiles exactly gets `tile = TILE` (it then translates inputs larger
-    than a tile tile by tile); `warm(translator, size)` runs one untimed translation per new size."""
+    than a tile tile by tile); `warm(translator, size)` runs one untimed translation per new size
+    up to WARM_MAX_SIDE (larger ones take long enough that their first-call cost is a small part,
+    and translating them twice would double the wait)."""
 
     def __init__(self, device: str, loader: Callable | None = None):
         self.device, self.loader = device, loader or _default_loader
         self._items: dict[str, object] = {}
         self._warm: set[tuple[int, tuple[int, int]]] = set()
         self._lock = threading.Lock()
+        self._busy: dict[int, threading.Lock] = {}  # per translator: statistics hooks vs translations
+
+    def busy(self, translator) -> threading.Lock:
+        """The lock held while `translator` runs (translate or statistics), so that the statistics
+        view's hooks never fire inside a concurrent translation of the same model."""
+        with self._lock:
+            return self._busy.setdefault(id(translator), threading.Lock())
 
     def get(self, info: ModelInfo):
         key = str(info.path.resolve())
@@ -158,9 +170,14 @@ class TranslatorCache:
 
     def warm(self, translator, size: tuple[int, int]) -> None:
         """Translate one blank image of `size` once per translator and size, untimed."""
-        if (id(translator), size) not in self._warm:
-            translator.translate(Image.new("RGB", size))
-            self._warm.add((id(translator), size))
+        key = (id(translator), size)
+        if key in self._warm or max(size) > WARM_MAX_SIDE:
+            return
+        translator.translate(Image.new("RGB", size))
+        with self._lock:
+            if len(self._warm) >= WARM_KEEP:
+                self._warm.clear()
+            self._warm.add(key)
 
 
 def tiles_of(translator, size: tuple[int, int]) -> int:
@@ -181,6 +198,7 @@ class Result:
     error: str = ""
     size: tuple[int, int] | None = None  # (w, h) the model translated
     tiles: int = 0  # tiles it was cut into (0: one pass)
+    tile_side: int = TILE  # their side (the translator's tile_size(): TILE on the network's size grid)
     downscaled: bool = False  # to WHOLE_SIDE (whole-image norm)
 
     @property
@@ -190,7 +208,7 @@ class Result:
             return ""
         text = f"{self.size[0]}x{self.size[1]}"
         if self.tiles:
-            text += f" in {self.tiles} tiles of {TILE}"
+            text += f" in {self.tiles} tiles of {self.tile_side}"
         if self.downscaled:
             text += ", downscaled (whole-image norm: not tiled)"
         return text
@@ -248,12 +266,14 @@ class Demo:
                 img, downscaled = image, False
                 if not getattr(translator, "tile", None) and max(image.size) > WHOLE_SIDE:
                     img, downscaled = prepare_image(image, WHOLE_SIDE), True
-                self.cache.warm(translator, img.size)  # the first call at a size is not timed
-                start = time.perf_counter()
-                out = translator.translate(img)
-                ms = (time.perf_counter() - start) * 1000
+                with self.cache.busy(translator):
+                    self.cache.warm(translator, img.size)  # the first call at a size is not timed
+                    start = time.perf_counter()
+                    out = translator.translate(img)
+                    ms = (time.perf_counter() - start) * 1000
                 results.append(Result(info, out, ms, size=img.size, tiles=tiles_of(translator, img.size),
-                                      downscaled=downscaled))
+                                      downscaled=downscaled,
+                                      tile_side=translator.tile_size() if getattr(translator, "tile", None) else TILE))
             except Exception as err:  # one broken model must not hide the others
                 msg = _message(err)
                 gr.Warning(f"{info.name}: {msg}")
@@ -270,7 +290,8 @@ class Demo:
         try:
             translator = self.cache.get(info)
             small = prepare_image(image, STATS_SIDE)
-            maps = _statistics_maps(translator, small)
+            with self.cache.busy(translator):
+                maps = _statistics_maps(translator, small)
         except gr.Error:
             raise
         except Exception as err:
@@ -407,7 +428,8 @@ def _statistics_panel(demo: Demo, upload) -> None:
         note = gr.Markdown(elem_id="stats-note")
         gallery = gr.Gallery(label="statistics maps", columns=6, height="auto", type="pil", format="png",
                              elem_id="stats-gallery")
-        button.click(demo.statistics, [upload, pick], [gallery, note], api_visibility="private")
+        button.click(demo.statistics, [upload, pick], [gallery, note], api_visibility="private",
+                     concurrency_id=MODEL_EVENTS)  # hooks on a shared network: never next to a translation
 
 
 def _translate_tab(demo: Demo) -> SimpleNamespace:
@@ -484,7 +506,8 @@ def build_app(models_dir: str | Path = "models", device: str = "auto", loader: C
             _zoo_tab(demo)
         outputs = [*ui.slots, ui.compare, ui.slider, ui.state, ui.shown_input, ui.status]
         ui.model_set.change(partial(_on_set, demo), ui.model_set, outputs, api_visibility="private")
-        ui.button.click(partial(_on_translate, demo), [ui.upload, ui.model_set], outputs, api_visibility="private")
+        ui.button.click(partial(_on_translate, demo), [ui.upload, ui.model_set], outputs, api_visibility="private",
+                        concurrency_id=MODEL_EVENTS)
         ui.compare.change(_on_compare, [ui.compare, ui.state], ui.slider, api_visibility="private")
         _api_endpoint(demo, ui.model_set)
     return app
@@ -504,7 +527,8 @@ def _api_endpoint(demo: Demo, model_set: gr.Dropdown) -> None:
                               "downscaled": r.downscaled, "error": r.error or None} for r in results}
         return gallery, info
 
-    api_button.click(translate, [api_image, model_set], [api_gallery, api_info], api_name="translate")
+    api_button.click(translate, [api_image, model_set], [api_gallery, api_info], api_name="translate",
+                     concurrency_id=MODEL_EVENTS)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -513,7 +537,8 @@ def _api_endpoint(demo: Demo, model_set: gr.Dropdown) -> None:
 
 def launch(app: gr.Blocks, host: str = "127.0.0.1", port: int | None = 7860, concurrency: int = 1,
            max_file_size: str | int = MAX_FILE_SIZE, prevent_thread_lock: bool = False, quiet: bool = False):
-    """Queue (at most `concurrency` translations at a time) and serve; never a share link.
+    """Queue (at most `concurrency` model events -- translations, statistics, API calls -- at a
+    time; one model never runs two at once) and serve; never a share link.
 
     Returns Gradio's (app, local_url, share_url) when prevent_thread_lock, else blocks until Ctrl-C.
     """

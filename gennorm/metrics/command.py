@@ -89,6 +89,7 @@ def run(args: argparse.Namespace) -> int:
         present = set(available_metrics(args.weights_dir))
         metrics = [m for m in wanted if m in present]
         skipped = [m for m in wanted if m not in present]
+        args.skipped = {m: "weights not on disk" for m in skipped}  # recorded in the result (and cards)
         if skipped:
             print(f"note: skipping {', '.join(skipped)} (weights not on disk; see `gennorm weights status`)",
                   file=sys.stderr)
@@ -109,6 +110,8 @@ def run(args: argparse.Namespace) -> int:
                                   max_pixels=int(args.max_pixels) or None, protocol=args.protocol)
     if args.run:
         result["run"] = str(args.run)
+    if getattr(args, "skipped", None):
+        result["skipped"] = args.skipped
     for text in result.get("warnings", []):
         print(f"gennorm eval: warning: {text}", file=sys.stderr)
     print(format_table(result))

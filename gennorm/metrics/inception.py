@@ -63,6 +63,7 @@ def preprocess(images: list[torch.Tensor], protocol: str = DEFAULT_PROTOCOL) -> 
 def _clean(img: torch.Tensor) -> torch.Tensor:
     from PIL import Image
 
+    img = img.detach().cpu()  # PIL resizes on the host; the features run on the net's device
     if img.dtype != torch.uint8:  # clean-fid sees 8-bit files
         img = img.float().round().clamp(0, 255).to(torch.uint8)
     hwc = img.permute(1, 2, 0).numpy().astype(np.float32)  # [H, W, 3] in [0, 255]

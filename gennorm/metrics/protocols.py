@@ -10,7 +10,10 @@ _NETWORK = {
     "network": "torch-fidelity FeatureExtractorInceptionV3 (port of TF inception-2015-12-05), weights "
                "weights-inception-2015-12-05-6726825d.pth",
     "features": "pool3, 2048-d, float32",
-    "input": "8-bit RGB (gennorm.data.images.load_image: grayscale/RGBA/palette/16-bit converted, EXIF applied)",
+    "input": "8-bit RGB (gennorm.data.images.load_image: grayscale/RGBA/palette/16-bit converted, EXIF applied); "
+             "for 8-bit RGB or grayscale files without alpha or EXIF rotation this is clean-fid's and pytorch-fid's "
+             "Image.open(path).convert('RGB'); they drop alpha (gennorm composites it onto white) and do not "
+             "rotate or rescale 16-bit files",
     "statistics": "float64 mean and unbiased covariance; Frechet distance exact in float64 "
                   "(gennorm.metrics.frechet: nuclear norm when N <= 2048, eigh otherwise)",
 }

@@ -111,11 +111,15 @@ def check_settings(spec: StudySpec) -> None:
 
     from gennorm.errors import ConfigError
 
-    keys = ("overrides", "scenes_size", "scenes_count", "data_root")
+    from gennorm.metrics.protocols import DEFAULT_PROTOCOL
+
+    keys = ("overrides", "scenes_size", "scenes_count", "data_root", "fid_protocol")
     settings = {k: v for k, v in asdict(spec).items() if k in keys}
+    settings["fid_protocol"] = DEFAULT_PROTOCOL  # the runs are scored with it: never mix two in one report
     path = Path(spec.out) / "study.json"
     if path.exists():
         saved = json.loads(path.read_text())
+        saved.setdefault("fid_protocol", "gennorm")  # studies before the protocols were scored with that one
         changed = [k for k in keys if saved.get(k) != settings[k]]
         if changed:
             raise ConfigError(f"{spec.out} holds a study made with other settings ({', '.join(changed)} differ: "

@@ -103,11 +103,13 @@ def write_card(path: Path, name: str, cfg, state: dict, direction: str, dtype: s
             lines.append(f"| {k} | {v:.4g} |" if isinstance(v, float) else f"| {k} | {v} |")
         lines.append("")
         protocol = (metrics.get("protocol") or {}).get("name") if isinstance(metrics.get("protocol"), dict) else None
-        if protocol:  # gennorm.zoo reads this line back (ModelInfo.protocol)
-            measured = "fid" in values or "kid" in values
-            lines += [f"FID/KID protocol: **{protocol}**" + ("" if measured else
-                      " (FID/KID not measured: the Inception weights were not on disk; see `gennorm weights status`)"),
-                      ""]
+        skipped = metrics.get("skipped") if isinstance(metrics.get("skipped"), dict) else {}
+        if "fid" in values or "kid" in values:  # gennorm.zoo reads this line back (ModelInfo.protocol)
+            lines += [f"FID/KID protocol: **{protocol or 'not recorded'}**", ""]
+        elif "fid" in skipped or "kid" in skipped:
+            lines += ["FID/KID: not measured (the Inception weights were not on disk; see `gennorm weights status`).", ""]
+        elif protocol:
+            lines += ["FID/KID: not measured (not requested).", ""]
         counts = metrics.get("counts") if isinstance(metrics.get("counts"), dict) else {}
         if counts:
             lines += ["Images: " + ", ".join(f"{k} {v}" for k, v in counts.items()) + ".", ""]
@@ -164,6 +166,8 @@ def export_run(run_dir: str | Path, out: str | Path, direction: str = "AtoB", me
     log = _training_log(run_dir / "metrics.jsonl")
     if log:  # the losses per logged step, for the zoo's training curves (gennorm.zoo.ModelInfo.training_log)
         atomic_write_bytes(out / TRAINING_LOG, log.encode())
+    elif (out / TRAINING_LOG).is_file():  # not the log of an earlier export into this folder
+        (out / TRAINING_LOG).unlink()
     return out
 
 
