@@ -34,7 +34,11 @@ def run(args) -> int:
         if root is None or not list_models(root):
             raise ConfigError(f"no models in {root or 'any zoo folder'}; give --models DIR (see gennorm zoo list)")
         headers, rows = metrics_table(list_models(root))
-        cell = lambda v: "" if v is None else (f"{v:.4g}" if isinstance(v, float) else str(v))  # noqa: E731
+        def cell(v) -> str:  # PSNR-like values to 2 decimals, SSIM/LPIPS/KID-like to 4 significant digits
+            if isinstance(v, float):
+                return f"{v:.2f}" if abs(v) >= 10 else f"{v:.4g}"
+            return "" if v is None else str(v)
+
         print("| " + " | ".join(headers) + " |")
         print("|" + "---|" * len(headers))
         for row in rows:

@@ -392,4 +392,4 @@ def test_zoo_table_prints_the_readme_table(zoo, capsys):
     assert main(["zoo", "table", "--models", str(zoo)]) == 0
     lines = capsys.readouterr().out.splitlines()
     assert lines[0] == "| set | model | norm | FID/KID protocol | fid | ssim |"
-    assert lines[2] == "| scenes | scenes-instance | InstanceNorm | clean | 30 | 0.61 |" and len(lines) == 2 + len(NORMS)
+    assert lines[2] == "| scenes | scenes-instance | InstanceNorm | clean | 30.00 | 0.61 |" and len(lines) == 2 + len(NORMS)

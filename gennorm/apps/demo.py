@@ -50,6 +50,7 @@ import gradio as gr  # noqa: E402
 import numpy as np  # noqa: E402
 from PIL import Image, ImageOps, UnidentifiedImageError  # noqa: E402
 
+from gennorm.layers.registry import NORMS  # noqa: E402  (torch-free)
 from gennorm.zoo import ModelInfo, metrics_table, model_sets  # noqa: E402
 
 # the example label maps: the checkout's assets/, or the wheel's copy (setup.py)
@@ -420,10 +421,12 @@ def _zoo_tab(demo: Demo) -> None:
 def _statistics_panel(demo: Demo, upload) -> None:
     """For one model: the maps its norm normalizes by (PONO mean/std, NC/KN window std), per layer."""
     names = [i.name for i in demo.models()]
+    # first shown: the first model of the first set whose norm works on windows (NC, KN; the registry says)
+    first = next((i.name for i in demo.models() if i.norm in NORMS and NORMS[i.norm].statistics == "window"),
+                 names[0] if names else None)
     with gr.Accordion("Statistics: what each norm normalizes by", open=False, elem_id="statistics"):
         with gr.Row():
-            pick = gr.Dropdown(names, value=names[-1] if names else None, label="model", scale=2,
-                               elem_id="stats-model")
+            pick = gr.Dropdown(names, value=first, label="model", scale=2, elem_id="stats-model")
             button = gr.Button("Show statistics", scale=1, elem_id="stats-button")
         note = gr.Markdown(elem_id="stats-note")
         gallery = gr.Gallery(label="statistics maps", columns=6, height="auto", type="pil", format="png",

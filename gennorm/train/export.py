@@ -100,7 +100,7 @@ def write_card(path: Path, name: str, cfg, state: dict, direction: str, dtype: s
         values = metrics.get("metrics", metrics) if isinstance(metrics.get("metrics"), dict) else metrics
         lines += ["## Metrics", "", "| metric | value |", "|---|---|"]
         for k, v in _flatten_metrics(values):
-            lines.append(f"| {k} | {v:.4g} |" if isinstance(v, float) else f"| {k} | {v} |")
+            lines.append(f"| {k} | {v:.6g} |" if isinstance(v, float) else f"| {k} | {v} |")
         lines.append("")
         protocol = (metrics.get("protocol") or {}).get("name") if isinstance(metrics.get("protocol"), dict) else None
         skipped = metrics.get("skipped") if isinstance(metrics.get("skipped"), dict) else {}
