@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import io
 import random
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -79,15 +78,6 @@ class Draw(Callback):
 TINY = ["model.ngf=4", "model.ndf=4", "model.g_arch=resnet_6blocks", "model.n_layers=1", "data.load_size=36",
         "data.crop_size=32", "train.device=cpu", "train.progress=false", "train.num_samples=0",
         "train.checkpoint_every=100", "train.sample_every=100", "train.log_every=100", "train.max_steps=4"]
-
-
-@pytest.fixture(scope="module")
-def scenes(tmp_path_factory) -> Path:
-    from gennorm.data import generate_scenes
-
-    out = tmp_path_factory.mktemp("scenes")
-    generate_scenes(out, size=32, count=4, seed=0)
-    return out
 
 
 def test_resume_restores_python_numpy_and_torch_rng(scenes, tmp_path):
