@@ -29,6 +29,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import sys
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -64,18 +65,8 @@ class ModelInfo:
     def training_log(self) -> list[dict]:
         """The losses per logged step ([{"step": 50, "G_L1": .., ...}]; [] without a log)."""
         path = self.path / TRAINING_LOG
-        if not path.is_file():
-            path = self.path / "metrics.jsonl"  # a run directory's own log
-        rows = []
-        if path.is_file():
-            for line in path.read_text(errors="replace").splitlines():
-                try:
-                    row = json.loads(line)
-                except ValueError:
-                    continue
-                if isinstance(row, dict) and isinstance(row.get("step"), int):
-                    rows.append(row)
-        return rows
+        rows = read_training_log(path if path.is_file() else self.path / "metrics.jsonl")  # or a run dir's own log
+        return [r for r in rows if isinstance(r.get("step"), int)]
 
     @property
     def norm_label(self) -> str:
@@ -94,6 +85,32 @@ class ModelInfo:
 
 # ----------------------------------------------------------------------------------------------
 # listing
+
+
+def read_training_log(path: Path, warn: bool = False) -> list[dict]:
+    """The records of a training log: a run's metrics.jsonl or a model's training_log.jsonl (one JSON
+    object per logged step); [] when there is no file. A line that is not a JSON object with a
+    numeric step (the torn end of an append a full disk or a kill cut short) is dropped, with a
+    warning naming the file and line if `warn`. (Here, torch-free, so the zoo can read it; the
+    training loop's RunLog reads metrics.jsonl with it too.)"""
+    records = []
+    if not Path(path).is_file():
+        return records
+    lines = Path(path).read_bytes().decode("utf-8", errors="replace").splitlines()
+    for number, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+        except ValueError:
+            record = None
+        if not isinstance(record, dict) or not isinstance(record.get("step", 0), (int, float)):
+            if warn:
+                print(f"warning: {path} line {number} is not a complete record ({line[:40]!r}...); dropped "
+                      "(a write cut short by a kill or a full disk)", file=sys.stderr)
+            continue
+        records.append(record)
+    return records
 
 
 def is_model_dir(path: Path) -> bool:

@@ -18,6 +18,8 @@ import json
 import sys
 from pathlib import Path
 
+from gennorm.zoo import TRAINING_LOG, read_training_log  # torch-free
+
 DESCRIPTION = """\
 Export a run directory's generator (latest checkpoint, EMA weights if used) as a models/
 folder: config.yaml, generator.safetensors (float32; float16 with --half), card.md.
@@ -36,7 +38,6 @@ program (torch.export.load). Input [1, C, H, W] in [-1, 1], output the same.
 """
 
 FORMAT = "gennorm-generator-1"
-from gennorm.zoo import TRAINING_LOG  # noqa: E402  (torch-free)
 
 
 FORMATS = ("safetensors", "onnx", "torch-export")
@@ -172,17 +173,9 @@ def export_run(run_dir: str | Path, out: str | Path, direction: str = "AtoB", me
 
 
 def _training_log(path: Path) -> str:
-    """The run's logged training steps (JSON lines with a "step"), as JSON lines; "" when none."""
-    if not path.is_file():
-        return ""
-    rows = []
-    for line in path.read_text(errors="replace").splitlines():
-        try:
-            row = json.loads(line)
-        except ValueError:
-            continue  # a line cut short by a crash
-        if isinstance(row, dict) and isinstance(row.get("step"), int):
-            rows.append(json.dumps({k: v for k, v in row.items() if isinstance(v, (int, float))}))
+    """The run's logged training steps, their numeric values only, as JSON lines; "" when none."""
+    rows = [json.dumps({k: v for k, v in row.items() if isinstance(v, (int, float))})
+            for row in read_training_log(path) if isinstance(row.get("step"), int)]
     return "\n".join(rows) + "\n" if rows else ""
 
 

@@ -19,6 +19,7 @@ from pathlib import Path
 import torch
 
 from gennorm.atomic import atomic_write_bytes
+from gennorm.zoo import read_training_log
 
 SAMPLE_RE = re.compile(r"^step_(\d+)\.png$")  # other files in samples/ are the user's and left alone
 
@@ -27,27 +28,6 @@ def sample_pngs(folder: Path) -> list[tuple[int, Path]]:
     """(step, path) of the sample grids in `folder`, oldest first."""
     found = [(int(m.group(1)), p) for p in Path(folder).glob("step_*.png") if (m := SAMPLE_RE.match(p.name))]
     return sorted(found)
-
-
-def read_metrics(path: Path, warn: bool = True) -> list[dict]:
-    """The records of a metrics.jsonl; a line that is not a JSON object (the torn end of an append
-    a full disk or a kill cut short) is dropped, with a warning naming the file and line."""
-    records = []
-    lines = Path(path).read_bytes().decode("utf-8", errors="replace").splitlines()
-    for number, line in enumerate(lines, 1):
-        if not line.strip():
-            continue
-        try:
-            record = json.loads(line)
-        except ValueError:
-            record = None
-        if not isinstance(record, dict) or not isinstance(record.get("step", 0), (int, float)):
-            if warn:
-                print(f"warning: {path} line {number} is not a complete record ({line[:40]!r}...); dropped "
-                      "(a write cut short by a kill or a full disk)", file=sys.stderr)
-            continue
-        records.append(record)
-    return records
 
 
 def to_uint8_grid(rows: list[torch.Tensor]) -> torch.Tensor:
@@ -102,7 +82,7 @@ class RunLog:
     def _truncate(self, step: int) -> None:
         """On resume, drop records written after the checkpoint we continue from."""
         if self.metrics_path.exists():
-            keep = [json.dumps(r) for r in read_metrics(self.metrics_path) if r.get("step", 0) <= step]
+            keep = [json.dumps(r) for r in read_training_log(self.metrics_path, warn=True) if r.get("step", 0) <= step]
             atomic_write_bytes(self.metrics_path, ("\n".join(keep) + "\n" if keep else "").encode())
         for png_step, png in sample_pngs(self.samples_dir):
             if png_step > step:
