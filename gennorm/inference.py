@@ -126,6 +126,15 @@ class Translator:
         k, low = self.multiple, self.min_side()
         return max(low, round(h / k) * k), max(low, round(w / k) * k)
 
+    def to_valid_size(self, x):
+        """x [N, C, H, W] in [-1, 1] resized (bicubic, clamped) to `valid_size`; x itself if it has it."""
+        import torch.nn.functional as F
+
+        size = self.valid_size(*x.shape[-2:])
+        if size == tuple(x.shape[-2:]):
+            return x
+        return F.interpolate(x, size=size, mode="bicubic", align_corners=False).clamp(-1, 1)
+
     def translate_tensor(self, x):
         """[N, input_nc, H, W] in [-1, 1] -> [N, output_nc, H, W] (resized to a valid size and back)."""
         import torch
@@ -135,8 +144,7 @@ class Translator:
         vh, vw = self.valid_size(h, w)
         x = x.float() if self.tile else x.to(self.device, torch.float32)
         with torch.no_grad():
-            if (vh, vw) != (h, w):
-                x = F.interpolate(x, size=(vh, vw), mode="bicubic", align_corners=False).clamp(-1, 1)
+            x = self.to_valid_size(x)
             y = self._tiled(x) if self.tile and max(vh, vw) > self.tile_size() else self._run(x)
             if (vh, vw) != (h, w):
                 y = F.interpolate(y, size=(h, w), mode="bicubic", align_corners=False)

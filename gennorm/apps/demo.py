@@ -314,16 +314,12 @@ def _message(err: Exception) -> str:
 def _statistics_maps(translator, image: Image.Image):
     """gennorm.networks.statistics on the translator's network for `image` at a valid size."""
     import torch
-    import torch.nn.functional as F
 
     from gennorm.data.transforms import to_tensor
     from gennorm.networks.statistics import norm_statistics
 
     x = to_tensor(image.convert("L" if translator.input_nc == 1 else "RGB"))[None]  # [1, C, H, W] in [-1, 1]
-    size = translator.valid_size(*x.shape[-2:])
-    if size != tuple(x.shape[-2:]):
-        x = F.interpolate(x, size=size, mode="bicubic", align_corners=False).clamp(-1, 1)
-    return norm_statistics(translator.net, x.to(torch.device(translator.device)))
+    return norm_statistics(translator.net, translator.to_valid_size(x).to(torch.device(translator.device)))
 
 
 # viridis at 9 stops (matplotlib's), interpolated: dark blue (low) -> yellow (high)
