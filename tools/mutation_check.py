@@ -29,7 +29,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 TRAIN = ["tests/test_objectives.py", "tests/test_rng.py", "tests/test_train.py", "tests/test_resume.py"]
 DATA = ["tests/test_preprocess.py", "tests/test_data.py"]
-METRICS = ["tests/test_metric_values.py", "tests/test_metrics.py"]
+METRICS = ["tests/test_metric_values.py", "tests/test_metrics.py", "tests/test_fid_protocols.py"]
 LAYERS = ["tests/test_layers.py", "tests/test_ops.py", "tests/test_convnorm.py"]
 
 # name: (file, [(old, new), ...], test files, listed in issue 21)
@@ -96,7 +96,13 @@ MUTATIONS = {
         ('mode="bilinear", align_corners=False, antialias=True)', 'mode="bilinear", align_corners=False, antialias=False)')],
         METRICS, False),
     "inception-normalize-127.5": ("gennorm/metrics/inception.py", [
-        ("return (torch.cat(out) - 128) / 128", "return (torch.cat(out) - 127.5) / 127.5")], METRICS, False),
+        ("    return (x - 128) / 128", "    return (x - 127.5) / 127.5")], METRICS, False),
+    "clean-resize-bilinear": ("gennorm/metrics/inception.py", [
+        ("resample=Image.BICUBIC", "resample=Image.BILINEAR")], METRICS, False),
+    "legacy-resize-antialiased": ("gennorm/metrics/inception.py", [
+        ('x = F.interpolate(x, size=(SIZE, SIZE), mode="bilinear", align_corners=False)\n    return 2 * x - 1',
+         'x = F.interpolate(x, size=(SIZE, SIZE), mode="bilinear", align_corners=False, antialias=True)\n'
+         '    return 2 * x - 1')], METRICS, False),
     "lpips-normalize-false": ("gennorm/metrics/lpips.py", [
         ("return net(real, fake, normalize=True)", "return net(real, fake, normalize=False)")], METRICS, False),
     "kid-diagonal-kept": ("gennorm/metrics/kid.py", [
