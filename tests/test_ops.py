@@ -479,3 +479,92 @@ def test_reference_window_sums_match_unfold():
         tt = t.clone().requires_grad_()
         (want,) = torch.autograd.grad((_literal_window_sums(tt, kernel_size, stride, dilation) * g).sum(), tt)
         assert_close(reference.window_sum_transposed(g, t.shape[2:], kernel_size, stride, dilation), want)
+
+
+# ---- the torch unit's CPU fast paths: zero padding by the conv itself, workspaces -------------------
+
+# (kernel, stride, dilation, pad (left=right, top=bottom), size): every window near the border,
+# stride past the padding, dilation skipping border rows, images the windows cover entirely
+SELF_PAD = [((3, 3), (1, 1), (1, 1), (1, 1), (7, 8)), ((3, 3), (2, 2), (1, 1), (1, 1), (8, 7)),
+            ((5, 3), (1, 2), (2, 1), (3, 1), (9, 6)), ((7, 7), (1, 1), (1, 1), (3, 3), (5, 5)),
+            ((2, 4), (3, 1), (1, 1), (1, 2), (7, 9)), ((3, 3), (1, 1), (1, 1), (2, 0), (4, 4)),
+            ((1, 1), (2, 2), (1, 1), (1, 1), (5, 6))]
+
+
+@pytest.mark.parametrize("groups", [1, 2])
+@pytest.mark.parametrize("case", SELF_PAD, ids=str)
+def test_self_padding_border_correction_equals_the_padded_unit(case, groups):
+    """Zero padding: the conv pads x - c with zeros and y' is corrected on the border windows
+    (fused._border_strips / _border_correction); values and all gradients equal the composed unit."""
+    kernel, stride, dilation, (pw, ph), size = case
+    pad4 = (pw, pw, ph, ph)
+    assert fused._self_padding(pad4, "zeros", None, groups, groups)
+    x = _x((2, 4) + size).requires_grad_()
+    w = (_x((6, 4 // groups) + kernel, seed=1) * 0.3).requires_grad_()
+    b = _x((6,), seed=2).requires_grad_()
+    cfg = (pad4, "zeros", kernel, stride, dilation, groups, groups, 1e-3)
+    got = fused.nc_conv2d(x, w, b, pad4, "zeros", stride, dilation, groups, 1e-3, impl="torch")
+    want = fused.composed(x, w, b, None, cfg)
+    assert_close(got, want, rtol=1e-11, atol=1e-11)
+    g = torch.randn(got.shape, generator=torch.Generator().manual_seed(5), dtype=f64)
+    assert_close(torch.autograd.grad(got, (x, w, b), g), torch.autograd.grad(want, (x, w, b), g), rtol=1e-10, atol=1e-10)
+
+
+def test_workspaces_keep_every_call_exact():
+    """The CPU workspaces (fused._workspace) are shared by every call of a thread: layers of different
+    sizes in one graph, a second backward (retain_graph), activation checkpointing, a forward in
+    inference mode and two threads at once all give the composed unit's values and gradients."""
+    import threading
+
+    from torch.utils.checkpoint import checkpoint
+
+    def net(x, ws, unit):
+        h = x
+        for w, pad4, stride in ws:
+            h = torch.relu(unit(h, w, pad4, stride))
+        return h
+
+    def fast(h, w, pad4, stride):
+        return fused.nc_conv2d(h, w, None, pad4, "zeros", stride, (1, 1), 1, 1e-3, impl="torch")
+
+    def slow(h, w, pad4, stride):
+        return fused.composed(h, w, None, None, (pad4, "zeros", tuple(w.shape[2:]), stride, (1, 1), 1, 1, 1e-3))
+
+    x = _x((2, 3, 12, 11)).requires_grad_()
+    ws = [((_x((c_out, c_in, 3, 3), seed=s) * 0.3).requires_grad_(), pad4, stride)
+          for s, (c_in, c_out, pad4, stride) in enumerate([(3, 8, (1, 1, 1, 1), (1, 1)), (8, 5, (0, 0, 0, 0), (2, 2)),
+                                                          (5, 6, (1, 1, 1, 1), (1, 1))])]
+    params = [x] + [w for w, _, _ in ws]
+    want = net(x, ws, slow)
+    want_grads = torch.autograd.grad(want.sum(), params)
+
+    out = net(x, ws, fast)
+    assert fused._WORKSPACE.buffers  # the path under test is taken
+    assert_close(out, want, rtol=1e-11, atol=1e-11)
+    first = torch.autograd.grad(out.sum(), params, retain_graph=True)
+    net(x.detach() + 1, ws, fast)  # another forward refills the workspaces in between
+    second = torch.autograd.grad(out.sum(), params)
+    assert_close(first, want_grads, rtol=1e-10, atol=1e-10)
+    assert_close(second, want_grads, rtol=1e-10, atol=1e-10)
+
+    out = checkpoint(net, x, ws, fast, use_reentrant=False)  # forward recomputed inside backward
+    assert_close(torch.autograd.grad(out.sum(), params), want_grads, rtol=1e-10, atol=1e-10)
+
+    fused.release_workspace()
+    with torch.inference_mode():  # the workspace made here serves training calls after
+        assert_close(net(x.detach(), ws, fast), want.detach(), rtol=1e-11, atol=1e-11)
+    assert_close(torch.autograd.grad(net(x, ws, fast).sum(), params), want_grads, rtol=1e-10, atol=1e-10)
+
+    results = {}
+
+    def worker(i):
+        xi = (x.detach() * (1 + i)).requires_grad_()
+        results[i] = (net(xi, ws, fast), xi)
+
+    threads = [threading.Thread(target=worker, args=(i,)) for i in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    for i, (out, xi) in results.items():
+        assert_close(out, net(xi, ws, slow), rtol=1e-11, atol=1e-11)

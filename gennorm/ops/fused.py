@@ -41,6 +41,8 @@ caller passes `stats` = dropout(x~) (padded, [N, C, Hp, Wp]); only the "torch" u
 """
 from __future__ import annotations
 
+import threading
+
 import torch
 import torch.nn.functional as F
 
@@ -99,14 +101,15 @@ def _double_backward(ctx, grad_out, originals):
 # ---- "torch": the fused plain-PyTorch unit -----------------------------------------------------
 
 
-def _pad_center(x: torch.Tensor, shift: torch.Tensor, pad4, mode: str) -> torch.Tensor:
-    """xc = pad(x) - c in x's dtype (computed in acc); shift c [N, C, 1, 1]. Eager zeros: one pass."""
+def _pad_center(x: torch.Tensor, shift: torch.Tensor, pad4, mode: str, out: torch.Tensor | None = None) -> torch.Tensor:
+    """xc = pad(x) - c in x's dtype (computed in acc); shift c [N, C, 1, 1]. Eager zeros: one pass,
+    into `out` if given (a workspace buffer of xc's shape, plain layout)."""
     if torch.compiler.is_compiling() or any(pad4) and mode != "zeros":
         return (pad(x, pad4, mode).to(shift.dtype) - shift).to(x.dtype)  # inductor fuses it
     left, right, top, bottom = pad4
     n, c, h, w = x.shape
-    xc = torch.empty((n, c, h + top + bottom, w + left + right), dtype=x.dtype, device=x.device,
-                     memory_format=reference.memory_format_of(x))
+    xc = out if out is not None else torch.empty((n, c, h + top + bottom, w + left + right), dtype=x.dtype,
+                                                 device=x.device, memory_format=reference.memory_format_of(x))
     if any(pad4):
         border = (-shift).to(x.dtype)
         for rows, cols in ((slice(0, top), slice(None)), (slice(top + h, None), slice(None)),
@@ -152,14 +155,40 @@ def _window_mean_transposed(grad: torch.Tensor, size, kernel_size, stride, dilat
     return window_sum_transposed(grad, size, kernel_size, stride, dilation).mul_(1.0 / (kernel_size[0] * kernel_size[1]))
 
 
-def _scratch(xc: torch.Tensor, out_shape, stats) -> torch.Tensor | None:
-    """One flat buffer for d^2 and then, resized, the output (eager, plain layouts): a full-size
-    allocation fewer per call, which on the CPU saves the page faults of a fresh one."""
-    if stats is not None or torch.compiler.is_compiling() or not xc.is_contiguous() \
-            or xc.dtype != accumulation_dtype(xc.dtype):
+# ---- CPU workspaces ----------------------------------------------------------------------------
+# The unit's full-size temporaries (d = x~ - c, d^2, grad_out * y and then grad_y) live in two flat
+# buffers per thread, reused by every call: on the CPU a fresh buffer is fresh pages, and their
+# faults cost more than the passes that fill them (a 4 MB tensor: ~1000 faults, ~1.5 ms on a VM,
+# against ~0.1 ms to write it). Eager CPU float32/float64 in plain layout only (CUDA's caching
+# allocator already reuses memory; compile plans its own buffers). A buffer never escapes the
+# function that filled it: forward keeps x, not d, and backward recomputes d (one pass).
+_WORKSPACE = threading.local()
+WORKSPACE_MAX_BYTES = 256 << 20  # larger temporaries are allocated per call
+
+
+def _workspace_ok(t: torch.Tensor) -> bool:
+    return (t.device.type == "cpu" and t.dtype in (torch.float32, torch.float64) and t.is_contiguous()
+            and not torch.compiler.is_compiling())
+
+
+def _workspace(slot: int, shape, like: torch.Tensor) -> torch.Tensor | None:
+    """A reused per-thread buffer of `shape` (slot 0 or 1), or None where workspaces do not apply."""
+    numel = 1
+    for n in shape:
+        numel *= n
+    if not _workspace_ok(like) or numel * like.element_size() > WORKSPACE_MAX_BYTES:
         return None
-    size = max(xc.numel(), out_shape[0] * out_shape[1] * out_shape[2] * out_shape[3])
-    return torch.empty(size, dtype=xc.dtype, device=xc.device)
+    buffers = _WORKSPACE.__dict__.setdefault("buffers", {})
+    buf = buffers.get((slot, like.dtype))
+    if buf is None or buf.numel() < numel:
+        with torch.inference_mode(False):  # a normal tensor: out= into it works in and out of inference mode
+            buf = buffers[(slot, like.dtype)] = torch.empty(numel, dtype=like.dtype)
+    return buf[:numel].view(tuple(shape))
+
+
+def release_workspace() -> None:
+    """Free this thread's workspace buffers (they are otherwise kept for the next call)."""
+    _WORKSPACE.__dict__.pop("buffers", None)
 
 
 class _TorchUnit(torch.autograd.Function):
@@ -171,13 +200,24 @@ class _TorchUnit(torch.autograd.Function):
         ch = x.shape[1]
         c = reference.center_shift(xl, g)  # [N, g]
         shift = c.repeat_interleave(ch // g, 1)[:, :, None, None]  # [N, C, 1, 1]
-        xc = _pad_center(xl, shift, pad4, mode)  # x~ - c [N, C, Hp, Wp]
+        # zero padding: the conv pads x - c itself and y' is corrected on the border windows after
+        # (_border_correction): no padded copy, and the conv's input gradient is grad_x's buffer
+        self_pad = _self_padding(pad4, mode, stats, g, groups)
+        # d = x~ - c from a workspace, recomputed in backward (zero or no padding, no stats)
+        ws = _workspace(0, xl.shape, xl) if stats is None and (self_pad or not any(pad4)) else None
+        recompute = ws is not None
+        xc = _pad_center(xl, shift, (0, 0, 0, 0) if self_pad else pad4, mode, ws)  # x~ - c [N, C, Hp, Wp] (self_pad: [N, C, H, W])
+        size = (x.shape[2] + pad4[2] + pad4[3], x.shape[3] + pad4[0] + pad4[1])  # (Hp, Wp)
         # window moments of x~ - c (or of dropout(x~) - c): mean_s [N, g, Ho, Wo] relative to c, rstd
         d = xc if stats is None else stats.to(acc) - shift
-        ho, wo = (reference.output_size(xc.shape[2 + a], kernel_size[a], stride[a], dilation[a]) for a in (0, 1))
-        scratch = _scratch(xc, (x.shape[0], weight.shape[0], ho, wo), stats)
-        planes = _pixel_planes(d, g, scratch)  # [N, 2g, Hp, Wp]
+        ho, wo = (reference.output_size(size[a], kernel_size[a], stride[a], dilation[a]) for a in (0, 1))
+        planes = _pixel_planes(d, g, _workspace(1, (d.numel(),), d) if d.dtype == acc else None)  # [N, 2g, Hp, Wp] (self_pad: [N, 2g, H, W])
         del d
+        mask = c_out = None
+        if self_pad:  # the planes' border: x~ - c = -c there, as the conv's dtype holds it
+            c = c.to(dtype).to(acc)
+            mask = F.pad(planes.new_zeros((1, 1) + tuple(x.shape[2:])), pad4, value=1.0)  # [1, 1, Hp, Wp]: 1 on the padding
+            planes = F.pad(planes, pad4).addcmul_(mask, torch.cat([-c, c * c], 1)[:, :, None, None])
         window = _window_mean(planes, kernel_size, stride, dilation)  # [N, 2g, Ho, Wo]
         mean_s = window[:, :g]  # [N, g, Ho, Wo]
         rstd = torch.addcmul(window[:, g:], mean_s, mean_s, value=-1).clamp_min_(0).add_(eps).rsqrt_()
@@ -185,15 +225,19 @@ class _TorchUnit(torch.autograd.Function):
             wc, S = (wl.to(acc) - wl.mean((1, 2, 3), keepdim=True, dtype=acc)).to(wl.dtype), None
         else:
             wc, S = wl, wl.sum((1, 2, 3), dtype=acc)
-        y = F.conv2d(xc, wc, None, stride, 0, dilation, groups)  # [N, O, Ho, Wo]
+        y = F.conv2d(xc, wc, None, stride, (pad4[2], pad4[0]) if self_pad else 0, dilation, groups)  # [N, O, Ho, Wo]
         o = y.shape[1]
+        strips = _border_strips(size, pad4, kernel_size, stride, dilation, (ho, wo)) if self_pad else []
+        if self_pad:  # y' = conv(pad_0(x - c), W') - c * conv(mask, sum_i W'[:, i]) on the border windows
+            c_out = c.repeat_interleave(o // g, 1)[:, :, None, None]  # [N, O, 1, 1]
+            _border_correction(y, mask, wc, c_out, strips, stride, dilation)
         yv, rv = y.unflatten(1, (g, o // g)), rstd[:, :, None]  # [N, g, O/g, Ho, Wo], [N, g, 1, Ho, Wo]
         b = None if bias is None else bias.to(acc).view(1, g, o // g, 1, 1)
         # the output is a base tensor, never a view (in-place ops such as ReLU(inplace=True) may follow)
         if y.dtype == acc and y.is_contiguous() and not torch.compiler.is_compiling():
             # eager: out = y * rstd + b in one pass, then - S[o] * (mean * rstd) added in place as one
             # batched K=1 product; out shares the d^2 buffer (resized: a base tensor, not a view)
-            out = scratch.resize_(y.shape) if scratch is not None else torch.empty_like(y)
+            out = torch.empty_like(y)
             ov = out.unflatten(1, (g, o // g))
             torch.mul(yv, rv, out=ov) if b is None else torch.addcmul(b, yv, rv, out=ov)
             if S is not None:
@@ -205,19 +249,20 @@ class _TorchUnit(torch.autograd.Function):
             out = torch.empty_like(y).copy_((value if b is None else value + b).flatten(1, 2))
         ctx.cfg, ctx.dtype, ctx.device_type = cfg, dtype, x.device.type
         ctx.has_bias, ctx.has_stats, ctx.centred = bias is not None, stats is not None, S is None
-        ctx.save_for_backward(x, weight, bias, stats, xc, wc, y, rstd, mean_s, shift, S)
+        ctx.self_pad, ctx.size, ctx.strips, ctx.recompute = self_pad, size, strips, recompute
+        ctx.save_for_backward(x, weight, bias, stats, None if recompute else xc, wc, y, rstd, mean_s, shift, S, mask, c_out)
         return out
 
     @staticmethod
     def backward(ctx, grad_out):
-        x, weight, bias, stats, xc, wc, y, rstd, mean_s, shift, S = ctx.saved_tensors
+        x, weight, bias, stats, xc, wc, y, rstd, mean_s, shift, S, mask, c_out = ctx.saved_tensors
         if torch.is_grad_enabled():  # create_graph=True
             return _double_backward(ctx, grad_out, (x, weight, bias, stats))
         with torch.autocast(ctx.device_type, enabled=False):
-            return _torch_unit_backward(ctx, grad_out, x, weight, stats, xc, wc, y, rstd, mean_s, shift, S)
+            return _torch_unit_backward(ctx, grad_out, x, weight, stats, xc, wc, y, rstd, mean_s, shift, S, mask, c_out)
 
 
-def _torch_unit_backward(ctx, grad_out, x, weight, stats, xc, wc, y, rstd, mean_s, shift, S):
+def _torch_unit_backward(ctx, grad_out, x, weight, stats, xc, wc, y, rstd, mean_s, shift, S, mask, c_out):
     pad4, mode, kernel_size, stride, dilation, groups, g, eps = ctx.cfg
     need_x, need_w, need_b, need_stats = ctx.needs_input_grad[:4]
     acc = rstd.dtype
@@ -225,7 +270,10 @@ def _torch_unit_backward(ctx, grad_out, x, weight, stats, xc, wc, y, rstd, mean_
     go = grad_out.to(y.dtype)
     gov, yv, rv = go.unflatten(1, (g, o // g)), y.unflatten(1, (g, o // g)), rstd[:, :, None]
     grad_b = go.sum((0, 2, 3), dtype=acc).to(weight.dtype) if need_b and ctx.has_bias else None
-    buf = torch.mul(gov, yv)  # [N, g, O/g, Ho, Wo]
+    if ctx.recompute:  # d = x~ - c again, into the workspace forward used
+        xl = x.to(ctx.dtype)
+        xc = _pad_center(xl, shift, (0, 0, 0, 0) if ctx.self_pad else pad4, mode, _workspace(0, xl.shape, xl))
+    buf = gov * yv if not go.is_contiguous() else torch.mul(gov, yv, out=_workspace(1, gov.shape, go))  # [N, g, O/g, Ho, Wo]
     gr = buf.sum(2, dtype=acc)  # sum_o grad_out * y (the gradient of rstd, with the S term below)
     if ctx.centred:  # y is y' = conv(xc, W'): no S term
         gm = grad_S = None
@@ -247,11 +295,14 @@ def _torch_unit_backward(ctx, grad_out, x, weight, stats, xc, wc, y, rstd, mean_
     else:
         grad_y = torch.mul(gov, rv, out=buf).flatten(1, 2)  # reuses buf
     del buf
+    conv_pad = [pad4[2], pad4[0]] if ctx.self_pad else [0, 0]
     grad_xc, grad_wc, _ = torch.ops.aten.convolution_backward(
-        grad_y, xc, wc, None, list(stride), [0, 0], list(dilation), False, [0, 0], groups, [need_x, need_w, False])
+        grad_y, xc, wc, None, list(stride), conv_pad, list(dilation), False, [0, 0], groups, [need_x, need_w, False])
     grad_w = None
     if need_w:
         gw = grad_wc.to(acc)
+        if ctx.self_pad:  # the border correction's share: - c * conv(mask, sum_i W'[:, i])
+            gw = gw - _border_correction_weight_grad(grad_y, mask, c_out, ctx.strips, wc.shape, stride, dilation)
         if ctx.centred:  # W' = W - mean_k W: its adjoint centres the gradient the same way
             gw = gw - gw.mean((1, 2, 3), keepdim=True)
         else:
@@ -274,10 +325,12 @@ def _torch_unit_backward(ctx, grad_out, x, weight, stats, xc, wc, y, rstd, mean_
                 torch.mul(mean_s, gvar, out=gmean).mul_(-2)
             else:
                 torch.addcmul(gm * (1.0 / cg), mean_s, gvar, value=-2, out=gmean)
-        planes = _window_mean_transposed(grads, tuple(xc.shape[2:]), kernel_size, stride, dilation)  # [N, 2g, Hp, Wp]
+        planes = _window_mean_transposed(grads, ctx.size, kernel_size, stride, dilation)  # [N, 2g, Hp, Wp]
+        if ctx.self_pad:  # the padding's share goes to the constant -c: only the interior counts
+            planes = pad_adjoint(planes, pad4, "zeros")  # [N, 2g, H, W] (a view)
         B, A2 = planes[:, :g, None], planes[:, g:, None]  # [N, g, 1, Hp, Wp]: the gradient is B + 2 * A2 * d
-        if need_x and not ctx.has_stats:
-            grad_x = _add_statistics_grad(grad_xc, xc, A2, B, pad4, mode)
+        if need_x and not ctx.has_stats:  # self_pad: grad_xc is already [N, C, H, W], added into in place
+            grad_x = _add_statistics_grad(grad_xc, xc, A2, B, (0, 0, 0, 0) if ctx.self_pad else pad4, mode)
         if ctx.has_stats and need_stats:
             d = stats.to(acc).unflatten(1, (g, -1)) - shift.unflatten(1, (g, -1))
             grad_stats = torch.addcmul(B, d, A2, value=2).flatten(1, 2).to(stats.dtype)
@@ -285,6 +338,65 @@ def _torch_unit_backward(ctx, grad_out, x, weight, stats, xc, wc, y, rstd, mean_
         grad_x = pad_adjoint(grad_xc, pad4, mode) if grad_x is None else grad_x  # [N, C, H, W]
         grad_x = grad_x.to(x.dtype)
     return grad_x, grad_w, grad_b, grad_stats, None, None
+
+
+def _self_padding(pad4, mode, stats, g, groups) -> bool:
+    """Whether the conv pads x - c itself: zero padding, symmetric (as conv2d pads), centred weight."""
+    left, right, top, bottom = pad4
+    return mode == "zeros" and any(pad4) and left == right and top == bottom and stats is None and g == groups
+
+
+def _border_strips(size, pad4, kernel_size, stride, dilation, out_size):
+    """The output windows that overlap the padding, as at most four disjoint rectangles (the top and
+    bottom rows, the left and right columns between them): [(out rows, out cols, padded rows,
+    padded cols)] as slices; size = (Hp, Wp), out_size = (Ho, Wo). A plain tuple list: constant."""
+    spans = []
+    for a, (before, after) in enumerate(((pad4[2], pad4[3]), (pad4[0], pad4[1]))):
+        s, reach, n_out = stride[a], (kernel_size[a] - 1) * dilation[a] + 1, out_size[a]
+        first = min(n_out, -(-before // s))  # windows i * s < before start in the leading padding
+        last = max(first, min(n_out, -(-(size[a] - after - reach + 1) // s)))  # from here on they end in the trailing
+        spans.append((first, last, s, reach, n_out))
+
+    def rect(rows, cols):
+        (r0, r1), (c0, c1) = rows, cols
+        if r0 >= r1 or c0 >= c1:
+            return None
+        (_, _, sh, rh, _), (_, _, sw, rw, _) = spans
+        return (slice(r0, r1), slice(c0, c1), slice(r0 * sh, (r1 - 1) * sh + rh), slice(c0 * sw, (c1 - 1) * sw + rw))
+
+    (h0, h1, _, _, ho), (w0, w1, _, _, wo) = spans
+    rects = (rect((0, h0), (0, wo)), rect((h1, ho), (0, wo)), rect((h0, h1), (0, w0)), rect((h0, h1), (w1, wo)))
+    return [r for r in rects if r is not None]
+
+
+def _border_correction(y, mask, wc, c_out, strips, stride, dilation):
+    """y' -= c * conv(mask, W'_sum) on the border windows, in place (in acc); y [N, O, Ho, Wo].
+
+    The conv saw 0 where x~ - c is -c: each border window misses - c * sum of W' over its padded
+    taps (c is one value per group, so the taps' weights are summed over input channels first).
+    """
+    acc = c_out.dtype
+    wk = wc.sum(1, keepdim=True, dtype=acc)  # [O, 1, kh, kw]
+    for rows, cols, prows, pcols in strips:
+        e = F.conv2d(mask[:, :, prows, pcols], wk, None, stride, 0, dilation)  # [1, O, rows, cols]
+        part = y[:, :, rows, cols]
+        if part.dtype == acc:
+            part.addcmul_(c_out, e, value=-1)
+        else:
+            part.copy_(torch.addcmul(part.to(acc), c_out, e, value=-1))
+
+
+def _border_correction_weight_grad(grad_y, mask, c_out, strips, weight_shape, stride, dilation):
+    """The gradient of sum(grad_y * c * conv(mask, W'_sum)) w.r.t. W' [O, C/g, kh, kw] (broadcast over C/g)."""
+    acc = c_out.dtype
+    like = mask.new_empty((weight_shape[0], 1) + tuple(weight_shape[2:]))
+    total = None
+    for rows, cols, prows, pcols in strips:
+        h = (grad_y[:, :, rows, cols].to(acc) * c_out).sum(0, keepdim=True)  # [1, O, rows, cols]
+        _, gk, _ = torch.ops.aten.convolution_backward(h, mask[:, :, prows, pcols], like, None, list(stride), [0, 0],
+                                                        list(dilation), False, [0, 0], 1, [False, True, False])
+        total = gk if total is None else total + gk
+    return total  # [O, 1, kh, kw]
 
 
 def _add_statistics_grad(grad_xc, xc, A2, B, pad4, mode):
