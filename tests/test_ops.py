@@ -481,24 +481,23 @@ def test_reference_window_sums_match_unfold():
         assert_close(reference.window_sum_transposed(g, t.shape[2:], kernel_size, stride, dilation), want)
 
 
-# ---- the torch unit's CPU fast paths: zero padding by the conv itself, workspaces -------------------
+# ---- the torch unit's CPU fast paths: the input gradient onto the interior, workspaces -----------
 
-# (kernel, stride, dilation, pad (left=right, top=bottom), size): every window near the border,
-# stride past the padding, dilation skipping border rows, images the windows cover entirely
-SELF_PAD = [((3, 3), (1, 1), (1, 1), (1, 1), (7, 8)), ((3, 3), (2, 2), (1, 1), (1, 1), (8, 7)),
-            ((5, 3), (1, 2), (2, 1), (3, 1), (9, 6)), ((7, 7), (1, 1), (1, 1), (3, 3), (5, 5)),
-            ((2, 4), (3, 1), (1, 1), (1, 2), (7, 9)), ((3, 3), (1, 1), (1, 1), (2, 0), (4, 4)),
-            ((1, 1), (2, 2), (1, 1), (1, 1), (5, 6))]
+# (kernel, stride, dilation, pad (left, right, top, bottom), size): windows near every border, stride
+# past the padding, dilation skipping border rows, windows covering the whole image, asymmetric pads
+SPLIT = [((3, 3), (1, 1), (1, 1), (1, 1, 1, 1), (7, 8)), ((3, 3), (2, 2), (1, 1), (1, 1, 1, 1), (8, 7)),
+         ((5, 3), (1, 2), (2, 1), (1, 1, 3, 3), (9, 6)), ((7, 7), (1, 1), (1, 1), (3, 3, 3, 3), (5, 5)),
+         ((2, 4), (3, 1), (1, 1), (2, 2, 1, 1), (7, 9)), ((3, 3), (1, 1), (1, 1), (0, 0, 2, 2), (4, 4)),
+         ((1, 1), (2, 2), (1, 1), (1, 1, 1, 1), (5, 6)), ((3, 3), (1, 1), (1, 1), (0, 2, 1, 0), (6, 6))]
 
 
 @pytest.mark.parametrize("groups", [1, 2])
-@pytest.mark.parametrize("case", SELF_PAD, ids=str)
-def test_self_padding_border_correction_equals_the_padded_unit(case, groups):
-    """Zero padding: the conv pads x - c with zeros and y' is corrected on the border windows
-    (fused._border_strips / _border_correction); values and all gradients equal the composed unit."""
-    kernel, stride, dilation, (pw, ph), size = case
-    pad4 = (pw, pw, ph, ph)
-    assert fused._self_padding(pad4, "zeros", None, groups, groups)
+@pytest.mark.parametrize("case", SPLIT, ids=str)
+def test_zero_padding_input_gradient_onto_the_interior(case, groups):
+    """Zero padding: backward takes the input gradient from the conv transpose of the unpadded shape
+    and the weight gradient from the recomputed padded x~ - c; values and all gradients equal the
+    composed unit."""
+    kernel, stride, dilation, pad4, size = case
     x = _x((2, 4) + size).requires_grad_()
     w = (_x((6, 4 // groups) + kernel, seed=1) * 0.3).requires_grad_()
     b = _x((6,), seed=2).requires_grad_()

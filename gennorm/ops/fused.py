@@ -12,8 +12,8 @@ elsewhere the ops' Python kernels (gennorm.ops.reference).
 "torch" (the default wherever there are no CUDA kernels; on the CPU faster than "op"): the same
 function in plain PyTorch, with fewer full-size passes:
   - xc = pad(x) - c in one pass (zero borders written as -c), c from the centre pixel, so float32
-    stays exact at x = 300 +- 0.01; the window moments come from per-pixel channel means of xc
-    and xc^2 ([N, 2g, Hp, Wp] planes, averaged over each window by avg_pool2d);
+    stays exact at x = 300 +- 0.01; the window moments come from per-pixel channel sums of xc
+    and xc^2 ([N, 2g, Hp, Wp] planes, averaged over each window and its Cg channels by avg_pool2d);
   - the conv runs on the centred weight W' = W - mean_k W (each filter's mean over its
     C/g x kh x kw taps removed). Every window of xc then gives conv(xc, W') = conv(xc, W) - mu * S
     exactly, for any xc (sum_k (W_k - m)(x_k - mu) = sum_k W_k x_k - mu S, as sum_k (x_k - mu) = 0
@@ -24,10 +24,15 @@ function in plain PyTorch, with fewer full-size passes:
     to come from exactly the windows the conv sees (stats=None, statistics groups = conv groups);
     otherwise (KN with dropout, KN's one statistics group under a grouped conv) the S term is
     applied: out = y * rstd + b, then - S[o] * mean * rstd in place as one batched K=1 product;
-  - d^2 and the output share one allocation (a fresh buffer costs page faults);
+  - on the CPU, xc, xc^2 and grad_out * y live in two reused per-thread workspaces (see "CPU
+    workspaces" below) and xc is recomputed in backward, so a call allocates its outputs only;
   - backward: sum_o grad_out * y per pixel, grad_y = grad_out * rstd (into the same buffer), the
     conv's two grads, and the statistics' gradient B + 2 * A2 * xc (A2, B per pixel) added into the
-    conv's input gradient (zero padding: straight into a contiguous interior).
+    conv's input gradient in place. Zero padding: the input gradient comes from a second
+    convolution_backward on the unpadded shape (its values do not enter the conv transpose), so it
+    is grad_x's own [N, C, H, W] buffer; the weight gradient from the padded xc. Measured on 2 CPU
+    threads (fwd+bwd, 3x3 64->64 at 128^2, interleaved): 0.92-1.07x Conv+IN against 1.30-1.39x
+    with a fresh padded xc and padded input gradient per call.
   On the CPU every op on more than 32768 elements is a parallel region; the unit keeps their count
   low, which matters on a loaded machine.
 
@@ -41,6 +46,7 @@ caller passes `stats` = dropout(x~) (padded, [N, C, Hp, Wp]); only the "torch" u
 """
 from __future__ import annotations
 
+import math
 import threading
 
 import torch
@@ -121,7 +127,8 @@ def _pad_center(x: torch.Tensor, shift: torch.Tensor, pad4, mode: str, out: torc
 
 
 def _pixel_planes(d: torch.Tensor, groups: int, scratch: torch.Tensor | None = None) -> torch.Tensor:
-    """[N, 2g, H, W] (acc): per-pixel means over each group's channels of d and of d^2.
+    """[N, 2g, H, W] (acc): per-pixel sums over each group's channels of d and of d^2 (sums, not
+    means: torch.mean is a sum and a division; the window means divide once, by K * Cg).
 
     d^2 is the one full-size temporary; `scratch` (flat, d's dtype, d contiguous) holds it if given.
     """
@@ -132,58 +139,61 @@ def _pixel_planes(d: torch.Tensor, groups: int, scratch: torch.Tensor | None = N
     else:
         square = dv * dv if acc == d.dtype else dv.to(acc).square_()
     if torch.compiler.is_compiling():
-        return torch.cat([dv.mean(2, dtype=acc), square.mean(2)], 1)
+        return torch.cat([dv.sum(2, dtype=acc), square.sum(2)], 1)
     planes = torch.empty((d.shape[0], 2 * groups) + tuple(d.shape[2:]), dtype=acc, device=d.device)
-    torch.mean(dv, 2, dtype=acc, out=planes[:, :groups])  # written in place: no cat (one op fewer)
-    torch.mean(square, 2, out=planes[:, groups:])
+    torch.sum(dv, 2, dtype=acc, out=planes[:, :groups])  # written in place: no cat (one op fewer)
+    torch.sum(square, 2, out=planes[:, groups:])
     return planes
 
 
-def _window_mean(planes: torch.Tensor, kernel_size, stride, dilation) -> torch.Tensor:
-    """Mean over each window's taps: [N, G, Hp, Wp] -> [N, G, Ho, Wo]. One op (avg_pool2d) without
-    dilation: on the CPU every small op is a parallel region, and those add up on small layers."""
+def _window_mean(planes: torch.Tensor, kernel_size, stride, dilation, cg: int) -> torch.Tensor:
+    """Window means from the channel sums: [N, G, Hp, Wp] -> [N, G, Ho, Wo], each / (kh kw Cg). One op
+    (avg_pool2d) without dilation: on the CPU every small op is a parallel region, and they add up."""
+    count = kernel_size[0] * kernel_size[1] * cg
     if tuple(dilation) == (1, 1):
-        return F.avg_pool2d(planes, kernel_size, stride)
-    return window_sum(planes, kernel_size, stride, dilation).mul_(1.0 / (kernel_size[0] * kernel_size[1]))
+        return F.avg_pool2d(planes, kernel_size, stride, divisor_override=count)
+    return window_sum(planes, kernel_size, stride, dilation).mul_(1.0 / count)
 
 
-def _window_mean_transposed(grad: torch.Tensor, size, kernel_size, stride, dilation) -> torch.Tensor:
+def _window_mean_transposed(grad: torch.Tensor, size, kernel_size, stride, dilation, cg: int) -> torch.Tensor:
     """Adjoint of `_window_mean`: [N, G, Ho, Wo] -> [N, G, Hp, Wp] (nothing past the last window)."""
+    count = kernel_size[0] * kernel_size[1] * cg
     if tuple(dilation) == (1, 1):
         like = grad.new_empty(grad.shape[:2] + tuple(size))
-        return torch.ops.aten.avg_pool2d_backward(grad, like, list(kernel_size), list(stride), [0, 0], False, True, None)
-    return window_sum_transposed(grad, size, kernel_size, stride, dilation).mul_(1.0 / (kernel_size[0] * kernel_size[1]))
+        return torch.ops.aten.avg_pool2d_backward(grad, like, list(kernel_size), list(stride), [0, 0], False, True, count)
+    return window_sum_transposed(grad, size, kernel_size, stride, dilation).mul_(1.0 / count)
 
 
 # ---- CPU workspaces ----------------------------------------------------------------------------
 # The unit's full-size temporaries (d = x~ - c, d^2, grad_out * y and then grad_y) live in two flat
-# buffers per thread, reused by every call: on the CPU a fresh buffer is fresh pages, and their
-# faults cost more than the passes that fill them (a 4 MB tensor: ~1000 faults, ~1.5 ms on a VM,
-# against ~0.1 ms to write it). Eager CPU float32/float64 in plain layout only (CUDA's caching
-# allocator already reuses memory; compile plans its own buffers). A buffer never escapes the
-# function that filled it: forward keeps x, not d, and backward recomputes d (one pass).
+# buffers per thread, reused by every call and kept between calls (each as large as the largest
+# use so far, at most WORKSPACE_MAX_BYTES; release_workspace() frees them). Why: on the CPU a fresh
+# large buffer can be fresh pages (malloc hands big freed blocks back to the OS), and faulting
+# them in costs more than the pass that fills them (a 4 MB tensor: ~1000 faults, ~1.5 ms on this
+# VM, against ~0.1 ms to write it); a reused buffer is also still in cache. Eager CPU float32 /
+# float64 in plain layout only (CUDA's caching allocator already reuses memory; compile plans its
+# own buffers). A buffer never escapes the function that filled it: forward saves x, not d, and
+# backward recomputes d (one pass), so retain_graph, checkpointing and reentrant calls stay exact.
 _WORKSPACE = threading.local()
-WORKSPACE_MAX_BYTES = 256 << 20  # larger temporaries are allocated per call
-
-
-def _workspace_ok(t: torch.Tensor) -> bool:
-    return (t.device.type == "cpu" and t.dtype in (torch.float32, torch.float64) and t.is_contiguous()
-            and not torch.compiler.is_compiling())
+WORKSPACE_MAX_BYTES = 256 << 20  # per buffer; larger temporaries are allocated per call
 
 
 def _workspace(slot: int, shape, like: torch.Tensor) -> torch.Tensor | None:
     """A reused per-thread buffer of `shape` (slot 0 or 1), or None where workspaces do not apply."""
-    numel = 1
-    for n in shape:
-        numel *= n
-    if not _workspace_ok(like) or numel * like.element_size() > WORKSPACE_MAX_BYTES:
+    if like.device.type != "cpu" or like.dtype not in (torch.float32, torch.float64) or not like.is_contiguous() \
+            or torch.compiler.is_compiling():
         return None
-    buffers = _WORKSPACE.__dict__.setdefault("buffers", {})
+    numel = math.prod(shape)
+    if numel * like.element_size() > WORKSPACE_MAX_BYTES:
+        return None
+    buffers = getattr(_WORKSPACE, "buffers", None)
+    if buffers is None:
+        buffers = _WORKSPACE.buffers = {}
     buf = buffers.get((slot, like.dtype))
     if buf is None or buf.numel() < numel:
         with torch.inference_mode(False):  # a normal tensor: out= into it works in and out of inference mode
             buf = buffers[(slot, like.dtype)] = torch.empty(numel, dtype=like.dtype)
-    return buf[:numel].view(tuple(shape))
+    return buf[:numel].view(shape)
 
 
 def release_workspace() -> None:
@@ -197,46 +207,32 @@ class _TorchUnit(torch.autograd.Function):
         pad4, mode, kernel_size, stride, dilation, groups, g, eps = cfg
         acc = accumulation_dtype(dtype)
         xl, wl = x.to(dtype), weight.to(dtype)
-        ch = x.shape[1]
+        n, ch = x.shape[:2]
         c = reference.center_shift(xl, g)  # [N, g]
-        shift = c.repeat_interleave(ch // g, 1)[:, :, None, None]  # [N, C, 1, 1]
-        # zero padding: the conv pads x - c itself and y' is corrected on the border windows after
-        # (_border_correction): no padded copy, and the conv's input gradient is grad_x's buffer
-        self_pad = _self_padding(pad4, mode, stats, g, groups)
-        # d = x~ - c from a workspace, recomputed in backward (zero or no padding, no stats)
-        ws = _workspace(0, xl.shape, xl) if stats is None and (self_pad or not any(pad4)) else None
-        recompute = ws is not None
-        xc = _pad_center(xl, shift, (0, 0, 0, 0) if self_pad else pad4, mode, ws)  # x~ - c [N, C, Hp, Wp] (self_pad: [N, C, H, W])
+        shift = c.view(n, 1, 1, 1) if g == 1 else c.repeat_interleave(ch // g, 1)[:, :, None, None]  # [N, C or 1, 1, 1]
+        # zero or no padding: x~ - c goes into a workspace and backward recomputes it (CPU workspaces)
         size = (x.shape[2] + pad4[2] + pad4[3], x.shape[3] + pad4[0] + pad4[1])  # (Hp, Wp)
+        ws = _workspace(0, (n, ch) + size, xl) if stats is None and (mode == "zeros" or not any(pad4)) else None
+        xc = _pad_center(xl, shift, pad4, mode, ws)  # x~ - c [N, C, Hp, Wp]
         # window moments of x~ - c (or of dropout(x~) - c): mean_s [N, g, Ho, Wo] relative to c, rstd
         d = xc if stats is None else stats.to(acc) - shift
-        ho, wo = (reference.output_size(size[a], kernel_size[a], stride[a], dilation[a]) for a in (0, 1))
-        planes = _pixel_planes(d, g, _workspace(1, (d.numel(),), d) if d.dtype == acc else None)  # [N, 2g, Hp, Wp] (self_pad: [N, 2g, H, W])
+        planes = _pixel_planes(d, g, _workspace(1, (d.numel(),), d) if d.dtype == acc else None)  # [N, 2g, Hp, Wp]
         del d
-        mask = c_out = None
-        if self_pad:  # the planes' border: x~ - c = -c there, as the conv's dtype holds it
-            c = c.to(dtype).to(acc)
-            mask = F.pad(planes.new_zeros((1, 1) + tuple(x.shape[2:])), pad4, value=1.0)  # [1, 1, Hp, Wp]: 1 on the padding
-            planes = F.pad(planes, pad4).addcmul_(mask, torch.cat([-c, c * c], 1)[:, :, None, None])
-        window = _window_mean(planes, kernel_size, stride, dilation)  # [N, 2g, Ho, Wo]
+        window = _window_mean(planes, kernel_size, stride, dilation, ch // g)  # [N, 2g, Ho, Wo]
         mean_s = window[:, :g]  # [N, g, Ho, Wo]
         rstd = torch.addcmul(window[:, g:], mean_s, mean_s, value=-1).clamp_min_(0).add_(eps).rsqrt_()
         if stats is None and g == groups:  # the centred weight: conv(xc, W') = conv(xc, W) - mu * S (doc)
             wc, S = (wl.to(acc) - wl.mean((1, 2, 3), keepdim=True, dtype=acc)).to(wl.dtype), None
         else:
             wc, S = wl, wl.sum((1, 2, 3), dtype=acc)
-        y = F.conv2d(xc, wc, None, stride, (pad4[2], pad4[0]) if self_pad else 0, dilation, groups)  # [N, O, Ho, Wo]
+        y = F.conv2d(xc, wc, None, stride, 0, dilation, groups)  # [N, O, Ho, Wo]
         o = y.shape[1]
-        strips = _border_strips(size, pad4, kernel_size, stride, dilation, (ho, wo)) if self_pad else []
-        if self_pad:  # y' = conv(pad_0(x - c), W') - c * conv(mask, sum_i W'[:, i]) on the border windows
-            c_out = c.repeat_interleave(o // g, 1)[:, :, None, None]  # [N, O, 1, 1]
-            _border_correction(y, mask, wc, c_out, strips, stride, dilation)
         yv, rv = y.unflatten(1, (g, o // g)), rstd[:, :, None]  # [N, g, O/g, Ho, Wo], [N, g, 1, Ho, Wo]
         b = None if bias is None else bias.to(acc).view(1, g, o // g, 1, 1)
         # the output is a base tensor, never a view (in-place ops such as ReLU(inplace=True) may follow)
         if y.dtype == acc and y.is_contiguous() and not torch.compiler.is_compiling():
             # eager: out = y * rstd + b in one pass, then - S[o] * (mean * rstd) added in place as one
-            # batched K=1 product; out shares the d^2 buffer (resized: a base tensor, not a view)
+            # batched K=1 product
             out = torch.empty_like(y)
             ov = out.unflatten(1, (g, o // g))
             torch.mul(yv, rv, out=ov) if b is None else torch.addcmul(b, yv, rv, out=ov)
@@ -249,20 +245,20 @@ class _TorchUnit(torch.autograd.Function):
             out = torch.empty_like(y).copy_((value if b is None else value + b).flatten(1, 2))
         ctx.cfg, ctx.dtype, ctx.device_type = cfg, dtype, x.device.type
         ctx.has_bias, ctx.has_stats, ctx.centred = bias is not None, stats is not None, S is None
-        ctx.self_pad, ctx.size, ctx.strips, ctx.recompute = self_pad, size, strips, recompute
-        ctx.save_for_backward(x, weight, bias, stats, None if recompute else xc, wc, y, rstd, mean_s, shift, S, mask, c_out)
+        ctx.size, ctx.recompute = size, ws is not None
+        ctx.save_for_backward(x, weight, bias, stats, None if ws is not None else xc, wc, y, rstd, mean_s, shift, S)
         return out
 
     @staticmethod
     def backward(ctx, grad_out):
-        x, weight, bias, stats, xc, wc, y, rstd, mean_s, shift, S, mask, c_out = ctx.saved_tensors
+        x, weight, bias, stats, xc, wc, y, rstd, mean_s, shift, S = ctx.saved_tensors
         if torch.is_grad_enabled():  # create_graph=True
             return _double_backward(ctx, grad_out, (x, weight, bias, stats))
         with torch.autocast(ctx.device_type, enabled=False):
-            return _torch_unit_backward(ctx, grad_out, x, weight, stats, xc, wc, y, rstd, mean_s, shift, S, mask, c_out)
+            return _torch_unit_backward(ctx, grad_out, x, weight, stats, xc, wc, y, rstd, mean_s, shift, S)
 
 
-def _torch_unit_backward(ctx, grad_out, x, weight, stats, xc, wc, y, rstd, mean_s, shift, S, mask, c_out):
+def _torch_unit_backward(ctx, grad_out, x, weight, stats, xc, wc, y, rstd, mean_s, shift, S):
     pad4, mode, kernel_size, stride, dilation, groups, g, eps = ctx.cfg
     need_x, need_w, need_b, need_stats = ctx.needs_input_grad[:4]
     acc = rstd.dtype
@@ -270,9 +266,9 @@ def _torch_unit_backward(ctx, grad_out, x, weight, stats, xc, wc, y, rstd, mean_
     go = grad_out.to(y.dtype)
     gov, yv, rv = go.unflatten(1, (g, o // g)), y.unflatten(1, (g, o // g)), rstd[:, :, None]
     grad_b = go.sum((0, 2, 3), dtype=acc).to(weight.dtype) if need_b and ctx.has_bias else None
-    if ctx.recompute:  # d = x~ - c again, into the workspace forward used
-        xl = x.to(ctx.dtype)
-        xc = _pad_center(xl, shift, (0, 0, 0, 0) if ctx.self_pad else pad4, mode, _workspace(0, xl.shape, xl))
+    xl = x.to(ctx.dtype)
+    if ctx.recompute:  # x~ - c again, into the workspace forward used
+        xc = _pad_center(xl, shift, pad4, mode, _workspace(0, (x.shape[0], x.shape[1]) + ctx.size, xl))
     buf = gov * yv if not go.is_contiguous() else torch.mul(gov, yv, out=_workspace(1, gov.shape, go))  # [N, g, O/g, Ho, Wo]
     gr = buf.sum(2, dtype=acc)  # sum_o grad_out * y (the gradient of rstd, with the S term below)
     if ctx.centred:  # y is y' = conv(xc, W'): no S term
@@ -295,14 +291,20 @@ def _torch_unit_backward(ctx, grad_out, x, weight, stats, xc, wc, y, rstd, mean_
     else:
         grad_y = torch.mul(gov, rv, out=buf).flatten(1, 2)  # reuses buf
     del buf
-    conv_pad = [pad4[2], pad4[0]] if ctx.self_pad else [0, 0]
+    # zero padding (symmetric, as conv2d pads): the input gradient straight onto the interior, from
+    # the conv transpose of the unpadded shape (its values do not enter), so no padded gradient
+    split = need_x and mode == "zeros" and any(pad4) and pad4[0] == pad4[1] and pad4[2] == pad4[3] \
+        and not torch.compiler.is_compiling()
     grad_xc, grad_wc, _ = torch.ops.aten.convolution_backward(
-        grad_y, xc, wc, None, list(stride), conv_pad, list(dilation), False, [0, 0], groups, [need_x, need_w, False])
+        grad_y, xc, wc, None, list(stride), [0, 0], list(dilation), False, [0, 0], groups,
+        [need_x and not split, need_w, False])
+    if split:  # grad_xc is [N, C, H, W] here
+        grad_xc = torch.ops.aten.convolution_backward(
+            grad_y, xl, wc, None, list(stride), [pad4[2], pad4[0]], list(dilation), False, [0, 0], groups,
+            [True, False, False])[0]
     grad_w = None
     if need_w:
         gw = grad_wc.to(acc)
-        if ctx.self_pad:  # the border correction's share: - c * conv(mask, sum_i W'[:, i])
-            gw = gw - _border_correction_weight_grad(grad_y, mask, c_out, ctx.strips, wc.shape, stride, dilation)
         if ctx.centred:  # W' = W - mean_k W: its adjoint centres the gradient the same way
             gw = gw - gw.mean((1, 2, 3), keepdim=True)
         else:
@@ -312,91 +314,36 @@ def _torch_unit_backward(ctx, grad_out, x, weight, stats, xc, wc, y, rstd, mean_
     if need_x or (ctx.has_stats and need_stats):
         # the statistics' gradient w.r.t. d = xc (or dropout(x~) - c): B + 2 * A2 * d, per pixel
         cg = x.shape[1] // g
-        # the gradients of the window means of the planes m1, m2 (/ cg: of their channel sums)
+        # the gradients of the window means of d and d^2 (the adjoint of the window mean divides by K Cg)
         if torch.compiler.is_compiling():  # dynamo refuses out= on views
-            gvar = gr * rstd.pow(3) * (-0.5 / cg)
-            gmean = -2 * mean_s * gvar if gm is None else gm * (1.0 / cg) - 2 * mean_s * gvar
+            gvar = gr * rstd.pow(3) * -0.5
+            gmean = -2 * mean_s * gvar if gm is None else gm - 2 * mean_s * gvar
             grads = torch.cat([gmean, gvar], 1)
         else:  # written in place: no cat
             grads = torch.empty((gr.shape[0], 2 * g) + tuple(gr.shape[2:]), dtype=acc, device=gr.device)
             gmean, gvar = grads[:, :g], grads[:, g:]  # [N, g, Ho, Wo] each
-            torch.mul(gr, rstd.pow(3), out=gvar).mul_(-0.5 / cg)
+            torch.mul(gr, rstd.pow(3), out=gvar).mul_(-0.5)
             if gm is None:
                 torch.mul(mean_s, gvar, out=gmean).mul_(-2)
             else:
-                torch.addcmul(gm * (1.0 / cg), mean_s, gvar, value=-2, out=gmean)
-        planes = _window_mean_transposed(grads, ctx.size, kernel_size, stride, dilation)  # [N, 2g, Hp, Wp]
-        if ctx.self_pad:  # the padding's share goes to the constant -c: only the interior counts
-            planes = pad_adjoint(planes, pad4, "zeros")  # [N, 2g, H, W] (a view)
+                torch.addcmul(gm, mean_s, gvar, value=-2, out=gmean)
+        planes = _window_mean_transposed(grads, ctx.size, kernel_size, stride, dilation, cg)  # [N, 2g, Hp, Wp]
         B, A2 = planes[:, :g, None], planes[:, g:, None]  # [N, g, 1, Hp, Wp]: the gradient is B + 2 * A2 * d
-        if need_x and not ctx.has_stats:  # self_pad: grad_xc is already [N, C, H, W], added into in place
-            grad_x = _add_statistics_grad(grad_xc, xc, A2, B, (0, 0, 0, 0) if ctx.self_pad else pad4, mode)
+        if split and not ctx.has_stats:  # grad_xc [N, C, H, W]: the interior of the statistics' gradient added in place
+            inner = (slice(None), slice(None), slice(None), slice(pad4[2], pad4[2] + x.shape[2]),
+                     slice(pad4[0], pad4[0] + x.shape[3]))
+            grad_x = grad_xc.unflatten(1, (g, -1)).addcmul_(xc.unflatten(1, (g, -1))[inner], A2[inner], value=2) \
+                .add_(B[inner]).flatten(1, 2)
+        elif need_x and not ctx.has_stats:
+            grad_x = _add_statistics_grad(grad_xc, xc, A2, B, pad4, mode)
         if ctx.has_stats and need_stats:
             d = stats.to(acc).unflatten(1, (g, -1)) - shift.unflatten(1, (g, -1))
             grad_stats = torch.addcmul(B, d, A2, value=2).flatten(1, 2).to(stats.dtype)
     if need_x:
-        grad_x = pad_adjoint(grad_xc, pad4, mode) if grad_x is None else grad_x  # [N, C, H, W]
+        if grad_x is None:
+            grad_x = grad_xc if split else pad_adjoint(grad_xc, pad4, mode)  # [N, C, H, W]
         grad_x = grad_x.to(x.dtype)
     return grad_x, grad_w, grad_b, grad_stats, None, None
-
-
-def _self_padding(pad4, mode, stats, g, groups) -> bool:
-    """Whether the conv pads x - c itself: zero padding, symmetric (as conv2d pads), centred weight."""
-    left, right, top, bottom = pad4
-    return mode == "zeros" and any(pad4) and left == right and top == bottom and stats is None and g == groups
-
-
-def _border_strips(size, pad4, kernel_size, stride, dilation, out_size):
-    """The output windows that overlap the padding, as at most four disjoint rectangles (the top and
-    bottom rows, the left and right columns between them): [(out rows, out cols, padded rows,
-    padded cols)] as slices; size = (Hp, Wp), out_size = (Ho, Wo). A plain tuple list: constant."""
-    spans = []
-    for a, (before, after) in enumerate(((pad4[2], pad4[3]), (pad4[0], pad4[1]))):
-        s, reach, n_out = stride[a], (kernel_size[a] - 1) * dilation[a] + 1, out_size[a]
-        first = min(n_out, -(-before // s))  # windows i * s < before start in the leading padding
-        last = max(first, min(n_out, -(-(size[a] - after - reach + 1) // s)))  # from here on they end in the trailing
-        spans.append((first, last, s, reach, n_out))
-
-    def rect(rows, cols):
-        (r0, r1), (c0, c1) = rows, cols
-        if r0 >= r1 or c0 >= c1:
-            return None
-        (_, _, sh, rh, _), (_, _, sw, rw, _) = spans
-        return (slice(r0, r1), slice(c0, c1), slice(r0 * sh, (r1 - 1) * sh + rh), slice(c0 * sw, (c1 - 1) * sw + rw))
-
-    (h0, h1, _, _, ho), (w0, w1, _, _, wo) = spans
-    rects = (rect((0, h0), (0, wo)), rect((h1, ho), (0, wo)), rect((h0, h1), (0, w0)), rect((h0, h1), (w1, wo)))
-    return [r for r in rects if r is not None]
-
-
-def _border_correction(y, mask, wc, c_out, strips, stride, dilation):
-    """y' -= c * conv(mask, W'_sum) on the border windows, in place (in acc); y [N, O, Ho, Wo].
-
-    The conv saw 0 where x~ - c is -c: each border window misses - c * sum of W' over its padded
-    taps (c is one value per group, so the taps' weights are summed over input channels first).
-    """
-    acc = c_out.dtype
-    wk = wc.sum(1, keepdim=True, dtype=acc)  # [O, 1, kh, kw]
-    for rows, cols, prows, pcols in strips:
-        e = F.conv2d(mask[:, :, prows, pcols], wk, None, stride, 0, dilation)  # [1, O, rows, cols]
-        part = y[:, :, rows, cols]
-        if part.dtype == acc:
-            part.addcmul_(c_out, e, value=-1)
-        else:
-            part.copy_(torch.addcmul(part.to(acc), c_out, e, value=-1))
-
-
-def _border_correction_weight_grad(grad_y, mask, c_out, strips, weight_shape, stride, dilation):
-    """The gradient of sum(grad_y * c * conv(mask, W'_sum)) w.r.t. W' [O, C/g, kh, kw] (broadcast over C/g)."""
-    acc = c_out.dtype
-    like = mask.new_empty((weight_shape[0], 1) + tuple(weight_shape[2:]))
-    total = None
-    for rows, cols, prows, pcols in strips:
-        h = (grad_y[:, :, rows, cols].to(acc) * c_out).sum(0, keepdim=True)  # [1, O, rows, cols]
-        _, gk, _ = torch.ops.aten.convolution_backward(h, mask[:, :, prows, pcols], like, None, list(stride), [0, 0],
-                                                        list(dilation), False, [0, 0], 1, [False, True, False])
-        total = gk if total is None else total + gk
-    return total  # [O, 1, kh, kw]
 
 
 def _add_statistics_grad(grad_xc, xc, A2, B, pad4, mode):
