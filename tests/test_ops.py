@@ -510,9 +510,10 @@ def test_zero_padding_input_gradient_onto_the_interior(case, groups):
 
 
 def test_workspaces_keep_every_call_exact():
-    """The CPU workspaces (fused._workspace) are shared by every call of a thread: layers of different
-    sizes in one graph, a second backward (retain_graph), activation checkpointing, a forward in
-    inference mode and two threads at once all give the composed unit's values and gradients."""
+    """The CPU workspaces (fused._workspace) are shared by every training call of a thread: layers of
+    different sizes in one graph, a second backward (retain_graph), activation checkpointing, a
+    forward in inference mode (which uses none) and two threads at once all give the composed
+    unit's values and gradients."""
     import threading
 
     from torch.utils.checkpoint import checkpoint
@@ -550,8 +551,9 @@ def test_workspaces_keep_every_call_exact():
     assert_close(torch.autograd.grad(out.sum(), params), want_grads, rtol=1e-10, atol=1e-10)
 
     fused.release_workspace()
-    with torch.inference_mode():  # the workspace made here serves training calls after
+    with torch.inference_mode():  # inference keeps no buffers (no backward to serve; a server's threads)
         assert_close(net(x.detach(), ws, fast), want.detach(), rtol=1e-11, atol=1e-11)
+    assert not getattr(fused._WORKSPACE, "buffers", None)
     assert_close(torch.autograd.grad(net(x, ws, fast).sum(), params), want_grads, rtol=1e-10, atol=1e-10)
 
     results = {}

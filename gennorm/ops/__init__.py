@@ -8,6 +8,9 @@ pad_center_sums_backward, patch_moments, patch_moments_backward}` are defined in
 (schemas, Python kernels, fake kernels); the compiled library in cuda/ adds CUDA kernels, loaded on
 the first CUDA call, never at import (`extension.py`).
 
+Training calls of the "torch" unit on the CPU keep two per-thread workspace buffers between calls
+(fused.py, "CPU workspaces"); `release_workspace()` frees the calling thread's.
+
 `impl` chooses the implementation per call:
   "auto"  the compiled CUDA kernels for CUDA tensors when they are available, else "torch";
   "cuda"  the CUDA kernels (error if unavailable);
@@ -20,9 +23,10 @@ import torch
 
 from gennorm.ops import checks, extension, reference
 from gennorm.ops import library  # noqa: F401  (defines torch.ops.gennorm.*; loads nothing)
-from gennorm.ops.fused import IMPLS, has_cuda, nc_conv2d, resolve_impl
+from gennorm.ops.fused import IMPLS, has_cuda, nc_conv2d, release_workspace, resolve_impl
 
-__all__ = ["nc_conv2d", "patch_moments", "has_cuda", "resolve_impl", "IMPLS", "checks", "extension", "reference"]
+__all__ = ["nc_conv2d", "patch_moments", "has_cuda", "resolve_impl", "release_workspace", "IMPLS", "checks",
+           "extension", "reference"]
 
 
 def _pair(value, name: str) -> tuple[int, int]:

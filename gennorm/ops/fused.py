@@ -98,7 +98,7 @@ def _double_backward(ctx, grad_out, originals):
     with torch.enable_grad():
         out = composed(x, weight, bias, stats, ctx.cfg, ctx.dtype)
         grads = torch.autograd.grad(out, [t for _, t in inputs], grad_out, create_graph=True, allow_unused=True)
-    result = [None] * 6
+    result = [None] * 7
     for (i, _), g in zip(inputs, grads):
         result[i] = g
     return tuple(result)
@@ -165,8 +165,8 @@ def _window_mean_transposed(grad: torch.Tensor, size, kernel_size, stride, dilat
 
 
 # ---- CPU workspaces ----------------------------------------------------------------------------
-# The unit's full-size temporaries (d = x~ - c, d^2, grad_out * y and then grad_y) live in two flat
-# buffers per thread, reused by every call and kept between calls (each as large as the largest
+# The full-size temporaries of a training call (d = x~ - c, d^2, grad_out * y and then grad_y) live
+# in two flat buffers per thread, reused by every call and kept between calls (each as large as the largest
 # use so far, at most WORKSPACE_MAX_BYTES; release_workspace() frees them). Why: on the CPU a fresh
 # large buffer can be fresh pages (malloc hands big freed blocks back to the OS), and faulting
 # them in costs more than the pass that fills them (a 4 MB tensor: ~1000 faults, ~1.5 ms on this
@@ -175,7 +175,7 @@ def _window_mean_transposed(grad: torch.Tensor, size, kernel_size, stride, dilat
 # own buffers). A buffer never escapes the function that filled it: forward saves x, not d, and
 # backward recomputes d (one pass), so retain_graph, checkpointing and reentrant calls stay exact.
 _WORKSPACE = threading.local()
-WORKSPACE_MAX_BYTES = 256 << 20  # per buffer; larger temporaries are allocated per call
+WORKSPACE_MAX_BYTES = 128 << 20  # per buffer; larger temporaries are allocated per call
 
 
 def _workspace(slot: int, shape, like: torch.Tensor) -> torch.Tensor | None:
@@ -191,8 +191,7 @@ def _workspace(slot: int, shape, like: torch.Tensor) -> torch.Tensor | None:
         buffers = _WORKSPACE.buffers = {}
     buf = buffers.get((slot, like.dtype))
     if buf is None or buf.numel() < numel:
-        with torch.inference_mode(False):  # a normal tensor: out= into it works in and out of inference mode
-            buf = buffers[(slot, like.dtype)] = torch.empty(numel, dtype=like.dtype)
+        buf = buffers[(slot, like.dtype)] = torch.empty(numel, dtype=like.dtype)
     return buf[:numel].view(shape)
 
 
@@ -203,7 +202,7 @@ def release_workspace() -> None:
 
 class _TorchUnit(torch.autograd.Function):
     @staticmethod
-    def forward(ctx, x, weight, bias, stats, cfg, dtype):
+    def forward(ctx, x, weight, bias, stats, cfg, dtype, train=False):
         pad4, mode, kernel_size, stride, dilation, groups, g, eps = cfg
         acc = accumulation_dtype(dtype)
         xl, wl = x.to(dtype), weight.to(dtype)
@@ -212,11 +211,13 @@ class _TorchUnit(torch.autograd.Function):
         shift = c.view(n, 1, 1, 1) if g == 1 else c.repeat_interleave(ch // g, 1)[:, :, None, None]  # [N, C or 1, 1, 1]
         # zero or no padding: x~ - c goes into a workspace and backward recomputes it (CPU workspaces)
         size = (x.shape[2] + pad4[2] + pad4[3], x.shape[3] + pad4[0] + pad4[1])  # (Hp, Wp)
-        ws = _workspace(0, (n, ch) + size, xl) if stats is None and (mode == "zeros" or not any(pad4)) else None
+        # train (a call autograd records): workspaces; inference has no backward to recompute for,
+        # and a server's many threads would each keep buffers
+        ws = _workspace(0, (n, ch) + size, xl) if train and stats is None and (mode == "zeros" or not any(pad4)) else None
         xc = _pad_center(xl, shift, pad4, mode, ws)  # x~ - c [N, C, Hp, Wp]
         # window moments of x~ - c (or of dropout(x~) - c): mean_s [N, g, Ho, Wo] relative to c, rstd
         d = xc if stats is None else stats.to(acc) - shift
-        planes = _pixel_planes(d, g, _workspace(1, (d.numel(),), d) if d.dtype == acc else None)  # [N, 2g, Hp, Wp]
+        planes = _pixel_planes(d, g, _workspace(1, (d.numel(),), d) if train and d.dtype == acc else None)  # [N, 2g, Hp, Wp]
         del d
         window = _window_mean(planes, kernel_size, stride, dilation, ch // g)  # [N, 2g, Ho, Wo]
         mean_s = window[:, :g]  # [N, g, Ho, Wo]
@@ -343,7 +344,7 @@ def _torch_unit_backward(ctx, grad_out, x, weight, stats, xc, wc, y, rstd, mean_
         if grad_x is None:
             grad_x = grad_xc if split else pad_adjoint(grad_xc, pad4, mode)  # [N, C, H, W]
         grad_x = grad_x.to(x.dtype)
-    return grad_x, grad_w, grad_b, grad_stats, None, None
+    return grad_x, grad_w, grad_b, grad_stats, None, None, None
 
 
 def _add_statistics_grad(grad_xc, xc, A2, B, pad4, mode):
@@ -466,5 +467,6 @@ def nc_conv2d(x, weight, bias=None, pad4=(0, 0, 0, 0), mode="zeros", stride=(1, 
         if torch.compiler.is_exporting():  # torch.export / ONNX (gennorm.inference): plain ops only
             return composed(x, weight, bias, stats, cfg, dtype)
         if which == "torch" or stats is not None:  # KN with active dropout: the torch unit, any impl
-            return _TorchUnit.apply(x, weight, bias, stats, cfg, dtype)
+            train = torch.is_grad_enabled() and any(t is not None and t.requires_grad for t in (x, weight, bias, stats))
+            return _TorchUnit.apply(x, weight, bias, stats, cfg, dtype, train)
         return _OpUnit.apply(x, weight, bias, cfg, dtype)
