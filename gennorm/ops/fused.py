@@ -107,9 +107,17 @@ def _double_backward(ctx, grad_out, originals):
 # ---- "torch": the fused plain-PyTorch unit -----------------------------------------------------
 
 
+# aten's padding ops with an out= form: reflect / replicate pad straight into a workspace, and their
+# adjoints in one op each (reference.pad_adjoint is the literal form)
+_PAD_OUT = {"reflect": "reflection_pad2d", "replicate": "replication_pad2d"}
+
+
 def _pad_center(x: torch.Tensor, shift: torch.Tensor, pad4, mode: str, out: torch.Tensor | None = None) -> torch.Tensor:
-    """xc = pad(x) - c in x's dtype (computed in acc); shift c [N, C, 1, 1]. Eager zeros: one pass,
-    into `out` if given (a workspace buffer of xc's shape, plain layout)."""
+    """xc = pad(x) - c in x's dtype (computed in acc); shift c [N, C, 1, 1]. Eager zeros: one pass;
+    into `out` if given (a workspace buffer of xc's shape, plain layout; zeros, reflect, replicate)."""
+    if out is not None and any(pad4) and mode in _PAD_OUT:  # eager, x's dtype = acc
+        getattr(torch.ops.aten, _PAD_OUT[mode]).out(x, list(pad4), out=out)
+        return out.sub_(shift)
     if torch.compiler.is_compiling() or any(pad4) and mode != "zeros":
         return (pad(x, pad4, mode).to(shift.dtype) - shift).to(x.dtype)  # inductor fuses it
     left, right, top, bottom = pad4
@@ -213,7 +221,7 @@ class _TorchUnit(torch.autograd.Function):
         size = (x.shape[2] + pad4[2] + pad4[3], x.shape[3] + pad4[0] + pad4[1])  # (Hp, Wp)
         # train (a call autograd records): workspaces; inference has no backward to recompute for,
         # and a server's many threads would each keep buffers
-        ws = _workspace(0, (n, ch) + size, xl) if train and stats is None and (mode == "zeros" or not any(pad4)) else None
+        ws = _workspace(0, (n, ch) + size, xl) if train and stats is None and (mode != "circular" or not any(pad4)) else None
         xc = _pad_center(xl, shift, pad4, mode, ws)  # x~ - c [N, C, Hp, Wp]
         # window moments of x~ - c (or of dropout(x~) - c): mean_s [N, g, Ho, Wo] relative to c, rstd
         d = xc if stats is None else stats.to(acc) - shift
@@ -336,18 +344,18 @@ def _torch_unit_backward(ctx, grad_out, x, weight, stats, xc, wc, y, rstd, mean_
             grad_x = grad_xc.unflatten(1, (g, -1)).addcmul_(xc.unflatten(1, (g, -1))[inner], A2[inner], value=2) \
                 .add_(B[inner]).flatten(1, 2)
         elif need_x and not ctx.has_stats:
-            grad_x = _add_statistics_grad(grad_xc, xc, A2, B, pad4, mode)
+            grad_x = _add_statistics_grad(grad_xc, xc, x, A2, B, pad4, mode)
         if ctx.has_stats and need_stats:
             d = stats.to(acc).unflatten(1, (g, -1)) - shift.unflatten(1, (g, -1))
             grad_stats = torch.addcmul(B, d, A2, value=2).flatten(1, 2).to(stats.dtype)
     if need_x:
         if grad_x is None:
-            grad_x = grad_xc if split else pad_adjoint(grad_xc, pad4, mode)  # [N, C, H, W]
+            grad_x = grad_xc if split else _pad_adjoint(grad_xc, x, pad4, mode)  # [N, C, H, W]
         grad_x = grad_x.to(x.dtype)
     return grad_x, grad_w, grad_b, grad_stats, None, None, None
 
 
-def _add_statistics_grad(grad_xc, xc, A2, B, pad4, mode):
+def _add_statistics_grad(grad_xc, xc, x, A2, B, pad4, mode):
     """grad_x = pad_adjoint(grad_xc + 2 * A2 * xc + B) [N, C, H, W]; A2, B [N, g, 1, Hp, Wp].
 
     Zero padding only needs the interior: written straight into a new contiguous grad_x (a
@@ -368,7 +376,14 @@ def _add_statistics_grad(grad_xc, xc, A2, B, pad4, mode):
         gxv.add_(inner(B))
         return gx
     grad_xc.unflatten(1, (g, -1)).addcmul_(xc.unflatten(1, (g, -1)), A2, value=2).add_(B)
-    return pad_adjoint(grad_xc, pad4, mode)
+    return _pad_adjoint(grad_xc, x, pad4, mode)
+
+
+def _pad_adjoint(grad: torch.Tensor, x: torch.Tensor, pad4, mode: str) -> torch.Tensor:
+    """reference.pad_adjoint, as one aten op for reflect / replicate in eager mode; x: the unpadded input."""
+    if any(pad4) and mode in _PAD_OUT and grad.dtype == x.dtype and not torch.compiler.is_compiling():
+        return getattr(torch.ops.aten, _PAD_OUT[mode] + "_backward")(grad, x, list(pad4))
+    return pad_adjoint(grad, pad4, mode)
 
 
 # ---- "op": the unit from the four registered ops (the CUDA kernels where loaded) --------------
