@@ -217,10 +217,10 @@ class _TorchUnit(torch.autograd.Function):
         n, ch = x.shape[:2]
         c = reference.center_shift(xl, g)  # [N, g]
         shift = c.view(n, 1, 1, 1) if g == 1 else c.repeat_interleave(ch // g, 1)[:, :, None, None]  # [N, C or 1, 1, 1]
-        # zero or no padding: x~ - c goes into a workspace and backward recomputes it (CPU workspaces)
         size = (x.shape[2] + pad4[2] + pad4[3], x.shape[3] + pad4[0] + pad4[1])  # (Hp, Wp)
-        # train (a call autograd records): workspaces; inference has no backward to recompute for,
-        # and a server's many threads would each keep buffers
+        # x~ - c into a workspace (CPU workspaces), recomputed in backward: a training call (one
+        # autograd records; inference has no backward to serve, and a server's many threads would
+        # each keep buffers) without dropout statistics, padded by any mode but circular
         ws = _workspace(0, (n, ch) + size, xl) if train and stats is None and (mode != "circular" or not any(pad4)) else None
         xc = _pad_center(xl, shift, pad4, mode, ws)  # x~ - c [N, C, Hp, Wp]
         # window moments of x~ - c (or of dropout(x~) - c): mean_s [N, g, Ho, Wo] relative to c, rstd
