@@ -186,10 +186,15 @@ _WORKSPACE = threading.local()
 WORKSPACE_MAX_BYTES = 128 << 20  # per buffer; larger temporaries are allocated per call
 
 
+def _workspace_ok(like: torch.Tensor) -> bool:
+    """Eager CPU float32 / float64 in plain layout: where the unit's own buffers apply."""
+    return like.device.type == "cpu" and like.dtype in (torch.float32, torch.float64) and like.is_contiguous() \
+        and not torch.compiler.is_compiling()
+
+
 def _workspace(slot: int, shape, like: torch.Tensor) -> torch.Tensor | None:
     """A reused per-thread buffer of `shape` (slot 0 or 1), or None where workspaces do not apply."""
-    if like.device.type != "cpu" or like.dtype not in (torch.float32, torch.float64) or not like.is_contiguous() \
-            or torch.compiler.is_compiling():
+    if not _workspace_ok(like):
         return None
     numel = math.prod(shape)
     if numel * like.element_size() > WORKSPACE_MAX_BYTES:
@@ -201,6 +206,15 @@ def _workspace(slot: int, shape, like: torch.Tensor) -> torch.Tensor | None:
     if buf is None or buf.numel() < numel:
         buf = buffers[(slot, like.dtype)] = torch.empty(numel, dtype=like.dtype)
     return buf[:numel].view(shape)
+
+
+def _scratch(d: torch.Tensor, n_o, size, cfg) -> torch.Tensor | None:
+    """Inference: one flat buffer for d^2 and then, resized, the output (a fresh allocation fewer)."""
+    if not _workspace_ok(d):
+        return None
+    pad4, mode, kernel_size, stride, dilation = cfg[:5]
+    ho, wo = (reference.output_size(size[a], kernel_size[a], stride[a], dilation[a]) for a in (0, 1))
+    return torch.empty(max(d.numel(), n_o[0] * n_o[1] * ho * wo), dtype=d.dtype, device=d.device)
 
 
 def release_workspace() -> None:
@@ -225,7 +239,9 @@ class _TorchUnit(torch.autograd.Function):
         xc = _pad_center(xl, shift, pad4, mode, ws)  # x~ - c [N, C, Hp, Wp]
         # window moments of x~ - c (or of dropout(x~) - c): mean_s [N, g, Ho, Wo] relative to c, rstd
         d = xc if stats is None else stats.to(acc) - shift
-        planes = _pixel_planes(d, g, _workspace(1, (d.numel(),), d) if train and d.dtype == acc else None)  # [N, 2g, Hp, Wp]
+        # d^2: a workspace when training; at inference one fresh buffer for d^2 and then the output
+        scratch = _workspace(1, (d.numel(),), d) if train else _scratch(d, (n, weight.shape[0]), size, cfg)
+        planes = _pixel_planes(d, g, scratch if d.dtype == acc else None)  # [N, 2g, Hp, Wp]
         del d
         window = _window_mean(planes, kernel_size, stride, dilation, ch // g)  # [N, 2g, Ho, Wo]
         mean_s = window[:, :g]  # [N, g, Ho, Wo]
@@ -242,7 +258,7 @@ class _TorchUnit(torch.autograd.Function):
         if y.dtype == acc and y.is_contiguous() and not torch.compiler.is_compiling():
             # eager: out = y * rstd + b in one pass, then - S[o] * (mean * rstd) added in place as one
             # batched K=1 product
-            out = torch.empty_like(y)
+            out = torch.empty_like(y) if train or scratch is None else scratch.resize_(y.shape)  # a base tensor
             ov = out.unflatten(1, (g, o // g))
             torch.mul(yv, rv, out=ov) if b is None else torch.addcmul(b, yv, rv, out=ov)
             if S is not None:
