@@ -329,9 +329,9 @@ def _torch_unit_backward(ctx, grad_out, x, weight, stats, xc, wc, y, rstd, mean_
             [True, False, False])[0]
     grad_w = None
     if need_w:
-        gw = grad_wc.to(acc)
+        gw = grad_wc.to(acc)  # the conv's fresh gradient (or its copy): ours to change in place
         if ctx.centred:  # W' = W - mean_k W: its adjoint centres the gradient the same way
-            gw = gw - gw.mean((1, 2, 3), keepdim=True)
+            gw = gw.sub_(gw.mean((1, 2, 3), keepdim=True))
         else:
             gw = gw + grad_S[:, None, None, None]
         grad_w = gw.to(weight.dtype)
