@@ -134,6 +134,26 @@ def _pad_center(x: torch.Tensor, shift: torch.Tensor, pad4, mode: str, out: torc
     return xc
 
 
+# Grouped views: [N, C, ...] as [N, g, C/g, ...], with per-group planes [N, g, 1, ...] broadcast
+# against them. For g = 1 (every NC layer) the plain 4D tensors broadcast the same way with planes
+# [N, 1, ...], so no views are made (each is a call, and the unit's calls add up on small layers).
+def _grouped(t: torch.Tensor, g: int) -> torch.Tensor:
+    return t if g == 1 else t.unflatten(1, (g, -1))
+
+
+def _per_group(planes: torch.Tensor, g: int) -> torch.Tensor:
+    return planes if g == 1 else planes[:, :, None]
+
+
+def _ungrouped(t: torch.Tensor, g: int) -> torch.Tensor:
+    return t if g == 1 else t.flatten(1, 2)
+
+
+def _group_dim(g: int) -> dict:
+    """sum(**_group_dim(g)) over a _grouped tensor: [N, g, ...] per group."""
+    return {"dim": 1, "keepdim": True} if g == 1 else {"dim": 2}
+
+
 def _pixel_planes(d: torch.Tensor, groups: int, scratch: torch.Tensor | None = None) -> torch.Tensor:
     """[N, 2g, H, W] (acc): per-pixel sums over each group's channels of d and of d^2 (sums, not
     means: torch.mean is a sum and a division; the window means divide once, by K * Cg).
@@ -141,16 +161,16 @@ def _pixel_planes(d: torch.Tensor, groups: int, scratch: torch.Tensor | None = N
     d^2 is the one full-size temporary; `scratch` (flat, d's dtype, d contiguous) holds it if given.
     """
     acc = accumulation_dtype(d.dtype)
-    dv = d.unflatten(1, (groups, d.shape[1] // groups))  # [N, g, Cg, H, W]
+    dv, dims = _grouped(d, groups), _group_dim(groups)  # [N, g, Cg, H, W]
     if scratch is not None:
         square = torch.mul(dv, dv, out=scratch[:d.numel()].view(dv.shape))
     else:
         square = dv * dv if acc == d.dtype else dv.to(acc).square_()
     if torch.compiler.is_compiling():
-        return torch.cat([dv.sum(2, dtype=acc), square.sum(2)], 1)
+        return torch.cat([dv.sum(**dims, dtype=acc), square.sum(**dims)], 1)
     planes = torch.empty((d.shape[0], 2 * groups) + tuple(d.shape[2:]), dtype=acc, device=d.device)
-    torch.sum(dv, 2, dtype=acc, out=planes[:, :groups])  # written in place: no cat (one op fewer)
-    torch.sum(square, 2, out=planes[:, groups:])
+    torch.sum(dv, **dims, dtype=acc, out=planes[:, :groups])  # written in place: no cat (one op fewer)
+    torch.sum(square, **dims, out=planes[:, groups:])
     return planes
 
 
@@ -227,7 +247,8 @@ class _TorchUnit(torch.autograd.Function):
     def forward(ctx, x, weight, bias, stats, cfg, dtype, train=False):
         pad4, mode, kernel_size, stride, dilation, groups, g, eps = cfg
         acc = accumulation_dtype(dtype)
-        xl, wl = x.to(dtype), weight.to(dtype)
+        xl = x if x.dtype == dtype else x.to(dtype)
+        wl = weight if weight.dtype == dtype else weight.to(dtype)
         n, ch = x.shape[:2]
         c = reference.center_shift(xl, g)  # [N, g]
         shift = c.view(n, 1, 1, 1) if g == 1 else c.repeat_interleave(ch // g, 1)[:, :, None, None]  # [N, C or 1, 1, 1]
@@ -247,27 +268,30 @@ class _TorchUnit(torch.autograd.Function):
         mean_s = window[:, :g]  # [N, g, Ho, Wo]
         rstd = torch.addcmul(window[:, g:], mean_s, mean_s, value=-1).clamp_min_(0).add_(eps).rsqrt_()
         if stats is None and g == groups:  # the centred weight: conv(xc, W') = conv(xc, W) - mu * S (doc)
-            wc, S = (wl.to(acc) - wl.mean((1, 2, 3), keepdim=True, dtype=acc)).to(wl.dtype), None
+            wc = wl - wl.mean((1, 2, 3), keepdim=True) if wl.dtype == acc else \
+                (wl.to(acc) - wl.mean((1, 2, 3), keepdim=True, dtype=acc)).to(wl.dtype)
+            S = None
         else:
             wc, S = wl, wl.sum((1, 2, 3), dtype=acc)
         y = F.conv2d(xc, wc, None, stride, 0, dilation, groups)  # [N, O, Ho, Wo]
         o = y.shape[1]
-        yv, rv = y.unflatten(1, (g, o // g)), rstd[:, :, None]  # [N, g, O/g, Ho, Wo], [N, g, 1, Ho, Wo]
-        b = None if bias is None else bias.to(acc).view(1, g, o // g, 1, 1)
+        yv, rv = _grouped(y, g), _per_group(rstd, g)  # [N, g, O/g, Ho, Wo], [N, g, 1, Ho, Wo]
+        b = None if bias is None else _grouped(bias.to(acc).view(1, o, 1, 1), g)
         # the output is a base tensor, never a view (in-place ops such as ReLU(inplace=True) may follow)
         if y.dtype == acc and y.is_contiguous() and not torch.compiler.is_compiling():
             # eager: out = y * rstd + b in one pass, then - S[o] * (mean * rstd) added in place as one
             # batched K=1 product
             out = torch.empty_like(y) if train or scratch is None else scratch.resize_(y.shape)  # a base tensor
-            ov = out.unflatten(1, (g, o // g))
+            ov = _grouped(out, g)
             torch.mul(yv, rv, out=ov) if b is None else torch.addcmul(b, yv, rv, out=ov)
             if S is not None:
                 n, p = y.shape[0], y.shape[2] * y.shape[3]
                 minus_s = S.neg().view(1, g, o // g, 1).expand(n, g, o // g, 1).reshape(n * g, o // g, 1)
                 out.view(n * g, o // g, p).baddbmm_(minus_s, (mean_s * rstd).view(n * g, 1, p))
         else:  # functional (half dtypes, channels_last, torch.compile), computed in acc; a base tensor
-            value = yv.to(acc) * rv if S is None else (yv.to(acc) - mean_s[:, :, None] * S.view(1, g, o // g, 1, 1)) * rv
-            out = torch.empty_like(y).copy_((value if b is None else value + b).flatten(1, 2))
+            value = yv.to(acc) * rv if S is None else \
+                (yv.to(acc) - _per_group(mean_s, g) * _grouped(S.view(1, o, 1, 1), g)) * rv
+            out = torch.empty_like(y).copy_(_ungrouped(value if b is None else value + b, g))
         ctx.cfg, ctx.dtype, ctx.device_type = cfg, dtype, x.device.type
         ctx.has_bias, ctx.has_stats, ctx.centred = bias is not None, stats is not None, S is None
         ctx.size, ctx.recompute = size, ws is not None
@@ -289,13 +313,13 @@ def _torch_unit_backward(ctx, grad_out, x, weight, stats, xc, wc, y, rstd, mean_
     acc = rstd.dtype
     o = y.shape[1]
     go = grad_out.to(y.dtype)
-    gov, yv, rv = go.unflatten(1, (g, o // g)), y.unflatten(1, (g, o // g)), rstd[:, :, None]
+    gov, yv, rv = _grouped(go, g), _grouped(y, g), _per_group(rstd, g)
     grad_b = go.sum((0, 2, 3), dtype=acc).to(weight.dtype) if need_b and ctx.has_bias else None
-    xl = x.to(ctx.dtype)
+    xl = x if x.dtype == ctx.dtype else x.to(ctx.dtype)
     if ctx.recompute:  # x~ - c again, into the workspace forward used
         xc = _pad_center(xl, shift, pad4, mode, _workspace(0, (x.shape[0], x.shape[1]) + ctx.size, xl))
     buf = gov * yv if not go.is_contiguous() else torch.mul(gov, yv, out=_workspace(1, gov.shape, go))  # [N, g, O/g, Ho, Wo]
-    gr = buf.sum(2, dtype=acc)  # sum_o grad_out * y (the gradient of rstd, with the S term below)
+    gr = buf.sum(**_group_dim(g), dtype=acc)  # [N, g, Ho, Wo]: sum_o grad_out * y (the rstd gradient; S term below)
     if ctx.centred:  # y is y' = conv(xc, W'): no S term
         gm = grad_S = None
     elif go.dtype == acc and not torch.compiler.is_compiling():  # batched products, no temporaries
@@ -306,15 +330,15 @@ def _torch_unit_backward(ctx, grad_out, x, weight, stats, xc, wc, y, rstd, mean_
         gm = -rstd * g_s
         grad_S = -torch.bmm(go3, (rstd * mean_s).view(n * g, p, 1)).view(n, o).sum(0)
     else:
-        Sv = S.view(1, g, o // g, 1, 1)
-        g_s = (gov.to(acc) * Sv).sum(2)  # sum_o grad_out * S[o]
+        Sv = _grouped(S.view(1, o, 1, 1), g)
+        g_s = (gov.to(acc) * Sv).sum(**_group_dim(g))  # sum_o grad_out * S[o]
         gr = gr - mean_s * g_s
         gm = -rstd * g_s
-        grad_S = -(gov.to(acc) * rv * mean_s[:, :, None]).sum((0, 3, 4)).flatten()
+        grad_S = -_ungrouped(gov.to(acc) * rv * _per_group(mean_s, g), g).sum((0, 2, 3))
     if torch.compiler.is_compiling():
-        grad_y = (gov * rv).to(y.dtype).flatten(1, 2)
+        grad_y = _ungrouped((gov * rv).to(y.dtype), g)
     else:
-        grad_y = torch.mul(gov, rv, out=buf).flatten(1, 2)  # reuses buf
+        grad_y = _ungrouped(torch.mul(gov, rv, out=buf), g)  # reuses buf
     del buf
     # zero padding (symmetric, as conv2d pads): the input gradient straight onto the interior, from
     # the conv transpose of the unpadded shape (its values do not enter), so no padded gradient
@@ -329,7 +353,7 @@ def _torch_unit_backward(ctx, grad_out, x, weight, stats, xc, wc, y, rstd, mean_
             [True, False, False])[0]
     grad_w = None
     if need_w:
-        gw = grad_wc.to(acc)  # the conv's fresh gradient (or its copy): ours to change in place
+        gw = grad_wc if grad_wc.dtype == acc else grad_wc.to(acc)  # the conv's fresh gradient (or its copy): ours to change in place
         if ctx.centred:  # W' = W - mean_k W: its adjoint centres the gradient the same way
             gw = gw.sub_(gw.mean((1, 2, 3), keepdim=True))
         else:
@@ -353,45 +377,43 @@ def _torch_unit_backward(ctx, grad_out, x, weight, stats, xc, wc, y, rstd, mean_
             else:
                 torch.addcmul(gm, mean_s, gvar, value=-2, out=gmean)
         planes = _window_mean_transposed(grads, ctx.size, kernel_size, stride, dilation, cg)  # [N, 2g, Hp, Wp]
-        B, A2 = planes[:, :g, None], planes[:, g:, None]  # [N, g, 1, Hp, Wp]: the gradient is B + 2 * A2 * d
+        B, A2 = _per_group(planes[:, :g], g), _per_group(planes[:, g:], g)  # [N, g, 1, Hp, Wp]: the gradient is B + 2 A2 d
         if split and not ctx.has_stats:  # grad_xc [N, C, H, W]: the interior of the statistics' gradient added in place
-            inner = (slice(None), slice(None), slice(None), slice(pad4[2], pad4[2] + x.shape[2]),
-                     slice(pad4[0], pad4[0] + x.shape[3]))
-            grad_x = grad_xc.unflatten(1, (g, -1)).addcmul_(xc.unflatten(1, (g, -1))[inner], A2[inner], value=2) \
-                .add_(B[inner]).flatten(1, 2)
+            inner = (..., slice(pad4[2], pad4[2] + x.shape[2]), slice(pad4[0], pad4[0] + x.shape[3]))
+            grad_x = _ungrouped(_grouped(grad_xc, g).addcmul_(_grouped(xc, g)[inner], A2[inner], value=2)
+                                .add_(B[inner]), g)
         elif need_x and not ctx.has_stats:
-            grad_x = _add_statistics_grad(grad_xc, xc, x, A2, B, pad4, mode)
+            grad_x = _add_statistics_grad(grad_xc, xc, x, A2, B, g, pad4, mode)
         if ctx.has_stats and need_stats:
-            d = stats.to(acc).unflatten(1, (g, -1)) - shift.unflatten(1, (g, -1))
-            grad_stats = torch.addcmul(B, d, A2, value=2).flatten(1, 2).to(stats.dtype)
+            d = _grouped(stats.to(acc), g) - _grouped(shift, g)
+            grad_stats = _ungrouped(torch.addcmul(B, d, A2, value=2), g).to(stats.dtype)
     if need_x:
         if grad_x is None:
             grad_x = grad_xc if split else _pad_adjoint(grad_xc, x, pad4, mode)  # [N, C, H, W]
-        grad_x = grad_x.to(x.dtype)
+        grad_x = grad_x if grad_x.dtype == x.dtype else grad_x.to(x.dtype)
     return grad_x, grad_w, grad_b, grad_stats, None, None, None
 
 
-def _add_statistics_grad(grad_xc, xc, x, A2, B, pad4, mode):
-    """grad_x = pad_adjoint(grad_xc + 2 * A2 * xc + B) [N, C, H, W]; A2, B [N, g, 1, Hp, Wp].
+def _add_statistics_grad(grad_xc, xc, x, A2, B, g, pad4, mode):
+    """grad_x = pad_adjoint(grad_xc + 2 * A2 * xc + B) [N, C, H, W]; A2, B per group (_per_group).
 
     Zero padding only needs the interior: written straight into a new contiguous grad_x (a
     strided view would cost a copy later, e.g. in AccumulateGrad). Else in place, then the adjoint.
     """
-    g = A2.shape[1]
     if torch.compiler.is_compiling():
-        total = grad_xc.unflatten(1, (g, -1)) + 2 * xc.unflatten(1, (g, -1)) * A2 + B
-        return pad_adjoint(total.flatten(1, 2), pad4, mode)
+        total = _grouped(grad_xc, g) + 2 * _grouped(xc, g) * A2 + B
+        return pad_adjoint(_ungrouped(total, g), pad4, mode)
     if mode == "zeros" and any(pad4):
         def inner(t):
             return pad_adjoint(t, pad4, "zeros")  # a view of the interior
 
         gx = torch.empty(inner(grad_xc).shape, dtype=grad_xc.dtype, device=grad_xc.device,
                          memory_format=reference.memory_format_of(xc))
-        gxv = gx.unflatten(1, (g, -1))
-        torch.addcmul(inner(grad_xc).unflatten(1, (g, -1)), inner(xc).unflatten(1, (g, -1)), inner(A2), value=2, out=gxv)
+        gxv = _grouped(gx, g)
+        torch.addcmul(_grouped(inner(grad_xc), g), _grouped(inner(xc), g), inner(A2), value=2, out=gxv)
         gxv.add_(inner(B))
         return gx
-    grad_xc.unflatten(1, (g, -1)).addcmul_(xc.unflatten(1, (g, -1)), A2, value=2).add_(B)
+    _grouped(grad_xc, g).addcmul_(_grouped(xc, g), A2, value=2).add_(B)
     return _pad_adjoint(grad_xc, x, pad4, mode)
 
 
