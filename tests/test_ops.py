@@ -562,6 +562,22 @@ def test_workspaces_keep_every_call_exact():
     assert not getattr(fused._WORKSPACE, "buffers", None)
     assert_close(torch.autograd.grad(net(x, ws, fast).sum(), params), want_grads, rtol=1e-10, atol=1e-10)
 
+    # a default device or a FakeTensorMode at the first call never ends up in the kept buffers
+    fused.release_workspace()
+    torch.set_default_device("meta")
+    try:
+        assert_close(net(x, ws, fast), want, rtol=1e-11, atol=1e-11)
+    finally:
+        torch.set_default_device(None)
+    from torch._subclasses.fake_tensor import FakeTensorMode
+
+    fused.release_workspace()
+    with FakeTensorMode():
+        fake_x = torch.empty(x.shape, dtype=f64, requires_grad=True)
+        fake_ws = [(torch.empty(w.shape, dtype=f64, requires_grad=True), p, s) for w, p, s in ws]
+        net(fake_x, fake_ws, fast).sum().backward()
+    assert_close(torch.autograd.grad(net(x, ws, fast).sum(), params), want_grads, rtol=1e-10, atol=1e-10)
+
     results = {}
 
     def worker(i):

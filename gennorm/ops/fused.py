@@ -203,13 +203,15 @@ def _window_mean_transposed(grad: torch.Tensor, size, kernel_size, stride, dilat
 # own buffers). A buffer never escapes the function that filled it: forward saves x, not d, and
 # backward recomputes d (one pass), so retain_graph, checkpointing and reentrant calls stay exact.
 _WORKSPACE = threading.local()
+_dispatch_mode = getattr(torch.utils._python_dispatch, "_get_current_dispatch_mode", lambda: None)
 WORKSPACE_MAX_BYTES = 128 << 20  # per buffer; larger temporaries are allocated per call
 
 
 def _workspace_ok(like: torch.Tensor) -> bool:
-    """Eager CPU float32 / float64 in plain layout: where the unit's own buffers apply."""
-    return like.device.type == "cpu" and like.dtype in (torch.float32, torch.float64) and like.is_contiguous() \
-        and not torch.compiler.is_compiling()
+    """Eager CPU float32 / float64 in plain layout, real tensors outside any dispatch mode (no
+    FakeTensorMode, no tensor subclass): where the unit's own buffers apply."""
+    return type(like) is torch.Tensor and like.device.type == "cpu" and like.dtype in (torch.float32, torch.float64) \
+        and like.is_contiguous() and not torch.compiler.is_compiling() and _dispatch_mode() is None
 
 
 def _workspace(slot: int, shape, like: torch.Tensor) -> torch.Tensor | None:
@@ -224,7 +226,8 @@ def _workspace(slot: int, shape, like: torch.Tensor) -> torch.Tensor | None:
         buffers = _WORKSPACE.buffers = {}
     buf = buffers.get((slot, like.dtype))
     if buf is None or buf.numel() < numel:
-        buf = buffers[(slot, like.dtype)] = torch.empty(numel, dtype=like.dtype)
+        # the device given: never the default device (torch.set_default_device) of the first call
+        buf = buffers[(slot, like.dtype)] = torch.empty(numel, dtype=like.dtype, device=like.device)
     return buf[:numel].view(shape)
 
 
