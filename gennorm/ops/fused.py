@@ -51,6 +51,7 @@ import threading
 
 import torch
 import torch.nn.functional as F
+import torch.utils._python_dispatch
 
 from gennorm.ops import extension, library, reference
 from gennorm.ops.reference import accumulation_dtype, pad, pad_adjoint, window_sum, window_sum_transposed
@@ -231,13 +232,11 @@ def _workspace(slot: int, shape, like: torch.Tensor) -> torch.Tensor | None:
     return buf[:numel].view(shape)
 
 
-def _scratch(d: torch.Tensor, n_o, size, cfg) -> torch.Tensor | None:
+def _scratch(d: torch.Tensor, out_numel: int) -> torch.Tensor | None:
     """Inference: one flat buffer for d^2 and then, resized, the output (a fresh allocation fewer)."""
     if not _workspace_ok(d):
         return None
-    pad4, mode, kernel_size, stride, dilation = cfg[:5]
-    ho, wo = (reference.output_size(size[a], kernel_size[a], stride[a], dilation[a]) for a in (0, 1))
-    return torch.empty(max(d.numel(), n_o[0] * n_o[1] * ho * wo), dtype=d.dtype, device=d.device)
+    return torch.empty(max(d.numel(), out_numel), dtype=d.dtype, device=d.device)
 
 
 def release_workspace() -> None:
@@ -264,7 +263,8 @@ class _TorchUnit(torch.autograd.Function):
         # window moments of x~ - c (or of dropout(x~) - c): mean_s [N, g, Ho, Wo] relative to c, rstd
         d = xc if stats is None else stats.to(acc) - shift
         # d^2: a workspace when training; at inference one fresh buffer for d^2 and then the output
-        scratch = _workspace(1, (d.numel(),), d) if train else _scratch(d, (n, weight.shape[0]), size, cfg)
+        ho, wo = (reference.output_size(size[a], kernel_size[a], stride[a], dilation[a]) for a in (0, 1))
+        scratch = _workspace(1, (d.numel(),), d) if train else _scratch(d, n * weight.shape[0] * ho * wo)
         planes = _pixel_planes(d, g, scratch if d.dtype == acc else None)  # [N, 2g, Hp, Wp]
         del d
         window = _window_mean(planes, kernel_size, stride, dilation, ch // g)  # [N, 2g, Ho, Wo]
@@ -381,12 +381,8 @@ def _torch_unit_backward(ctx, grad_out, x, weight, stats, xc, wc, y, rstd, mean_
                 torch.addcmul(gm, mean_s, gvar, value=-2, out=gmean)
         planes = _window_mean_transposed(grads, ctx.size, kernel_size, stride, dilation, cg)  # [N, 2g, Hp, Wp]
         B, A2 = _per_group(planes[:, :g], g), _per_group(planes[:, g:], g)  # [N, g, 1, Hp, Wp]: the gradient is B + 2 A2 d
-        if split and not ctx.has_stats:  # grad_xc [N, C, H, W]: the interior of the statistics' gradient added in place
-            inner = (..., slice(pad4[2], pad4[2] + x.shape[2]), slice(pad4[0], pad4[0] + x.shape[3]))
-            grad_x = _ungrouped(_grouped(grad_xc, g).addcmul_(_grouped(xc, g)[inner], A2[inner], value=2)
-                                .add_(B[inner]), g)
-        elif need_x and not ctx.has_stats:
-            grad_x = _add_statistics_grad(grad_xc, xc, x, A2, B, g, pad4, mode)
+        if need_x and not ctx.has_stats:
+            grad_x = _add_statistics_grad(grad_xc, xc, x, A2, B, g, pad4, mode, split)
         if ctx.has_stats and need_stats:
             d = _grouped(stats.to(acc), g) - _grouped(shift, g)
             grad_stats = _ungrouped(torch.addcmul(B, d, A2, value=2), g).to(stats.dtype)
@@ -397,12 +393,16 @@ def _torch_unit_backward(ctx, grad_out, x, weight, stats, xc, wc, y, rstd, mean_
     return grad_x, grad_w, grad_b, grad_stats, None, None, None
 
 
-def _add_statistics_grad(grad_xc, xc, x, A2, B, g, pad4, mode):
+def _add_statistics_grad(grad_xc, xc, x, A2, B, g, pad4, mode, interior=False):
     """grad_x = pad_adjoint(grad_xc + 2 * A2 * xc + B) [N, C, H, W]; A2, B per group (_per_group).
 
-    Zero padding only needs the interior: written straight into a new contiguous grad_x (a
-    strided view would cost a copy later, e.g. in AccumulateGrad). Else in place, then the adjoint.
+    Zero padding only needs the interior: added in place when grad_xc already is the interior's
+    gradient (`interior`: the split backward), else written straight into a new contiguous grad_x
+    (a strided view would cost a copy later, e.g. in AccumulateGrad). Else in place, then the adjoint.
     """
+    if interior:  # grad_xc [N, C, H, W]
+        inner = (..., slice(pad4[2], pad4[2] + x.shape[2]), slice(pad4[0], pad4[0] + x.shape[3]))
+        return _ungrouped(_grouped(grad_xc, g).addcmul_(_grouped(xc, g)[inner], A2[inner], value=2).add_(B[inner]), g)
     if torch.compiler.is_compiling():
         total = _grouped(grad_xc, g) + 2 * _grouped(xc, g) * A2 + B
         return pad_adjoint(_ungrouped(total, g), pad4, mode)
