@@ -6,6 +6,7 @@ Python kernels of gennorm/ops/library.py (tests/test_cuda.py checks the CUDA ker
 """
 from __future__ import annotations
 
+import mmap
 import subprocess
 import sys
 from pathlib import Path
@@ -515,6 +516,32 @@ def test_zero_padding_input_gradient_onto_the_interior(case, groups):
     assert_close(torch.autograd.grad(got, (x, w, b), g), torch.autograd.grad(want, (x, w, b), g), rtol=1e-10, atol=1e-10)
 
 
+@pytest.mark.parametrize("ratio", [0, float("inf")], ids=["centred-weight", "s-term"])
+@pytest.mark.parametrize("mode,pad4,stride,groups,bias", [
+    ("zeros", (1, 1, 1, 1), (1, 1), 1, True), ("zeros", (1, 1, 1, 1), (2, 2), 2, False),
+    ("reflect", (1, 1, 1, 1), (1, 1), 1, True), ("replicate", (2, 1, 0, 2), (2, 1), 1, True),
+    ("circular", (1, 1, 1, 1), (1, 1), 2, True), ("zeros", (0, 0, 0, 0), (1, 1), 1, True),
+])
+def test_torch_unit_weight_centring_and_s_term_agree(monkeypatch, ratio, mode, pad4, stride, groups, bias):
+    """The torch unit centres the weight or applies the S term by the output / weight size ratio
+    (fused.CENTRE_MIN_RATIO); either way, in training (workspaces) and in inference, values and
+    all gradients equal the composed unit."""
+    monkeypatch.setattr(fused, "CENTRE_MIN_RATIO", ratio)
+    x = _x((2, 4, 7, 6)).requires_grad_()
+    w = (_x((6, 4 // groups, 3, 3), seed=1) * 0.3).requires_grad_()
+    b = _x((6,), seed=2).requires_grad_() if bias else None
+    cfg = (pad4, mode, (3, 3), stride, (1, 1), groups, groups, 1e-3)
+    want = fused.composed(x, w, b, None, cfg)
+    got = fused.nc_conv2d(x, w, b, pad4, mode, stride, (1, 1), groups, 1e-3, impl="torch")
+    assert_close(got, want, rtol=1e-11, atol=1e-11)
+    inputs = [t for t in (x, w, b) if t is not None]
+    g = torch.randn(got.shape, generator=torch.Generator().manual_seed(5), dtype=f64)
+    assert_close(torch.autograd.grad(got, inputs, g), torch.autograd.grad(want, inputs, g), rtol=1e-10, atol=1e-10)
+    with torch.no_grad():
+        assert_close(fused.nc_conv2d(x, w, b, pad4, mode, stride, (1, 1), groups, 1e-3, impl="torch"), want,
+                     rtol=1e-11, atol=1e-11)
+
+
 def test_workspaces_keep_every_call_exact():
     """The CPU workspaces (fused._workspace) are shared by every training call of a thread: layers of
     different sizes in one graph, a second backward (retain_graph), activation checkpointing, a
@@ -546,6 +573,9 @@ def test_workspaces_keep_every_call_exact():
 
     out = net(x, ws, fast)
     assert fused._WORKSPACE.buffers  # the path under test is taken
+    for buf in fused._WORKSPACE.buffers.values():  # flat CPU buffers; whole 2 MB pages where huge pages exist
+        assert buf.device.type == "cpu" and buf.dim() == 1
+        assert not hasattr(mmap, "MADV_HUGEPAGE") or buf.numel() * buf.element_size() % (2 << 20) == 0
     assert_close(out, want, rtol=1e-11, atol=1e-11)
     first = torch.autograd.grad(out.sum(), params, retain_graph=True)
     net(x.detach() + 1, ws, fast)  # another forward refills the workspaces in between

@@ -47,6 +47,7 @@ caller passes `stats` = dropout(x~) (padded, [N, C, Hp, Wp]); only the "torch" u
 from __future__ import annotations
 
 import math
+import mmap
 import threading
 
 import torch
@@ -62,12 +63,9 @@ IMPLS = ("auto", "cuda", "op", "torch")
 #   (pad (l, r, t, b), mode, kernel_size, stride, dilation, conv groups, statistics groups, eps)
 
 
-def _compute_dtype(x: torch.Tensor) -> torch.dtype:
-    """The conv's dtype: the autocast dtype when autocast is on for x's device (float64 stays), else x's."""
-    device = x.device.type
-    if x.dtype != torch.float64 and torch.is_autocast_enabled(device):
-        return torch.get_autocast_dtype(device)
-    return x.dtype
+def _compute_dtype(x: torch.Tensor, device: str) -> torch.dtype:
+    """Under autocast on x's device: the conv's dtype, the autocast dtype (float64 stays x's)."""
+    return x.dtype if x.dtype == torch.float64 else torch.get_autocast_dtype(device)
 
 
 # ---- the plain-autograd composition: double backward, and the tests' oracle -------------------
@@ -110,14 +108,16 @@ def _double_backward(ctx, grad_out, originals):
 
 # aten's padding ops with an out= form: reflect / replicate pad straight into a workspace, and their
 # adjoints in one op each (reference.pad_adjoint is the literal form)
-_PAD_OUT = {"reflect": "reflection_pad2d", "replicate": "replication_pad2d"}
+_PAD_OUT = {"reflect": torch._C._nn.reflection_pad2d, "replicate": torch._C._nn.replication_pad2d}  # out= forms
+_PAD_ADJOINT = {"reflect": torch.ops.aten.reflection_pad2d_backward.default,
+                "replicate": torch.ops.aten.replication_pad2d_backward.default}
 
 
 def _pad_center(x: torch.Tensor, shift: torch.Tensor, pad4, mode: str, out: torch.Tensor | None = None) -> torch.Tensor:
     """xc = pad(x) - c in x's dtype (computed in acc); shift c [N, C, 1, 1]. Eager zeros: one pass;
     into `out` if given (a workspace buffer of xc's shape, plain layout; zeros, reflect, replicate)."""
     if out is not None and any(pad4) and mode in _PAD_OUT:  # eager, x's dtype = acc
-        getattr(torch.ops.aten, _PAD_OUT[mode]).out(x, list(pad4), out=out)
+        _PAD_OUT[mode](x, pad4, out=out)
         return out.sub_(shift)
     if torch.compiler.is_compiling() or any(pad4) and mode != "zeros":
         return (pad(x, pad4, mode).to(shift.dtype) - shift).to(x.dtype)  # inductor fuses it
@@ -127,12 +127,31 @@ def _pad_center(x: torch.Tensor, shift: torch.Tensor, pad4, mode: str, out: torc
                                                  device=x.device, memory_format=reference.memory_format_of(x))
     if any(pad4):
         border = (-shift).to(x.dtype)
-        for rows, cols in ((slice(0, top), slice(None)), (slice(top + h, None), slice(None)),
-                           (slice(top, top + h), slice(0, left)), (slice(top, top + h), slice(left + w, None))):
-            part = xc[:, :, rows, cols]
+        if pad4 == (1, 1, 1, 1):  # the 3x3 convs: both border rows, then both border columns, as one strided view each
+            parts = (xc[:, :, ::h + 1], xc[:, :, :, ::w + 1])
+        else:
+            parts = (xc[:, :, :top], xc[:, :, top + h:], xc[:, :, top:top + h, :left], xc[:, :, top:top + h, left + w:])
+        for part in parts:
             part.copy_(border.expand(part.shape))
     torch.sub(x, shift, out=xc[:, :, top:top + h, left:left + w])
     return xc
+
+
+def _shift(x: torch.Tensor, g: int, acc: torch.dtype) -> torch.Tensor:
+    """c [N, 1, 1, 1] (g = 1) or [N, C, 1, 1] (acc): one element per (sample, group), the centre pixel of
+    the group's first channel. Any per-(sample, group) constant near the data keeps E[d^2] - E[d]^2
+    exact in float32 (x = 300 +- 0.01); the output does not depend on it. One load, where
+    reference.center_shift's channel mean (the CUDA op's contract) reads C values a plane apart:
+    C TLB and cache misses, measured ~170 us per call cold on 2 CPU threads at 64 x 128^2."""
+    n, ch, h, w = x.shape
+    cg = ch // g
+    if torch.compiler.is_compiling():  # dynamo does not trace storage_offset
+        c = x.detach()[:, ::cg, h // 2, w // 2].to(acc)  # [N, g]
+    else:  # one view op (indexing is four)
+        s0, s1, s2, s3 = x.stride()
+        c = x.detach().as_strided((n, g), (s0, cg * s1), x.storage_offset() + (h // 2) * s2 + (w // 2) * s3)
+        c = c if c.dtype == acc else c.to(acc)
+    return c.view(n, 1, 1, 1) if g == 1 else c.repeat_interleave(cg, 1)[:, :, None, None]
 
 
 # Grouped views: [N, C, ...] as [N, g, C/g, ...], with per-group planes [N, g, 1, ...] broadcast
@@ -155,28 +174,26 @@ def _group_dim(g: int) -> dict:
     return {"dim": 1, "keepdim": True} if g == 1 else {"dim": 2}
 
 
-def _pixel_planes(d: torch.Tensor, groups: int, scratch: torch.Tensor | None = None) -> torch.Tensor:
-    """[N, 2g, H, W] (acc): per-pixel sums over each group's channels of d and of d^2 (sums, not
-    means: torch.mean is a sum and a division; the window means divide once, by K * Cg).
+def _pixel_planes(d: torch.Tensor, groups: int, pair: torch.Tensor | None = None) -> torch.Tensor:
+    """[2, N g, H, W] (acc): per-pixel sums over each group's channels of d (plane 0) and of d^2
+    (plane 1). Sums, not means: torch.mean is a sum and a division; the window means divide once,
+    by K * Cg.
 
-    d^2 is the one full-size temporary; `scratch` (flat, d's dtype, d contiguous) holds it if given.
+    pair: a [2, N, C, H, W] buffer (d's dtype = acc, plain layout) whose [0] is d: d^2 goes into [1]
+    and one reduction makes both planes (no other temporary).
     """
+    n, c, h, w = d.shape
+    if pair is not None:
+        torch.mul(d, d, out=pair[1])
+        return pair.view(2, n * groups, c // groups, h, w).sum(2)
     acc = accumulation_dtype(d.dtype)
     dv, dims = _grouped(d, groups), _group_dim(groups)  # [N, g, Cg, H, W]
-    if scratch is not None:
-        square = torch.mul(dv, dv, out=scratch[:d.numel()].view(dv.shape))
-    else:
-        square = dv * dv if acc == d.dtype else dv.to(acc).square_()
-    if torch.compiler.is_compiling():
-        return torch.cat([dv.sum(**dims, dtype=acc), square.sum(**dims)], 1)
-    planes = torch.empty((d.shape[0], 2 * groups) + tuple(d.shape[2:]), dtype=acc, device=d.device)
-    torch.sum(dv, **dims, dtype=acc, out=planes[:, :groups])  # written in place: no cat (one op fewer)
-    torch.sum(square, **dims, out=planes[:, groups:])
-    return planes
+    square = dv * dv if acc == d.dtype else dv.to(acc).square_()
+    return torch.stack([dv.sum(**dims, dtype=acc), square.sum(**dims)]).view(2, n * groups, h, w)
 
 
 def _window_mean(planes: torch.Tensor, kernel_size, stride, dilation, cg: int) -> torch.Tensor:
-    """Window means from the channel sums: [N, G, Hp, Wp] -> [N, G, Ho, Wo], each / (kh kw Cg). One op
+    """Window means from the channel sums: [B, G, Hp, Wp] -> [B, G, Ho, Wo], each / (kh kw Cg). One op
     (avg_pool2d) without dilation: on the CPU every small op is a parallel region, and they add up."""
     count = kernel_size[0] * kernel_size[1] * cg
     if tuple(dilation) == (1, 1):
@@ -185,7 +202,7 @@ def _window_mean(planes: torch.Tensor, kernel_size, stride, dilation, cg: int) -
 
 
 def _window_mean_transposed(grad: torch.Tensor, size, kernel_size, stride, dilation, cg: int) -> torch.Tensor:
-    """Adjoint of `_window_mean`: [N, G, Ho, Wo] -> [N, G, Hp, Wp] (nothing past the last window)."""
+    """Adjoint of `_window_mean`: [B, G, Ho, Wo] -> [B, G, Hp, Wp] (nothing past the last window)."""
     count = kernel_size[0] * kernel_size[1] * cg
     if tuple(dilation) == (1, 1):
         like = grad.new_empty(grad.shape[:2] + tuple(size))
@@ -193,26 +210,42 @@ def _window_mean_transposed(grad: torch.Tensor, size, kernel_size, stride, dilat
     return window_sum_transposed(grad, size, kernel_size, stride, dilation).mul_(1.0 / count)
 
 
+def _s_batched(S: torch.Tensor, n: int, g: int, column: bool) -> torch.Tensor:
+    """S [O] per (sample, group) for batched products: [N g, O/g, 1] (column) or [N g, 1, O/g]."""
+    if g == 1:
+        return (S.view(1, -1, 1) if column else S.view(1, 1, -1)).expand(n, -1, -1)  # a view
+    s = S.view(1, g, -1, 1) if column else S.view(1, g, 1, -1)
+    return s.expand(n, -1, -1, -1).reshape((n * g,) + s.shape[2:])
+
+
 # ---- CPU workspaces ----------------------------------------------------------------------------
-# The full-size temporaries of a training call (d = x~ - c, d^2, grad_out * y and then grad_y) live
-# in two flat buffers per thread, reused by every call and kept between calls (each as large as the largest
-# use so far, at most WORKSPACE_MAX_BYTES; release_workspace() frees them). Why: on the CPU a fresh
-# large buffer can be fresh pages (malloc hands big freed blocks back to the OS), and faulting
-# them in costs more than the pass that fills them (a 4 MB tensor: ~1000 faults, ~1.5 ms on this
-# VM, against ~0.1 ms to write it); a reused buffer is also still in cache. Eager CPU float32 /
-# float64 in plain layout only (CUDA's caching allocator already reuses memory; compile plans its
-# own buffers). A buffer never escapes the function that filled it: forward saves x, not d, and
-# backward recomputes d (one pass), so retain_graph, checkpointing and reentrant calls stay exact.
+# The full-size temporaries of a training call (d = x~ - c and d^2 as one pair, grad_out * y and
+# then grad_y) live in two flat buffers per thread, reused by every call and kept between calls
+# (each as large as the largest use so far, at most WORKSPACE_MAX_BYTES; release_workspace() frees
+# them). Why: on the CPU a fresh large buffer can be fresh pages (malloc hands big freed blocks back
+# to the OS), and faulting them in costs more than the pass that fills them (a 4 MB tensor: ~1000
+# faults, ~1.5 ms on a 2-core VM, against ~0.1 ms to write it); a reused buffer is also still in
+# cache. Where Linux allows it (transparent huge pages, "madvise" or "always") the buffers are
+# backed by 2 MB pages: a pass over a 1 MB buffer then costs one TLB entry instead of 256, and on a
+# VM (nested page tables) each 4 kB page's first touch after a conv was measured at ~1-2 us, more
+# than writing it. Eager CPU float32 / float64 in plain layout only (CUDA's caching allocator
+# already reuses memory; compile plans its own buffers). A buffer never escapes the function that
+# filled it: forward saves x, not d, and backward recomputes d (one pass), so retain_graph,
+# checkpointing and reentrant calls stay exact.
 _WORKSPACE = threading.local()
 _dispatch_mode = getattr(torch.utils._python_dispatch, "_get_current_dispatch_mode", lambda: None)
 WORKSPACE_MAX_BYTES = 128 << 20  # per buffer; larger temporaries are allocated per call
 
 
+def _plain(t: torch.Tensor) -> bool:
+    """Eager float32 / float64 in plain layout: where the unit writes into buffers of its own."""
+    return t.dtype in (torch.float32, torch.float64) and t.is_contiguous() and not torch.compiler.is_compiling()
+
+
 def _workspace_ok(like: torch.Tensor) -> bool:
-    """Eager CPU float32 / float64 in plain layout, real tensors outside any dispatch mode (no
-    FakeTensorMode, no tensor subclass): where the unit's own buffers apply."""
-    return type(like) is torch.Tensor and like.device.type == "cpu" and like.dtype in (torch.float32, torch.float64) \
-        and like.is_contiguous() and not torch.compiler.is_compiling() and _dispatch_mode() is None
+    """_plain, on the CPU, real tensors outside any dispatch mode (no FakeTensorMode, no tensor
+    subclass): where the reused workspaces apply."""
+    return type(like) is torch.Tensor and like.device.type == "cpu" and _plain(like) and _dispatch_mode() is None
 
 
 def _workspace(slot: int, shape, like: torch.Tensor) -> torch.Tensor | None:
@@ -227,21 +260,42 @@ def _workspace(slot: int, shape, like: torch.Tensor) -> torch.Tensor | None:
         buffers = _WORKSPACE.buffers = {}
     buf = buffers.get((slot, like.dtype))
     if buf is None or buf.numel() < numel:
-        # the device given: never the default device (torch.set_default_device) of the first call
-        buf = buffers[(slot, like.dtype)] = torch.empty(numel, dtype=like.dtype, device=like.device)
+        buf = buffers[(slot, like.dtype)] = _cpu_buffer(numel, like.dtype)
     return buf[:numel].view(shape)
 
 
-def _scratch(d: torch.Tensor, out_numel: int) -> torch.Tensor | None:
-    """Inference: one flat buffer for d^2 and then, resized, the output (a fresh allocation fewer)."""
-    if not _workspace_ok(d):
-        return None
-    return torch.empty(max(d.numel(), out_numel), dtype=d.dtype, device=d.device)
+_HUGE_PAGE = 2 << 20
+
+
+def _cpu_buffer(numel: int, dtype: torch.dtype) -> torch.Tensor:
+    """A flat CPU buffer of at least `numel` elements: huge-page backed where the OS offers it (an
+    anonymous private mapping, madvise(MADV_HUGEPAGE), whole 2 MB pages), else torch.empty. Always
+    on the CPU, whatever torch.set_default_device says."""
+    if not hasattr(mmap, "MADV_HUGEPAGE"):
+        return torch.empty(numel, dtype=dtype, device="cpu")
+    size = -(-numel * dtype.itemsize // _HUGE_PAGE) * _HUGE_PAGE
+    try:
+        mapping = mmap.mmap(-1, size, flags=mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS)
+    except OSError:  # no address space for a mapping: the allocator's memory
+        return torch.empty(numel, dtype=dtype, device="cpu")
+    try:
+        mapping.madvise(mmap.MADV_HUGEPAGE)
+    except OSError:  # THP compiled out: normal pages
+        pass
+    return torch.frombuffer(mapping, dtype=dtype)  # the tensor keeps the mapping alive
 
 
 def release_workspace() -> None:
     """Free this thread's workspace buffers (they are otherwise kept for the next call)."""
     _WORKSPACE.__dict__.pop("buffers", None)
+
+
+# Centre the weight (4 weight-sized passes per fwd + bwd) or apply the S term (~3 output-sized
+# passes) in the epilogue: whichever is cheaper, by the ratio of output to weight elements.
+# Measured (2 CPU threads, fwd + bwd, interleaved): ratio 0.9 (128->128 at 32^2): S term 3-8%
+# faster; 1.8 and 3.6: 2-3% faster; 14: even; 29 and 111 (64->32 at 128^2, 7x7 3->32): centred 1-5%
+# faster.
+CENTRE_MIN_RATIO = 8
 
 
 class _TorchUnit(torch.autograd.Function):
@@ -252,25 +306,26 @@ class _TorchUnit(torch.autograd.Function):
         xl = x if x.dtype == dtype else x.to(dtype)
         wl = weight if weight.dtype == dtype else weight.to(dtype)
         n, ch = x.shape[:2]
-        c = reference.center_shift(xl, g)  # [N, g]
-        shift = c.view(n, 1, 1, 1) if g == 1 else c.repeat_interleave(ch // g, 1)[:, :, None, None]  # [N, C or 1, 1, 1]
+        shift = _shift(xl, g, acc)  # c [N, 1 or C, 1, 1]
         size = (x.shape[2] + pad4[2] + pad4[3], x.shape[3] + pad4[0] + pad4[1])  # (Hp, Wp)
-        # x~ - c into a workspace (CPU workspaces), recomputed in backward: a training call (one
-        # autograd records; inference has no backward to serve, and a server's many threads would
-        # each keep buffers) without dropout statistics, padded by any mode but circular
-        ws = _workspace(0, (n, ch) + size, xl) if train and stats is None and (mode != "circular" or not any(pad4)) else None
-        xc = _pad_center(xl, shift, pad4, mode, ws)  # x~ - c [N, C, Hp, Wp]
-        # window moments of x~ - c (or of dropout(x~) - c): mean_s [N, g, Ho, Wo] relative to c, rstd
-        d = xc if stats is None else stats.to(acc) - shift
-        # d^2: a workspace when training; at inference one fresh buffer for d^2 and then the output
         ho, wo = (reference.output_size(size[a], kernel_size[a], stride[a], dilation[a]) for a in (0, 1))
-        scratch = _workspace(1, (d.numel(),), d) if train else _scratch(d, n * weight.shape[0] * ho * wo)
-        planes = _pixel_planes(d, g, scratch if d.dtype == acc else None)  # [N, 2g, Hp, Wp]
+        # x~ - c and its square side by side in one [2, N, C, Hp, Wp] buffer (eager, plain layout,
+        # statistics of x~ itself, any padding but circular), so one reduction makes both channel
+        # sums. Training: the thread's workspace, and backward recomputes x~ - c (where no workspace
+        # applies, the general path: a fresh x~ - c kept for backward, not a pair twice its size).
+        # Inference (no backward to serve; a server's many threads would each keep buffers): fresh.
+        pair = None
+        if stats is None and _plain(xl) and (mode != "circular" or not any(pad4)):
+            pair = _workspace(0, (2, n, ch) + size, xl) if train else xl.new_empty((2, n, ch) + size)
+        xc = _pad_center(xl, shift, pad4, mode, None if pair is None else pair[0])  # x~ - c [N, C, Hp, Wp]
+        d = xc if stats is None else stats.to(acc) - shift  # the statistics' input: x~ - c (or dropout(x~) - c)
+        planes = _pixel_planes(d, g, pair)  # [2, N g, Hp, Wp]
         del d
-        window = _window_mean(planes, kernel_size, stride, dilation, ch // g)  # [N, 2g, Ho, Wo]
-        mean_s = window[:, :g]  # [N, g, Ho, Wo]
-        rstd = torch.addcmul(window[:, g:], mean_s, mean_s, value=-1).clamp_min_(0).add_(eps).rsqrt_()
-        if stats is None and g == groups:  # the centred weight: conv(xc, W') = conv(xc, W) - mu * S (doc)
+        # window moments: mean_s [N, g, Ho, Wo] relative to c, and E[d^2] turned into rstd in place
+        mean_s, rstd = _window_mean(planes, kernel_size, stride, dilation, ch // g).view(2, n, g, ho, wo).unbind(0)
+        rstd.addcmul_(mean_s, mean_s, value=-1).clamp_min_(0).add_(eps).rsqrt_()
+        if stats is None and g == groups and n * weight.shape[0] * ho * wo >= CENTRE_MIN_RATIO * weight.numel():
+            # the centred weight: conv(xc, W') = conv(xc, W) - mu * S (doc)
             wc = wl - wl.mean((1, 2, 3), keepdim=True) if wl.dtype == acc else \
                 (wl.to(acc) - wl.mean((1, 2, 3), keepdim=True, dtype=acc)).to(wl.dtype)
             S = None
@@ -284,21 +339,21 @@ class _TorchUnit(torch.autograd.Function):
         if y.dtype == acc and y.is_contiguous() and not torch.compiler.is_compiling():
             # eager: out = y * rstd + b in one pass, then - S[o] * (mean * rstd) added in place as one
             # batched K=1 product
-            out = torch.empty_like(y) if train or scratch is None else scratch.resize_(y.shape)  # a base tensor
+            out = torch.empty_like(y)
             ov = _grouped(out, g)
             torch.mul(yv, rv, out=ov) if b is None else torch.addcmul(b, yv, rv, out=ov)
             if S is not None:
-                n, p = y.shape[0], y.shape[2] * y.shape[3]
-                minus_s = S.neg().view(1, g, o // g, 1).expand(n, g, o // g, 1).reshape(n * g, o // g, 1)
-                out.view(n * g, o // g, p).baddbmm_(minus_s, (mean_s * rstd).view(n * g, 1, p))
+                p = ho * wo
+                out.view(n * g, o // g, p).baddbmm_(_s_batched(S, n, g, column=True), (mean_s * rstd).view(n * g, 1, p),
+                                                    alpha=-1)
         else:  # functional (half dtypes, channels_last, torch.compile), computed in acc; a base tensor
             value = yv.to(acc) * rv if S is None else \
                 (yv.to(acc) - _per_group(mean_s, g) * _grouped(S.view(1, o, 1, 1), g)) * rv
             out = torch.empty_like(y).copy_(_ungrouped(value if b is None else value + b, g))
         ctx.cfg, ctx.dtype, ctx.device_type = cfg, dtype, x.device.type
         ctx.has_bias, ctx.has_stats, ctx.centred = bias is not None, stats is not None, S is None
-        ctx.size, ctx.recompute = size, ws is not None
-        ctx.save_for_backward(x, weight, bias, stats, None if ws is not None else xc, wc, y, rstd, mean_s, shift, S)
+        ctx.size, ctx.recompute = size, train and pair is not None
+        ctx.save_for_backward(x, weight, bias, stats, None if ctx.recompute else xc, wc, y, rstd, mean_s, shift, S)
         return out
 
     @staticmethod
@@ -306,8 +361,10 @@ class _TorchUnit(torch.autograd.Function):
         x, weight, bias, stats, xc, wc, y, rstd, mean_s, shift, S = ctx.saved_tensors
         if torch.is_grad_enabled():  # create_graph=True
             return _double_backward(ctx, grad_out, (x, weight, bias, stats))
-        with torch.autocast(ctx.device_type, enabled=False):
-            return _torch_unit_backward(ctx, grad_out, x, weight, stats, xc, wc, y, rstd, mean_s, shift, S)
+        if torch.is_autocast_enabled(ctx.device_type):  # the backward casts explicitly
+            with torch.autocast(ctx.device_type, enabled=False):
+                return _torch_unit_backward(ctx, grad_out, x, weight, stats, xc, wc, y, rstd, mean_s, shift, S)
+        return _torch_unit_backward(ctx, grad_out, x, weight, stats, xc, wc, y, rstd, mean_s, shift, S)
 
 
 def _torch_unit_backward(ctx, grad_out, x, weight, stats, xc, wc, y, rstd, mean_s, shift, S):
@@ -320,7 +377,7 @@ def _torch_unit_backward(ctx, grad_out, x, weight, stats, xc, wc, y, rstd, mean_
     grad_b = go.sum((0, 2, 3), dtype=acc).to(weight.dtype) if need_b and ctx.has_bias else None
     xl = x if x.dtype == ctx.dtype else x.to(ctx.dtype)
     if ctx.recompute:  # x~ - c again, into the workspace forward used
-        xc = _pad_center(xl, shift, pad4, mode, _workspace(0, (x.shape[0], x.shape[1]) + ctx.size, xl))
+        xc = _pad_center(xl, shift, pad4, mode, _workspace(0, (2,) + x.shape[:2] + ctx.size, xl)[0])
     buf = gov * yv if not go.is_contiguous() else torch.mul(gov, yv, out=_workspace(1, gov.shape, go))  # [N, g, O/g, Ho, Wo]
     gr = buf.sum(**_group_dim(g), dtype=acc)  # [N, g, Ho, Wo]: sum_o grad_out * y (the rstd gradient; S term below)
     if ctx.centred:  # y is y' = conv(xc, W'): no S term
@@ -328,7 +385,7 @@ def _torch_unit_backward(ctx, grad_out, x, weight, stats, xc, wc, y, rstd, mean_
     elif go.dtype == acc and not torch.compiler.is_compiling():  # batched products, no temporaries
         n, p = y.shape[0], y.shape[2] * y.shape[3]
         go3 = go.reshape(n * g, o // g, p)
-        g_s = torch.bmm(S.view(1, g, 1, o // g).expand(n, g, 1, o // g).reshape(n * g, 1, o // g), go3).view(mean_s.shape)
+        g_s = torch.bmm(_s_batched(S, n, g, column=False), go3).view(mean_s.shape)
         gr = gr - mean_s * g_s
         gm = -rstd * g_s
         grad_S = -torch.bmm(go3, (rstd * mean_s).view(n * g, p, 1)).view(n, o).sum(0)
@@ -360,7 +417,7 @@ def _torch_unit_backward(ctx, grad_out, x, weight, stats, xc, wc, y, rstd, mean_
         if ctx.centred:  # W' = W - mean_k W: its adjoint centres the gradient the same way
             gw = gw.sub_(gw.mean((1, 2, 3), keepdim=True))
         else:
-            gw = gw + grad_S[:, None, None, None]
+            gw = gw.add_(grad_S[:, None, None, None])
         grad_w = gw.to(weight.dtype)
     grad_x = grad_stats = None
     if need_x or (ctx.has_stats and need_stats):
@@ -370,17 +427,19 @@ def _torch_unit_backward(ctx, grad_out, x, weight, stats, xc, wc, y, rstd, mean_
         if torch.compiler.is_compiling():  # dynamo refuses out= on views
             gvar = gr * rstd.pow(3) * -0.5
             gmean = -2 * mean_s * gvar if gm is None else gm - 2 * mean_s * gvar
-            grads = torch.cat([gmean, gvar], 1)
-        else:  # written in place: no cat
-            grads = torch.empty((gr.shape[0], 2 * g) + tuple(gr.shape[2:]), dtype=acc, device=gr.device)
-            gmean, gvar = grads[:, :g], grads[:, g:]  # [N, g, Ho, Wo] each
+            grads = torch.stack([gmean, gvar])
+        else:  # written in place: no stack
+            grads = gr.new_empty((2,) + gr.shape)  # [2, N, g, Ho, Wo]
+            gmean, gvar = grads.unbind(0)
             torch.mul(gr, rstd.pow(3), out=gvar).mul_(-0.5)
             if gm is None:
                 torch.mul(mean_s, gvar, out=gmean).mul_(-2)
             else:
                 torch.addcmul(gm, mean_s, gvar, value=-2, out=gmean)
-        planes = _window_mean_transposed(grads, ctx.size, kernel_size, stride, dilation, cg)  # [N, 2g, Hp, Wp]
-        B, A2 = _per_group(planes[:, :g], g), _per_group(planes[:, g:], g)  # [N, g, 1, Hp, Wp]: the gradient is B + 2 A2 d
+        n = gr.shape[0]
+        planes = _window_mean_transposed(grads.view((2, n * g) + gr.shape[2:]), ctx.size, kernel_size, stride, dilation, cg)
+        # the gradient is B + 2 A2 d: B, A2 [N, g, (1,) Hp, Wp]
+        B, A2 = (_per_group(t, g) for t in planes.view((2, n, g) + ctx.size).unbind(0))
         if need_x and not ctx.has_stats:
             grad_x = _add_statistics_grad(grad_xc, xc, x, A2, B, g, pad4, mode, split)
         if ctx.has_stats and need_stats:
@@ -422,8 +481,8 @@ def _add_statistics_grad(grad_xc, xc, x, A2, B, g, pad4, mode, interior=False):
 
 def _pad_adjoint(grad: torch.Tensor, x: torch.Tensor, pad4, mode: str) -> torch.Tensor:
     """reference.pad_adjoint, as one aten op for reflect / replicate in eager mode; x: the unpadded input."""
-    if any(pad4) and mode in _PAD_OUT and grad.dtype == x.dtype and not torch.compiler.is_compiling():
-        return getattr(torch.ops.aten, _PAD_OUT[mode] + "_backward")(grad, x, list(pad4))
+    if any(pad4) and mode in _PAD_ADJOINT and grad.dtype == x.dtype and not torch.compiler.is_compiling():
+        return _PAD_ADJOINT[mode](grad, x, list(pad4))
     return pad_adjoint(grad, pad4, mode)
 
 
@@ -518,11 +577,17 @@ def nc_conv2d(x, weight, bias=None, pad4=(0, 0, 0, 0), mode="zeros", stride=(1, 
     cfg = (tuple(pad4), mode, tuple(stride), tuple(dilation), groups, stat_groups, float(eps))
     cfg = (cfg[0], cfg[1], tuple(weight.shape[2:]), *cfg[2:])
     which = resolve_impl(x, impl)
-    dtype = _compute_dtype(x)
-    with torch.autocast(x.device.type, enabled=False):  # the units cast explicitly
-        if torch.compiler.is_exporting():  # torch.export / ONNX (gennorm.inference): plain ops only
-            return composed(x, weight, bias, stats, cfg, dtype)
-        if which == "torch" or stats is not None:  # KN with active dropout: the torch unit, any impl
-            train = torch.is_grad_enabled() and any(t is not None and t.requires_grad for t in (x, weight, bias, stats))
-            return _TorchUnit.apply(x, weight, bias, stats, cfg, dtype, train)
-        return _OpUnit.apply(x, weight, bias, cfg, dtype)
+    device = x.device.type
+    if torch.is_autocast_enabled(device):  # the units cast explicitly, to the autocast dtype
+        with torch.autocast(device, enabled=False):
+            return _unit(which, x, weight, bias, stats, cfg, _compute_dtype(x, device))
+    return _unit(which, x, weight, bias, stats, cfg, x.dtype)
+
+
+def _unit(which, x, weight, bias, stats, cfg, dtype):
+    if torch.compiler.is_exporting():  # torch.export / ONNX (gennorm.inference): plain ops only
+        return composed(x, weight, bias, stats, cfg, dtype)
+    if which == "torch" or stats is not None:  # KN with active dropout: the torch unit, any impl
+        train = torch.is_grad_enabled() and any(t is not None and t.requires_grad for t in (x, weight, bias, stats))
+        return _TorchUnit.apply(x, weight, bias, stats, cfg, dtype, train)
+    return _OpUnit.apply(x, weight, bias, cfg, dtype)
