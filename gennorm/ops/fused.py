@@ -11,23 +11,27 @@ elsewhere the ops' Python kernels (gennorm.ops.reference).
 
 "torch" (the default wherever there are no CUDA kernels; on the CPU faster than "op"): the same
 function in plain PyTorch, with fewer full-size passes:
-  - xc = pad(x) - c in one pass (zero borders written as -c), c from the centre pixel, so float32
-    stays exact at x = 300 +- 0.01; the window moments come from per-pixel channel sums of xc
-    and xc^2 ([N, 2g, Hp, Wp] planes, averaged over each window and its Cg channels by avg_pool2d);
+  - xc = pad(x) - c in one pass (zero borders written as -c), c one element of the input (the
+    centre pixel of each group's first channel), so float32 stays exact at x = 300 +- 0.01; the
+    window moments come from per-pixel channel sums of xc and xc^2 ([2, N g, Hp, Wp] planes,
+    averaged over each window and its Cg channels by avg_pool2d);
   - the conv runs on the centred weight W' = W - mean_k W (each filter's mean over its
     C/g x kh x kw taps removed). Every window of xc then gives conv(xc, W') = conv(xc, W) - mu * S
     exactly, for any xc (sum_k (W_k - m)(x_k - mu) = sum_k W_k x_k - mu S, as sum_k (x_k - mu) = 0
     over the window mu is the mean of), so the S term costs nothing: out = y' * rstd + b in one
     pass; backward: grad_W = grad_W' - mean_k grad_W' (the centring is a symmetric projection),
-    and the rstd gradient is sum_o grad_out * y' alone. Measured on 2 CPU threads (fwd+bwd, 3x3
-    64->64 at 128^2): 1.23x Conv+IN against 1.40x for the S-term version. It needs the statistics
-    to come from exactly the windows the conv sees (stats=None, statistics groups = conv groups);
-    otherwise (KN with dropout, KN's one statistics group under a grouped conv) the S term is
-    applied: out = y * rstd + b, then - S[o] * mean * rstd in place as one batched K=1 product;
-  - on the CPU, xc, xc^2 and grad_out * y live in two reused per-thread workspaces (see "CPU
-    workspaces" below) and xc is recomputed in backward, so a call allocates its outputs only;
+    and the rstd gradient is sum_o grad_out * y' alone. Centring costs four weight-sized passes
+    per step, the S term about three output-sized ones, so the weight is centred where the output
+    has at least CENTRE_MIN_RATIO times its elements (measured below). Elsewhere, and where the
+    statistics do not come from exactly the windows the conv sees (KN with dropout, KN's one
+    statistics group under a grouped conv), the S term is applied: out = y * rstd + b, then
+    - S[o] * mean * rstd in place as one batched K=1 product;
+  - xc = pad(x) - c and xc^2 side by side in one [2, N, C, Hp, Wp] buffer, so one reduction over
+    the channels gives both per-pixel planes; on the CPU in training that pair and grad_out * y live
+    in two reused per-thread workspaces (see "CPU workspaces" below) and xc is recomputed in
+    backward, so a call allocates its outputs only;
   - backward: sum_o grad_out * y per pixel, grad_y = grad_out * rstd (into the same buffer), the
-    conv's two grads, and the statistics' gradient B + 2 * A2 * xc (A2, B per pixel) added into the
+    conv's two grads, and the statistics' gradient B - A2 * xc (A2, B per pixel) added into the
     conv's input gradient in place. Zero padding: the input gradient comes from a second
     convolution_backward on the unpadded shape (its values do not enter the conv transpose), so it
     is grad_x's own [N, C, H, W] buffer; the weight gradient from the padded xc. Measured on 2 CPU
@@ -249,19 +253,26 @@ def _workspace_ok(like: torch.Tensor) -> bool:
 
 
 def _workspace(slot: int, shape, like: torch.Tensor) -> torch.Tensor | None:
-    """A reused per-thread buffer of `shape` (slot 0 or 1), or None where workspaces do not apply."""
+    """A reused per-thread buffer of `shape` (slot 0 or 1), or None where workspaces do not apply.
+    The view of each shape is kept too (a dict lookup per call instead of a slice and a view)."""
     if not _workspace_ok(like):
         return None
+    state = _WORKSPACE.__dict__
+    key = (slot, like.dtype, tuple(shape))
+    view = state.get("views", {}).get(key)
+    if view is not None:
+        return view
     numel = math.prod(shape)
     if numel * like.element_size() > WORKSPACE_MAX_BYTES:
         return None
-    buffers = getattr(_WORKSPACE, "buffers", None)
-    if buffers is None:
-        buffers = _WORKSPACE.buffers = {}
-    buf = buffers.get((slot, like.dtype))
-    if buf is None or buf.numel() < numel:
-        buf = buffers[(slot, like.dtype)] = _cpu_buffer(numel, like.dtype)
-    return buf[:numel].view(shape)
+    buffers, views = state.setdefault("buffers", {}), state.setdefault("views", {})
+    buf = buffers.get(key[:2])
+    if buf is None or buf.numel() < numel or len(views) >= 64:
+        if buf is None or buf.numel() < numel:
+            buf = buffers[key[:2]] = _cpu_buffer(numel, like.dtype)
+        views.clear()  # views of a replaced buffer would keep it alive; and many shapes stay few
+    view = views[key] = buf[:numel].view(shape)
+    return view
 
 
 _HUGE_PAGE = 2 << 20
@@ -288,6 +299,7 @@ def _cpu_buffer(numel: int, dtype: torch.dtype) -> torch.Tensor:
 def release_workspace() -> None:
     """Free this thread's workspace buffers (they are otherwise kept for the next call)."""
     _WORKSPACE.__dict__.pop("buffers", None)
+    _WORKSPACE.__dict__.pop("views", None)
 
 
 # Centre the weight (4 weight-sized passes per fwd + bwd) or apply the S term (~3 output-sized
@@ -370,40 +382,42 @@ class _TorchUnit(torch.autograd.Function):
 def _torch_unit_backward(ctx, grad_out, x, weight, stats, xc, wc, y, rstd, mean_s, shift, S):
     pad4, mode, kernel_size, stride, dilation, groups, g, eps = ctx.cfg
     need_x, need_w, need_b, need_stats = ctx.needs_input_grad[:4]
+    need_moments = need_x or (ctx.has_stats and need_stats)  # the statistics' gradient is wanted
+    eager = not torch.compiler.is_compiling()
     acc = rstd.dtype
-    o = y.shape[1]
+    n, o = y.shape[:2]
     go = grad_out.to(y.dtype)
     gov, yv, rv = _grouped(go, g), _grouped(y, g), _per_group(rstd, g)
     grad_b = go.sum((0, 2, 3), dtype=acc).to(weight.dtype) if need_b and ctx.has_bias else None
     xl = x if x.dtype == ctx.dtype else x.to(ctx.dtype)
     if ctx.recompute:  # x~ - c again, into the workspace forward used
         xc = _pad_center(xl, shift, pad4, mode, _workspace(0, (2,) + x.shape[:2] + ctx.size, xl)[0])
-    buf = gov * yv if not go.is_contiguous() else torch.mul(gov, yv, out=_workspace(1, gov.shape, go))  # [N, g, O/g, Ho, Wo]
-    gr = buf.sum(**_group_dim(g), dtype=acc)  # [N, g, Ho, Wo]: sum_o grad_out * y (the rstd gradient; S term below)
-    if ctx.centred:  # y is y' = conv(xc, W'): no S term
-        gm = grad_S = None
-    elif go.dtype == acc and not torch.compiler.is_compiling():  # batched products, no temporaries
-        n, p = y.shape[0], y.shape[2] * y.shape[3]
+    buf = _workspace(1, gov.shape, go) if eager and go.is_contiguous() else None  # grad_out * y, then grad_y
+    # h [N, g, Ho, Wo] = sum_o grad_out * (y - mean_s * S[o]) (y' = conv(xc, W') has no S term): the
+    # rstd gradient's sum, needed only for the statistics' gradient
+    h = g_s = None
+    if need_moments:
+        h = (gov * yv if buf is None else torch.mul(gov, yv, out=buf)).sum(**_group_dim(g), dtype=acc)
+    if ctx.centred:
+        grad_S = None
+    elif go.dtype == acc and eager:  # batched products, no temporaries
+        p = y.shape[2] * y.shape[3]
         go3 = go.reshape(n * g, o // g, p)
-        g_s = torch.bmm(_s_batched(S, n, g, column=False), go3).view(mean_s.shape)
-        gr = gr - mean_s * g_s
-        gm = -rstd * g_s
+        if need_moments:
+            g_s = torch.bmm(_s_batched(S, n, g, column=False), go3).view(mean_s.shape)  # sum_o grad_out * S[o]
+            h.addcmul_(mean_s, g_s, value=-1)
         grad_S = -torch.bmm(go3, (rstd * mean_s).view(n * g, p, 1)).view(n, o).sum(0)
     else:
         Sv = _grouped(S.view(1, o, 1, 1), g)
-        g_s = (gov.to(acc) * Sv).sum(**_group_dim(g))  # sum_o grad_out * S[o]
-        gr = gr - mean_s * g_s
-        gm = -rstd * g_s
+        if need_moments:
+            g_s = (gov.to(acc) * Sv).sum(**_group_dim(g))  # sum_o grad_out * S[o]
+            h = h - mean_s * g_s
         grad_S = -_ungrouped(gov.to(acc) * rv * _per_group(mean_s, g), g).sum((0, 2, 3))
-    if torch.compiler.is_compiling():
-        grad_y = _ungrouped((gov * rv).to(y.dtype), g)
-    else:
-        grad_y = _ungrouped(torch.mul(gov, rv, out=buf), g)  # reuses buf
+    grad_y = _ungrouped((gov * rv).to(y.dtype) if buf is None else torch.mul(gov, rv, out=buf), g)  # buf reused
     del buf
     # zero padding (symmetric, as conv2d pads): the input gradient straight onto the interior, from
     # the conv transpose of the unpadded shape (its values do not enter), so no padded gradient
-    split = need_x and mode == "zeros" and any(pad4) and pad4[0] == pad4[1] and pad4[2] == pad4[3] \
-        and not torch.compiler.is_compiling()
+    split = need_x and mode == "zeros" and any(pad4) and pad4[0] == pad4[1] and pad4[2] == pad4[3] and eager
     grad_xc, grad_wc, _ = torch.ops.aten.convolution_backward(
         grad_y, xc, wc, None, list(stride), [0, 0], list(dilation), False, [0, 0], groups,
         [need_x and not split, need_w, False])
@@ -420,31 +434,29 @@ def _torch_unit_backward(ctx, grad_out, x, weight, stats, xc, wc, y, rstd, mean_
             gw = gw.add_(grad_S[:, None, None, None])
         grad_w = gw.to(weight.dtype)
     grad_x = grad_stats = None
-    if need_x or (ctx.has_stats and need_stats):
-        # the statistics' gradient w.r.t. d = xc (or dropout(x~) - c): B + 2 * A2 * d, per pixel
-        cg = x.shape[1] // g
-        # the gradients of the window means of d and d^2 (the adjoint of the window mean divides by K Cg)
-        if torch.compiler.is_compiling():  # dynamo refuses out= on views
-            gvar = gr * rstd.pow(3) * -0.5
-            gmean = -2 * mean_s * gvar if gm is None else gm - 2 * mean_s * gvar
-            grads = torch.stack([gmean, gvar])
-        else:  # written in place: no stack
-            grads = gr.new_empty((2,) + gr.shape)  # [2, N, g, Ho, Wo]
-            gmean, gvar = grads.unbind(0)
-            torch.mul(gr, rstd.pow(3), out=gvar).mul_(-0.5)
-            if gm is None:
-                torch.mul(mean_s, gvar, out=gmean).mul_(-2)
-            else:
-                torch.addcmul(gm, mean_s, gvar, value=-2, out=gmean)
-        n = gr.shape[0]
-        planes = _window_mean_transposed(grads.view((2, n * g) + gr.shape[2:]), ctx.size, kernel_size, stride, dilation, cg)
-        # the gradient is B + 2 A2 d: B, A2 [N, g, (1,) Hp, Wp]
-        B, A2 = (_per_group(t, g) for t in planes.view((2, n, g) + ctx.size).unbind(0))
+    if need_moments:
+        # the statistics' gradient w.r.t. d = xc (or dropout(x~) - c), per pixel: B - A2 * d, with B, A2
+        # the adjoint window means of gmean = dL/dmean_s and of H = h * rstd^3 = -2 dL/dE[d^2]
+        # (dL/drstd = h, drstd/dvar = -rstd^3 / 2, dvar/dmean = -2 mean: gmean = mean_s * H - rstd * g_s)
+        if eager:  # written in place: no stack
+            grads = h.new_empty((2,) + h.shape)  # [2, N, g, Ho, Wo]: gmean, H
+            gmean, hh = grads.unbind(0)
+            torch.mul(h, rstd.pow(3), out=hh)
+            torch.mul(mean_s, hh, out=gmean)
+            if g_s is not None:
+                gmean.addcmul_(rstd, g_s, value=-1)
+        else:  # dynamo refuses out= on views
+            hh = h * rstd.pow(3)
+            gmean = mean_s * hh if g_s is None else mean_s * hh - rstd * g_s
+            grads = torch.stack([gmean, hh])
+        planes = _window_mean_transposed(grads.view((2, n * g) + h.shape[2:]), ctx.size, kernel_size, stride,
+                                         dilation, x.shape[1] // g)
+        B, A2 = (_per_group(t, g) for t in planes.view((2, n, g) + ctx.size).unbind(0))  # [N, g, (1,) Hp, Wp]
         if need_x and not ctx.has_stats:
             grad_x = _add_statistics_grad(grad_xc, xc, x, A2, B, g, pad4, mode, split)
         if ctx.has_stats and need_stats:
             d = _grouped(stats.to(acc), g) - _grouped(shift, g)
-            grad_stats = _ungrouped(torch.addcmul(B, d, A2, value=2), g).to(stats.dtype)
+            grad_stats = _ungrouped(torch.addcmul(B, d, A2, value=-1), g).to(stats.dtype)
     if need_x:
         if grad_x is None:
             grad_x = grad_xc if split else _pad_adjoint(grad_xc, x, pad4, mode)  # [N, C, H, W]
@@ -453,7 +465,7 @@ def _torch_unit_backward(ctx, grad_out, x, weight, stats, xc, wc, y, rstd, mean_
 
 
 def _add_statistics_grad(grad_xc, xc, x, A2, B, g, pad4, mode, interior=False):
-    """grad_x = pad_adjoint(grad_xc + 2 * A2 * xc + B) [N, C, H, W]; A2, B per group (_per_group).
+    """grad_x = pad_adjoint(grad_xc - A2 * xc + B) [N, C, H, W]; A2, B per group (_per_group).
 
     Zero padding only needs the interior: added in place when grad_xc already is the interior's
     gradient (`interior`: the split backward), else written straight into a new contiguous grad_x
@@ -461,9 +473,9 @@ def _add_statistics_grad(grad_xc, xc, x, A2, B, g, pad4, mode, interior=False):
     """
     if interior:  # grad_xc [N, C, H, W]
         inner = (..., slice(pad4[2], pad4[2] + x.shape[2]), slice(pad4[0], pad4[0] + x.shape[3]))
-        return _ungrouped(_grouped(grad_xc, g).addcmul_(_grouped(xc, g)[inner], A2[inner], value=2).add_(B[inner]), g)
+        return _ungrouped(_grouped(grad_xc, g).addcmul_(_grouped(xc, g)[inner], A2[inner], value=-1).add_(B[inner]), g)
     if torch.compiler.is_compiling():
-        total = _grouped(grad_xc, g) + 2 * _grouped(xc, g) * A2 + B
+        total = _grouped(grad_xc, g) - _grouped(xc, g) * A2 + B
         return pad_adjoint(_ungrouped(total, g), pad4, mode)
     if mode == "zeros" and any(pad4):
         def inner(t):
@@ -472,10 +484,10 @@ def _add_statistics_grad(grad_xc, xc, x, A2, B, g, pad4, mode, interior=False):
         gx = torch.empty(inner(grad_xc).shape, dtype=grad_xc.dtype, device=grad_xc.device,
                          memory_format=reference.memory_format_of(xc))
         gxv = _grouped(gx, g)
-        torch.addcmul(_grouped(inner(grad_xc), g), _grouped(inner(xc), g), inner(A2), value=2, out=gxv)
+        torch.addcmul(_grouped(inner(grad_xc), g), _grouped(inner(xc), g), inner(A2), value=-1, out=gxv)
         gxv.add_(inner(B))
         return gx
-    _grouped(grad_xc, g).addcmul_(_grouped(xc, g), A2, value=2).add_(B)
+    _grouped(grad_xc, g).addcmul_(_grouped(xc, g), A2, value=-1).add_(B)
     return _pad_adjoint(grad_xc, x, pad4, mode)
 
 
