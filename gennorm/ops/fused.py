@@ -153,7 +153,11 @@ def _shift(x: torch.Tensor, g: int, acc: torch.dtype) -> torch.Tensor:
         c = x.detach()[:, ::cg, h // 2, w // 2].to(acc)  # [N, g]
     else:  # one view op (indexing is four)
         s0, s1, s2, s3 = x.stride()
-        c = x.detach().as_strided((n, g), (s0, cg * s1), x.storage_offset() + (h // 2) * s2 + (w // 2) * s3)
+        offset = x.storage_offset() + (h // 2) * s2 + (w // 2) * s3
+        if g == 1:  # the unit's forward runs without grad: no detach needed
+            c = x.as_strided((n, 1, 1, 1), (s0, 1, 1, 1), offset)
+            return c if c.dtype == acc else c.to(acc)
+        c = x.as_strided((n, g), (s0, cg * s1), offset)
         c = c if c.dtype == acc else c.to(acc)
     return c.view(n, 1, 1, 1) if g == 1 else c.repeat_interleave(cg, 1)[:, :, None, None]
 
@@ -224,7 +228,8 @@ def _window_mean_transposed(grad: torch.Tensor, size, kernel_size, stride, dilat
 def _s_batched(S: torch.Tensor, n: int, g: int, column: bool) -> torch.Tensor:
     """S [O] per (sample, group) for batched products: [N g, O/g, 1] (column) or [N g, 1, O/g]."""
     if g == 1:
-        return (S.view(1, -1, 1) if column else S.view(1, 1, -1)).expand(n, -1, -1)  # a view
+        s = S.view(1, -1, 1) if column else S.view(1, 1, -1)
+        return s if n == 1 else s.expand(n, -1, -1)  # a view
     s = S.view(1, g, -1, 1) if column else S.view(1, g, 1, -1)
     return s.expand(n, -1, -1, -1).reshape((n * g,) + s.shape[2:])
 
@@ -409,20 +414,21 @@ def _torch_unit_backward(ctx, grad_out, x, weight, stats, xc, wc, y, rstd, mean_
         else:
             h = _channel_sums(torch.mul(gov, yv, out=buf).view(n * g, o // g, -1)).view(rstd.shape)
     if ctx.centred:
-        grad_S = None
+        minus_grad_S = None
     elif go.dtype == acc and eager:  # batched products, no temporaries
         p = y.shape[2] * y.shape[3]
         go3 = go.reshape(n * g, o // g, p)
         if need_moments:
             g_s = torch.bmm(_s_batched(S, n, g, column=False), go3).view(mean_s.shape)  # sum_o grad_out * S[o]
             h.addcmul_(mean_s, g_s, value=-1)
-        grad_S = -torch.bmm(go3, (rstd * mean_s).view(n * g, p, 1)).view(n, o).sum(0)
+        minus_grad_S = torch.bmm(go3, (rstd * mean_s).view(n * g, p, 1)).view(n, o)  # -dL/dS per sample
+        minus_grad_S = minus_grad_S[0] if n == 1 else minus_grad_S.sum(0)
     else:
         Sv = _grouped(S.view(1, o, 1, 1), g)
         if need_moments:
             g_s = (gov.to(acc) * Sv).sum(**_group_dim(g))  # sum_o grad_out * S[o]
             h = h - mean_s * g_s
-        grad_S = -_ungrouped(gov.to(acc) * rv * _per_group(mean_s, g), g).sum((0, 2, 3))
+        minus_grad_S = _ungrouped(gov.to(acc) * rv * _per_group(mean_s, g), g).sum((0, 2, 3))
     grad_y = _ungrouped((gov * rv).to(y.dtype) if buf is None else torch.mul(gov, rv, out=buf), g)  # buf reused
     del buf
     # zero padding (symmetric, as conv2d pads): the input gradient straight onto the interior, from
@@ -441,7 +447,7 @@ def _torch_unit_backward(ctx, grad_out, x, weight, stats, xc, wc, y, rstd, mean_
         if ctx.centred:  # W' = W - mean_k W: its adjoint centres the gradient the same way
             gw = gw.sub_(gw.mean((1, 2, 3), keepdim=True))
         else:
-            gw = gw.add_(grad_S[:, None, None, None])
+            gw = gw.sub_(minus_grad_S.view(o, 1, 1, 1))
         grad_w = gw.to(weight.dtype)
     grad_x = grad_stats = None
     if need_moments:
