@@ -337,10 +337,17 @@ class _TorchUnit(torch.autograd.Function):
         # statistics of x~ itself, any padding but circular), so one reduction makes both channel
         # sums. Training: the thread's workspace, and backward recomputes x~ - c (where no workspace
         # applies, the general path: a fresh x~ - c kept for backward, not a pair twice its size).
-        # Inference (no backward to serve; a server's many threads would each keep buffers): fresh.
-        pair = None
+        # Inference (no backward to serve; a server's many threads would each keep buffers): one
+        # fresh flat buffer, which then holds the output too (no more memory than x~ - c and its
+        # square: tiled translation keeps its bound).
+        pair = flat = None
         if stats is None and _plain(xl) and (mode != "circular" or not any(pad4)):
-            pair = _workspace(0, (2, n, ch) + size, xl) if train else xl.new_empty((2, n, ch) + size)
+            if train:
+                pair = _workspace(0, (2, n, ch) + size, xl)
+            else:
+                numel = 2 * n * ch * size[0] * size[1]
+                flat = xl.new_empty(max(numel, n * weight.shape[0] * ho * wo))
+                pair = flat[:numel].view((2, n, ch) + size)
         xc = _pad_center(xl, shift, pad4, mode, None if pair is None else pair[0])  # x~ - c [N, C, Hp, Wp]
         d = xc if stats is None else stats.to(acc) - shift  # the statistics' input: x~ - c (or dropout(x~) - c)
         planes = _pixel_planes(d, g, pair)  # [2, N g, Hp, Wp]
@@ -363,7 +370,7 @@ class _TorchUnit(torch.autograd.Function):
         if y.dtype == acc and y.is_contiguous() and not torch.compiler.is_compiling():
             # eager: out = y * rstd + b in one pass, then - S[o] * (mean * rstd) added in place as one
             # batched K=1 product
-            out = torch.empty_like(y)
+            out = torch.empty_like(y) if flat is None else flat.resize_(y.shape)  # a base tensor either way
             ov = _grouped(out, g)
             torch.mul(yv, rv, out=ov) if b is None else torch.addcmul(b, yv, rv, out=ov)
             if S is not None:
