@@ -316,10 +316,11 @@ def release_workspace() -> None:
 
 # Centre the weight (4 weight-sized passes per fwd + bwd) or apply the S term (~3 output-sized
 # passes) in the epilogue: whichever is cheaper, by the ratio of output to weight elements.
-# Measured (2 CPU threads, fwd + bwd, interleaved): ratio 0.9 (128->128 at 32^2): S term 3-8%
-# faster; 1.8 and 3.6: 2-3% faster; 14: even; 29 and 111 (64->32 at 128^2, 7x7 3->32): centred 1-5%
-# faster.
-CENTRE_MIN_RATIO = 8
+# Measured (2 CPU threads, fwd + bwd, interleaved with Conv+IN): ratio 0.9 (128->128 at 32^2): S term
+# 2-8% faster; 1.8 (64->128 /2 at 64^2): S term 3% faster; 3.6: 128->64 at 64^2 even (+-2%),
+# 128->256 /2 at 128^2 centred 5-7% faster; 14: even; 29 and 111 (64->32 at 128^2, 7x7 3->32):
+# centred 1-5% faster.
+CENTRE_MIN_RATIO = 3
 
 
 class _TorchUnit(torch.autograd.Function):
