@@ -32,11 +32,12 @@ function in plain PyTorch, with fewer full-size passes:
     backward, so a call allocates its outputs only;
   - backward: sum_o grad_out * y per pixel, grad_y = grad_out * rstd (into the same buffer), the
     conv's two grads, and the statistics' gradient B - A2 * xc (A2, B per pixel) added into the
-    conv's input gradient in place. Zero padding: the input gradient comes from a second
-    convolution_backward on the unpadded shape (its values do not enter the conv transpose), so it
-    is grad_x's own [N, C, H, W] buffer; the weight gradient from the padded xc. Measured on 2 CPU
-    threads (fwd+bwd, 3x3 64->64 at 128^2, interleaved): 0.92-1.07x Conv+IN against 1.30-1.39x
-    with a fresh padded xc and padded input gradient per call.
+    conv's input gradient in place. Zero padding: one convolution_backward on the unpadded x - c
+    with the conv's own padding, as Conv2d's, so the input gradient is grad_x's own [N, C, H, W]
+    buffer; the weight gradient's border taps (there x~ - c is -c, not the conv's 0) are added from
+    one product of grad_y with border masks. Measured on 2 CPU threads (fwd+bwd, 3x3 64->64 at
+    128^2, interleaved): 0.92-1.07x Conv+IN against 1.30-1.39x with a fresh padded xc and padded
+    input gradient per call.
   On the CPU every op on more than 32768 elements is a parallel region; the unit keeps their count
   low, which matters on a loaded machine.
 
