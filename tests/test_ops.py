@@ -501,9 +501,9 @@ SPLIT = [((3, 3), (1, 1), (1, 1), (1, 1, 1, 1), (7, 8)), ((3, 3), (2, 2), (1, 1)
 @pytest.mark.parametrize("groups", [1, 2])
 @pytest.mark.parametrize("case", SPLIT, ids=str)
 def test_zero_padding_input_gradient_onto_the_interior(case, groups):
-    """Zero padding: backward takes the input gradient from the conv transpose of the unpadded shape
-    and the weight gradient from the recomputed padded x~ - c; values and all gradients equal the
-    composed unit."""
+    """Zero padding: symmetric pads take both conv gradients from one conv backward on x - c with the
+    conv's own padding, plus the weight gradient's border taps (fused._border_taps_grad); asymmetric
+    pads the padded x~ - c. Values and all gradients equal the composed unit."""
     kernel, stride, dilation, pad4, size = case
     x = _x((2, 4) + size).requires_grad_()
     w = (_x((6, 4 // groups) + kernel, seed=1) * 0.3).requires_grad_()

@@ -280,10 +280,11 @@ def _workspace(slot: int, shape, like: torch.Tensor) -> torch.Tensor | None:
         return None
     buffers, views = state.setdefault("buffers", {}), state.setdefault("views", {})
     buf = buffers.get(key[:2])
-    if buf is None or buf.numel() < numel or len(views) >= 64:
-        if buf is None or buf.numel() < numel:
-            buf = buffers[key[:2]] = _cpu_buffer(numel, like.dtype)
-        views.clear()  # views of a replaced buffer would keep it alive; and many shapes stay few
+    if buf is None or buf.numel() < numel:
+        buf = buffers[key[:2]] = _cpu_buffer(numel, like.dtype)
+        views.clear()  # views of the replaced buffer would keep it alive
+    elif len(views) >= 64:
+        views.clear()  # many shapes stay few
     view = views[key] = buf[:numel].view(shape)
     return view
 
@@ -387,7 +388,12 @@ class _TorchUnit(torch.autograd.Function):
         ctx.cfg, ctx.dtype, ctx.device_type = cfg, dtype, x.device.type
         ctx.has_bias, ctx.has_stats, ctx.centred = bias is not None, stats is not None, S is None
         ctx.size, ctx.recompute = size, train and pair is not None
-        ctx.save_for_backward(x, weight, bias, stats, None if ctx.recompute else xc, wc, y, rstd, mean_s, shift, S)
+        # zero padding (symmetric, as conv2d pads): backward takes both conv gradients from x - c
+        # with the conv's own padding (_torch_unit_backward), so no padded x~ - c is kept for it
+        ctx.split = ctx.needs_input_grad[0] and mode == "zeros" and any(pad4) and pad4[0] == pad4[1] \
+            and pad4[2] == pad4[3] and g in (1, groups) and not torch.compiler.is_compiling()
+        ctx.save_for_backward(x, weight, bias, stats, None if ctx.recompute or ctx.split else xc, wc, y, rstd, mean_s,
+                              shift, S)
         return out
 
     @staticmethod
@@ -439,17 +445,15 @@ def _torch_unit_backward(ctx, grad_out, x, weight, stats, xc, wc, y, rstd, mean_
         minus_grad_S = _ungrouped(gov.to(acc) * rv * _per_group(mean_s, g), g).sum((0, 2, 3))
     grad_y = _ungrouped((gov * rv).to(y.dtype) if buf is None else torch.mul(gov, rv, out=buf), g)  # buf reused
     del buf
-    # zero padding (symmetric, as conv2d pads): one conv backward on the unpadded x - c with the
-    # conv's own zero padding, as Conv2d's own backward: the input gradient lands on [N, C, H, W] (no
-    # padded gradient) and the weight gradient, which saw 0 instead of -c at the border taps, gets
-    # that part added (_border_taps_grad). Measured on 2 CPU threads: 65.2 ms against 72.7 ms for a
-    # weight gradient from the padded xc plus a second conv backward for the input (64->128 /2 at
-    # 256^2); 33.4 against 35.5 (128->256 /2 at 128^2).
-    split = need_x and mode == "zeros" and any(pad4) and pad4[0] == pad4[1] and pad4[2] == pad4[3] and eager \
-        and g in (1, groups)
+    # zero padding (ctx.split): one conv backward on the unpadded x - c with the conv's own zero
+    # padding, as Conv2d's own backward: the input gradient lands on [N, C, H, W] (no padded
+    # gradient) and the weight gradient, which saw 0 instead of -c at the border taps, gets that part
+    # added (_border_taps_grad). Measured on 2 CPU threads: 65.2 ms against 72.7 ms for a weight
+    # gradient from the padded xc plus a second conv backward for the input (64->128 /2 at 256^2);
+    # 33.4 against 35.5 (128->256 /2 at 128^2).
+    split = ctx.split
     if split:
-        ws = _workspace(0, (2,) + tuple(x.shape), xl)
-        xc = _pad_center(xl, shift, (0, 0, 0, 0), "zeros", None if ws is None else ws[0])  # x - c [N, C, H, W]
+        xc = _pad_center(xl, shift, (0, 0, 0, 0), "zeros", _workspace(0, tuple(x.shape), xl))  # x - c [N, C, H, W]
         grad_xc, grad_wc, _ = torch.ops.aten.convolution_backward(
             grad_y, xc, wc, None, list(stride), [pad4[2], pad4[0]], list(dilation), False, [0, 0], groups,
             [True, need_w, False])
