@@ -502,7 +502,7 @@ SPLIT = [((3, 3), (1, 1), (1, 1), (1, 1, 1, 1), (7, 8)), ((3, 3), (2, 2), (1, 1)
 @pytest.mark.parametrize("case", SPLIT, ids=str)
 def test_zero_padding_input_gradient_onto_the_interior(case, groups):
     """Zero padding: symmetric pads take both conv gradients from one conv backward on x - c with the
-    conv's own padding, plus the weight gradient's border taps (fused._border_taps_grad); asymmetric
+    conv's own padding, plus the weight gradient's border taps (fused._ZeroBorder.taps_grad); asymmetric
     pads the padded x~ - c. Values and all gradients equal the composed unit."""
     kernel, stride, dilation, pad4, size = case
     x = _x((2, 4) + size).requires_grad_()
