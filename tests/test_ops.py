@@ -498,22 +498,35 @@ SPLIT = [((3, 3), (1, 1), (1, 1), (1, 1, 1, 1), (7, 8)), ((3, 3), (2, 2), (1, 1)
          ((1, 1), (2, 2), (1, 1), (1, 1, 1, 1), (5, 6)), ((3, 3), (1, 1), (1, 1), (0, 2, 1, 0), (6, 6))]
 
 
-@pytest.mark.parametrize("groups", [1, 2])
+@pytest.mark.parametrize("window", ["avg_pool2d", "strided-adds"])
+@pytest.mark.parametrize("groups,stat_groups", [(1, 1), (2, 2), (2, 1)])
 @pytest.mark.parametrize("case", SPLIT, ids=str)
-def test_zero_padding_input_gradient_onto_the_interior(case, groups):
-    """Zero padding: symmetric pads take both conv gradients from one conv backward on x - c with the
-    conv's own padding, plus the weight gradient's border taps (fused._ZeroBorder.taps_grad); asymmetric
-    pads the padded x~ - c. Values and all gradients equal the composed unit."""
+def test_zero_padding_the_conv_applies_itself(monkeypatch, case, groups, stat_groups, window):
+    """Zero padding: symmetric pads are the conv's own in forward and backward (x - c unpadded; the
+    border taps' -c put back by fused._ZeroBorder: the window moments, the conv output at the border
+    pixels, the weight gradient's border taps); asymmetric pads the padded x~ - c. Window sums by
+    avg_pool2d or by strided adds (fused._pooled picks by size; both forced here). Values and all
+    gradients equal the composed unit: in training, with x not needing a gradient (a first layer),
+    and in inference."""
+    monkeypatch.setattr(fused, "_pooled", lambda *args, real=fused._pooled: window == "avg_pool2d" and real(*args))
     kernel, stride, dilation, pad4, size = case
     x = _x((2, 4) + size).requires_grad_()
     w = (_x((6, 4 // groups) + kernel, seed=1) * 0.3).requires_grad_()
     b = _x((6,), seed=2).requires_grad_()
-    cfg = (pad4, "zeros", kernel, stride, dilation, groups, groups, 1e-3)
-    got = fused.nc_conv2d(x, w, b, pad4, "zeros", stride, dilation, groups, 1e-3, impl="torch")
-    want = fused.composed(x, w, b, None, cfg)
+    cfg = (pad4, "zeros", kernel, stride, dilation, groups, stat_groups, 1e-3)
+
+    def unit(x):
+        return fused.nc_conv2d(x, w, b, pad4, "zeros", stride, dilation, groups, 1e-3, stat_groups, impl="torch")
+
+    got, want = unit(x), fused.composed(x, w, b, None, cfg)
     assert_close(got, want, rtol=1e-11, atol=1e-11)
     g = torch.randn(got.shape, generator=torch.Generator().manual_seed(5), dtype=f64)
-    assert_close(torch.autograd.grad(got, (x, w, b), g), torch.autograd.grad(want, (x, w, b), g), rtol=1e-10, atol=1e-10)
+    assert_close(torch.autograd.grad(got, (x, w, b), g), torch.autograd.grad(want, (x, w, b), g, retain_graph=True),
+                 rtol=1e-10, atol=1e-10)
+    assert_close(torch.autograd.grad(unit(x.detach()), (w, b), g), torch.autograd.grad(want, (w, b), g),
+                 rtol=1e-10, atol=1e-10)
+    with torch.no_grad():
+        assert_close(unit(x), want, rtol=1e-11, atol=1e-11)
 
 
 @pytest.mark.parametrize("ratio", [0, float("inf")], ids=["centred-weight", "s-term"])

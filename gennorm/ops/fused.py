@@ -223,7 +223,7 @@ _KEPT: dict = {}
 def _kept(key, like: torch.Tensor, make):
     """make(), kept per (key, like's dtype and device) for real tensors (made fresh under a dispatch
     mode such as FakeTensorMode): the unit's per-geometry constants, a dict lookup per call."""
-    if type(like) is not torch.Tensor or _dispatch_mode() is not None:
+    if torch.compiler.is_compiling() or type(like) is not torch.Tensor or _dispatch_mode() is not None:
         return make()
     key = key + (like.dtype, like.device)
     value = _KEPT.get(key)
@@ -285,7 +285,8 @@ def _window_mean_transposed(grad: torch.Tensor, size, kernel_size, stride, dilat
     columns by k strided adds each (`_pooled` says which)."""
     count = kernel_size[0] * kernel_size[1] * cg
     if _pooled(grad.numel(), kernel_size, stride, dilation, padding):
-        like = grad.new_empty(grad.shape[:2] + tuple(size))
+        shape = grad.shape[:2] + tuple(size)
+        like = _kept(("like", shape), grad, lambda: grad.new_empty(shape))  # its shape is all avg_pool2d_backward reads
         return torch.ops.aten.avg_pool2d_backward(grad, like, list(kernel_size), list(stride), list(padding), False, True,
                                                   count)
     grad = grad * (1.0 / count)
@@ -391,10 +392,29 @@ def _cpu_buffer(numel: int, dtype: torch.dtype) -> torch.Tensor:
     return torch.frombuffer(mapping, dtype=dtype)  # the tensor keeps the mapping alive
 
 
+def _scratch_pair(like: torch.Tensor) -> tuple:
+    """(t, t[0], t[1]) for a [2, *like.shape] buffer of this thread's, reused by every call of the
+    shape (the backward's plane-sized gradient pair, consumed within the call); fresh where
+    workspaces do not apply."""
+    if not _workspace_ok(like):
+        t = like.new_empty((2,) + like.shape)
+        return (t,) + tuple(t.unbind(0))
+    pairs = _WORKSPACE.__dict__.setdefault("scratch", {})
+    key = (like.dtype, tuple(like.shape))
+    entry = pairs.get(key)
+    if entry is None:
+        if len(pairs) >= 64:
+            pairs.clear()
+        t = like.new_empty((2,) + like.shape)
+        entry = pairs[key] = (t,) + tuple(t.unbind(0))
+    return entry
+
+
 def release_workspace() -> None:
     """Free this thread's workspace buffers (they are otherwise kept for the next call)."""
     _WORKSPACE.__dict__.pop("buffers", None)
     _WORKSPACE.__dict__.pop("views", None)
+    _WORKSPACE.__dict__.pop("scratch", None)
 
 
 # Centre the weight (4 weight-sized passes per fwd + bwd) or apply the S term (~3 output-sized
@@ -404,7 +424,7 @@ def release_workspace() -> None:
 # 2-8% faster; 1.8 (64->128 /2 at 64^2): S term 3% faster; 3.6: 128->64 at 64^2 even (+-2%),
 # 128->256 /2 at 128^2 centred 5-7% faster; 14: even; 29 and 111 (64->32 at 128^2, 7x7 3->32):
 # centred 1-5% faster.
-CENTRE_MIN_RATIO = 3
+CENTRE_MIN_RATIO = 0
 
 
 class _TorchUnit(torch.autograd.Function):
@@ -466,16 +486,19 @@ class _TorchUnit(torch.autograd.Function):
         yv, rv = _grouped(y, g), _per_group(rstd, g)  # [N, g, O/g, Ho, Wo], [N, g, 1, Ho, Wo]
         b = None if bias is None else _grouped((bias if bias.dtype == acc else bias.to(acc)).view(1, o, 1, 1), g)
         # the output is a base tensor, never a view (in-place ops such as ReLU(inplace=True) may follow)
-        if y.dtype == acc and y.is_contiguous() and not torch.compiler.is_compiling():
-            # eager: out = y * rstd + b in one pass, then - S[o] * (mean * rstd) added in place as one
-            # batched K=1 product
-            out = torch.empty_like(y) if flat is None else flat.resize_(y.shape)  # a base tensor either way
-            ov = _grouped(out, g)
-            torch.mul(yv, rv, out=ov) if b is None else torch.addcmul(b, yv, rv, out=ov)
+        ctx.folded = y.dtype == acc and y.is_contiguous() and not torch.compiler.is_compiling()
+        if ctx.folded:
+            # eager: y -= S[o] * mean in place (one batched K=1 product; y then is conv(xc, W')'s
+            # equal, for backward too), then out = y * rstd + b in one pass
             if S is not None:
                 p = ho * wo
-                out.view(n * g, o // g, p).baddbmm_(_s_batched(S, n, g, column=True), (mean_s * rstd).view(n * g, 1, p),
-                                                    alpha=-1)
+                y.view(n * g, o // g, p).baddbmm_(_s_batched(S, n, g, column=True), mean_s.view(n * g, 1, p), alpha=-1)
+            if flat is None and g == 1:  # a fresh base tensor
+                out = torch.mul(y, rstd) if b is None else torch.addcmul(b, y, rstd)
+            else:
+                out = torch.empty_like(y) if flat is None else flat.resize_(y.shape)  # a base tensor either way
+                ov = _grouped(out, g)
+                torch.mul(yv, rv, out=ov) if b is None else torch.addcmul(b, yv, rv, out=ov)
         else:  # functional (half dtypes, channels_last, torch.compile), computed in acc; a base tensor
             value = yv.to(acc) * rv if S is None else \
                 (yv.to(acc) - _per_group(mean_s, g) * _grouped(S.view(1, o, 1, 1), g)) * rv
@@ -517,8 +540,9 @@ def _torch_unit_backward(ctx, grad_out, x, weight, stats, xc, wc, y, rstd, mean_
         grad_b = grad_b if grad_b.dtype == weight.dtype else grad_b.to(weight.dtype)
     xl = x if x.dtype == ctx.dtype else x.to(ctx.dtype)
     buf = _workspace(1, gov.shape, go) if eager and go.is_contiguous() else None  # grad_out * y, then grad_y
-    # h [N, g, Ho, Wo] = sum_o grad_out * (y - mean_s * S[o]) (y' = conv(xc, W') has no S term): the
-    # rstd gradient's sum, needed only for the statistics' gradient
+    # h [N, g, Ho, Wo] = sum_o grad_out * (y - mean_s * S[o]) (y' = conv(xc, W') has no S term, and
+    # an eager forward folded it into y already): the rstd gradient's sum, needed only for the
+    # statistics' gradient
     h = g_s = None
     if need_moments:
         if buf is None:
@@ -532,14 +556,15 @@ def _torch_unit_backward(ctx, grad_out, x, weight, stats, xc, wc, y, rstd, mean_
         go3 = go.reshape(n * g, o // g, p)
         if need_moments:
             g_s = torch.bmm(_s_batched(S, n, g, column=False), go3).view(mean_s.shape)  # sum_o grad_out * S[o]
-            h.addcmul_(mean_s, g_s, value=-1)
+            if not ctx.folded:
+                h.addcmul_(mean_s, g_s, value=-1)
         minus_grad_S = torch.bmm(go3, (rstd * mean_s).view(n * g, p, 1)).view(n, o)  # -dL/dS per sample
         minus_grad_S = minus_grad_S[0] if n == 1 else minus_grad_S.sum(0)
     else:
         Sv = _grouped(S.view(1, o, 1, 1), g)
         if need_moments:
             g_s = (gov.to(acc) * Sv).sum(**_group_dim(g))  # sum_o grad_out * S[o]
-            h = h - mean_s * g_s
+            h = h if ctx.folded else h - mean_s * g_s
         minus_grad_S = _ungrouped(gov.to(acc) * rv * _per_group(mean_s, g), g).sum((0, 2, 3))
     grad_y = _ungrouped((gov * rv).to(y.dtype) if buf is None else torch.mul(gov, rv, out=buf), g)  # buf reused
     del buf
@@ -577,8 +602,7 @@ def _torch_unit_backward(ctx, grad_out, x, weight, stats, xc, wc, y, rstd, mean_
         # the adjoint window means of gmean = dL/dmean_s and of H = h * rstd^3 = -2 dL/dE[d^2]
         # (dL/drstd = h, drstd/dvar = -rstd^3 / 2, dvar/dmean = -2 mean: gmean = mean_s * H - rstd * g_s)
         if eager:  # written in place: no stack
-            grads = h.new_empty((2,) + h.shape)  # [2, N, g, Ho, Wo]: gmean, H
-            gmean, hh = grads.unbind(0)
+            grads, gmean, hh = _scratch_pair(h)  # [2, N, g, Ho, Wo] and its gmean, H halves
             torch.mul(h, rstd.pow(3), out=hh)
             torch.mul(mean_s, hh, out=gmean)
             if g_s is not None:
