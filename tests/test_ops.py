@@ -499,9 +499,9 @@ SPLIT = [((3, 3), (1, 1), (1, 1), (1, 1, 1, 1), (7, 8)), ((3, 3), (2, 2), (1, 1)
 
 
 @pytest.mark.parametrize("window", ["avg_pool2d", "strided-adds"])
-@pytest.mark.parametrize("groups,stat_groups", [(1, 1), (2, 2), (2, 1)])
+@pytest.mark.parametrize("groups,stat_groups,n", [(1, 1, 2), (2, 2, 2), (2, 1, 2), (1, 1, 1), (2, 2, 1)])
 @pytest.mark.parametrize("case", SPLIT, ids=str)
-def test_zero_padding_the_conv_applies_itself(monkeypatch, case, groups, stat_groups, window):
+def test_zero_padding_the_conv_applies_itself(monkeypatch, case, groups, stat_groups, n, window):
     """Zero padding: symmetric pads are the conv's own in forward and backward (x - c unpadded; the
     border taps' -c put back by fused._ZeroBorder: the window moments, the conv output at the border
     pixels, the weight gradient's border taps); asymmetric pads the padded x~ - c. Window sums by
@@ -510,7 +510,7 @@ def test_zero_padding_the_conv_applies_itself(monkeypatch, case, groups, stat_gr
     and in inference."""
     monkeypatch.setattr(fused, "_pooled", lambda *args, real=fused._pooled: window == "avg_pool2d" and real(*args))
     kernel, stride, dilation, pad4, size = case
-    x = _x((2, 4) + size).requires_grad_()
+    x = _x((n, 4) + size).requires_grad_()
     w = (_x((6, 4 // groups) + kernel, seed=1) * 0.3).requires_grad_()
     b = _x((6,), seed=2).requires_grad_()
     cfg = (pad4, "zeros", kernel, stride, dilation, groups, stat_groups, 1e-3)
