@@ -144,7 +144,7 @@ def _pad_center(x: torch.Tensor, shift: torch.Tensor, pad4, mode: str, out: torc
     return xc
 
 
-def _shift(x: torch.Tensor, g: int, acc: torch.dtype) -> torch.Tensor:
+def _shift(x: torch.Tensor, g: int, acc: torch.dtype, eager: bool) -> torch.Tensor:
     """c [N, 1, 1, 1] (g = 1) or [N, C, 1, 1] (acc): one element per (sample, group), the centre pixel of
     the group's first channel. Any per-(sample, group) constant near the data keeps E[d^2] - E[d]^2
     exact in float32 (x = 300 +- 0.01); the output does not depend on it. One load, where
@@ -152,7 +152,7 @@ def _shift(x: torch.Tensor, g: int, acc: torch.dtype) -> torch.Tensor:
     C TLB and cache misses, measured ~170 us per call cold on 2 CPU threads at 64 x 128^2."""
     n, ch, h, w = x.shape
     cg = ch // g
-    if torch.compiler.is_compiling():  # dynamo does not trace storage_offset
+    if not eager:  # dynamo does not trace storage_offset
         c = x.detach()[:, ::cg, h // 2, w // 2].to(acc)  # [N, g]
     else:  # one view op (indexing is four)
         s0, s1, s2, s3 = x.stride()
@@ -185,7 +185,7 @@ def _group_dim(g: int) -> dict:
     return {"dim": 1, "keepdim": True} if g == 1 else {"dim": 2}
 
 
-def _pixel_planes(d: torch.Tensor, groups: int, parts: tuple | None = None) -> torch.Tensor:
+def _pixel_planes(d: torch.Tensor, groups: int, parts: tuple | None = None, keep: bool = False) -> torch.Tensor:
     """[2, N g, H, W] (acc): per-pixel sums over each group's channels of d (plane 0) and of d^2
     (plane 1). Sums, not means: torch.mean is a sum and a division; the window means divide once,
     by K * Cg.
@@ -196,19 +196,19 @@ def _pixel_planes(d: torch.Tensor, groups: int, parts: tuple | None = None) -> t
     n, c, h, w = d.shape
     if parts is not None:
         torch.mul(d, d, out=parts[1])
-        return _channel_sums(parts[2]).view(2, n * groups, h, w)
+        return _channel_sums(parts[2], keep).view(2, n * groups, h, w)
     acc = accumulation_dtype(d.dtype)
     dv, dims = _grouped(d, groups), _group_dim(groups)  # [N, g, Cg, H, W]
     square = dv * dv if acc == d.dtype else dv.to(acc).square_()
     return torch.stack([dv.sum(**dims, dtype=acc), square.sum(**dims)]).view(2, n * groups, h, w)
 
 
-def _channel_sums(t: torch.Tensor) -> torch.Tensor:
+def _channel_sums(t: torch.Tensor, keep: bool) -> torch.Tensor:
     """[B, K, P] -> [B, 1, P]: sums over K as a batched product with ones. Measured on 2 CPU threads:
     as fast as sum(1) while the tensor fits in cache, 1.4 ms against 2.7 ms at 2 x 64 x 258^2 (the
     BLAS kernel streams memory better than the strided reduction)."""
     b, k = t.shape[:2]
-    return torch.bmm(_kept(("ones", b, k), t, lambda: t.new_ones((1, 1, k)).expand(b, 1, k)), t)
+    return torch.bmm(_kept(("ones", b, k), t, lambda: t.new_ones((1, 1, k)).expand(b, 1, k), keep), t)
 
 
 def _pair_parts(pair: torch.Tensor, g: int) -> tuple:
@@ -220,10 +220,11 @@ def _pair_parts(pair: torch.Tensor, g: int) -> tuple:
 _KEPT: dict = {}
 
 
-def _kept(key, like: torch.Tensor, make):
-    """make(), kept per (key, like's dtype and device) for real tensors (made fresh under a dispatch
-    mode such as FakeTensorMode): the unit's per-geometry constants, a dict lookup per call."""
-    if torch.compiler.is_compiling() or type(like) is not torch.Tensor or _dispatch_mode() is not None:
+def _kept(key, like: torch.Tensor, make, keep: bool = True):
+    """make(), kept per (key, like's dtype and device) where `keep` (the caller's _keepable: eager,
+    real tensors, so not under FakeTensorMode): the unit's per-geometry constants, a dict lookup per
+    call."""
+    if not keep:
         return make()
     key = key + (like.dtype, like.device)
     value = _KEPT.get(key)
@@ -279,14 +280,15 @@ def _window_sum(t: torch.Tensor, kernel_size, stride, dilation) -> torch.Tensor:
     return t
 
 
-def _window_mean_transposed(grad: torch.Tensor, size, kernel_size, stride, dilation, cg: int, padding=(0, 0)) -> torch.Tensor:
+def _window_mean_transposed(grad: torch.Tensor, size, kernel_size, stride, dilation, cg: int, padding=(0, 0),
+                            keep: bool = False) -> torch.Tensor:
     """Adjoint of `_window_mean`: [B, G, Ho, Wo] -> [B, G, Hp, Wp] (nothing past the last window;
     with padding: [B, G, H, W], the padding's share dropped). avg_pool2d_backward, or rows then
     columns by k strided adds each (`_pooled` says which)."""
     count = kernel_size[0] * kernel_size[1] * cg
     if _pooled(grad.numel(), kernel_size, stride, dilation, padding):
         shape = grad.shape[:2] + tuple(size)
-        like = _kept(("like", shape), grad, lambda: grad.new_empty(shape))  # its shape is all avg_pool2d_backward reads
+        like = _kept(("like", shape), grad, lambda: grad.new_empty(shape), keep)  # its shape is all avg_pool2d_backward reads
         return torch.ops.aten.avg_pool2d_backward(grad, like, list(kernel_size), list(stride), list(padding), False, True,
                                                   count)
     grad = grad * (1.0 / count)
@@ -335,22 +337,25 @@ WORKSPACE_MAX_BYTES = 128 << 20  # per buffer; larger temporaries are allocated 
 
 
 def _plain(t: torch.Tensor) -> bool:
-    """Eager float32 / float64 in plain layout: where the unit writes into buffers of its own."""
-    return t.dtype in (torch.float32, torch.float64) and t.is_contiguous() and not torch.compiler.is_compiling()
+    """Float32 / float64 in plain layout (eager): where the unit writes into buffers of its own."""
+    return t.dtype in (torch.float32, torch.float64) and t.is_contiguous()
 
 
-def _workspace_ok(like: torch.Tensor) -> bool:
-    """_plain, on the CPU, real tensors outside any dispatch mode (no FakeTensorMode, no tensor
-    subclass): where the reused workspaces apply."""
-    return type(like) is torch.Tensor and like.device.type == "cpu" and _plain(like) and _dispatch_mode() is None
+def _keepable(t: torch.Tensor) -> bool:
+    """Eager, a real tensor outside any dispatch mode (no FakeTensorMode, no tensor subclass): where
+    constants and buffers may be kept between calls. Decided once per call (each check costs)."""
+    return type(t) is torch.Tensor and not torch.compiler.is_compiling() and _dispatch_mode() is None
+
+
+def _workspace_ok(like: torch.Tensor, keep: bool) -> bool:
+    """Where the reused workspaces apply: keepable (`keep`), on the CPU, _plain."""
+    return keep and like.device.type == "cpu" and _plain(like)
 
 
 def _workspace(slot: int, shape, like: torch.Tensor, parts: int | None = None):
-    """A reused per-thread buffer of `shape` (slot 0 or 1), or None where workspaces do not apply.
-    The view of each shape is kept too (a dict lookup per call instead of a slice and a view); with
-    parts = g, its _pair_parts instead."""
-    if not _workspace_ok(like):
-        return None
+    """A reused per-thread buffer of `shape` (slot 0 or 1; where _workspace_ok, which the caller
+    checks), or None above WORKSPACE_MAX_BYTES. The view of each shape is kept too (a dict lookup
+    per call instead of a slice and a view); with parts = g, its _pair_parts instead."""
     state = _WORKSPACE.__dict__
     key = (slot, like.dtype, tuple(shape), parts)
     view = state.get("views", {}).get(key)
@@ -392,11 +397,11 @@ def _cpu_buffer(numel: int, dtype: torch.dtype) -> torch.Tensor:
     return torch.frombuffer(mapping, dtype=dtype)  # the tensor keeps the mapping alive
 
 
-def _scratch_pair(like: torch.Tensor) -> tuple:
+def _scratch_pair(like: torch.Tensor, ok: bool) -> tuple:
     """(t, t[0], t[1]) for a [2, *like.shape] buffer of this thread's, reused by every call of the
-    shape (the backward's plane-sized gradient pair, consumed within the call); fresh where
-    workspaces do not apply."""
-    if not _workspace_ok(like):
+    shape (the backward's plane-sized gradient pair, consumed within the call); fresh unless `ok`
+    (_workspace_ok)."""
+    if not ok:
         t = like.new_empty((2,) + like.shape)
         return (t,) + tuple(t.unbind(0))
     pairs = _WORKSPACE.__dict__.setdefault("scratch", {})
@@ -435,7 +440,10 @@ class _TorchUnit(torch.autograd.Function):
         xl = x if x.dtype == dtype else x.to(dtype)
         wl = weight if weight.dtype == dtype else weight.to(dtype)
         n, ch = x.shape[:2]
-        shift = _shift(xl, g, acc)  # c [N, 1 or C, 1, 1]
+        keep = _keepable(xl)  # eager, real tensors: kept constants (and on the CPU workspaces) apply
+        eager = keep or not torch.compiler.is_compiling()
+        plain = eager and _plain(xl)
+        shift = _shift(xl, g, acc, eager)  # c [N, 1 or C, 1, 1]
         size = (x.shape[2] + pad4[2] + pad4[3], x.shape[3] + pad4[0] + pad4[1])  # (Hp, Wp)
         ho, wo = (reference.output_size(size[a], kernel_size[a], stride[a], dilation[a]) for a in (0, 1))
         # x~ - c and its square side by side in one [2, N, C, Hp, Wp] buffer (eager, plain layout,
@@ -447,22 +455,23 @@ class _TorchUnit(torch.autograd.Function):
         # square: tiled translation keeps its bound).
         parts = flat = None  # parts: _pair_parts of the pair buffer
         own = False
-        if stats is None and _plain(xl) and (mode != "circular" or not any(pad4)):
+        fast = _workspace_ok(xl, keep)
+        if stats is None and plain and (mode != "circular" or not any(pad4)):
             # zero padding the conv can do itself (eager, plain): x - c unpadded, the conv pads it
             # with zeros, and what the border's -c would have added is put back after (_ZeroBorder)
             own = _own_zero_padding(pad4, mode, groups, g)
             held = tuple(x.shape[2:]) if own else size  # the pair's planes: (H, W) or (Hp, Wp)
             if train:
-                parts = _workspace(0, (2, n, ch) + held, xl, g)
+                parts = _workspace(0, (2, n, ch) + held, xl, g) if fast else None
             else:
                 numel = 2 * n * ch * held[0] * held[1]
                 flat = xl.new_empty(max(numel, n * weight.shape[0] * ho * wo))
                 parts = _pair_parts(flat[:numel].view((2, n, ch) + held), g)
             own = own and parts is not None
-        border = _zero_border(kernel_size, stride, dilation, pad4, x.shape[2:], (ho, wo), xl) if own else None
+        border = _zero_border(kernel_size, stride, dilation, pad4, x.shape[2:], (ho, wo), xl, keep) if own else None
         xc = _pad_center(xl, shift, (0, 0, 0, 0) if own else pad4, mode, None if parts is None else parts[0])
         d = xc if stats is None else stats.to(acc) - shift  # the statistics' input: x~ - c (or dropout(x~) - c)
-        planes = _pixel_planes(d, g, parts)  # [2, N g, Hp, Wp] ((H, W) if own)
+        planes = _pixel_planes(d, g, parts, keep)  # [2, N g, Hp, Wp] ((H, W) if own)
         del d
         # window moments: mean_s [N, g, Ho, Wo] relative to c, and E[d^2] turned into rstd in place
         mean_s, rstd = _window_mean(planes, kernel_size, stride, dilation, ch // g, (pad4[2], pad4[0]) if own else (0, 0)
@@ -486,7 +495,7 @@ class _TorchUnit(torch.autograd.Function):
         yv, rv = _grouped(y, g), _per_group(rstd, g)  # [N, g, O/g, Ho, Wo], [N, g, 1, Ho, Wo]
         b = None if bias is None else _grouped((bias if bias.dtype == acc else bias.to(acc)).view(1, o, 1, 1), g)
         # the output is a base tensor, never a view (in-place ops such as ReLU(inplace=True) may follow)
-        ctx.folded = y.dtype == acc and y.is_contiguous() and not torch.compiler.is_compiling()
+        ctx.folded = eager and y.dtype == acc and y.is_contiguous()
         if ctx.folded:
             # eager: y -= S[o] * mean in place (one batched K=1 product; y then is conv(xc, W')'s
             # equal, for backward too), then out = y * rstd + b in one pass
@@ -505,11 +514,11 @@ class _TorchUnit(torch.autograd.Function):
             out = torch.empty_like(y).copy_(_ungrouped(value if b is None else value + b, g))
         ctx.cfg, ctx.dtype, ctx.device_type = cfg, dtype, x.device.type
         ctx.has_bias, ctx.has_stats, ctx.centred = bias is not None, stats is not None, S is None
-        ctx.size, ctx.recompute, ctx.own = size, train and parts is not None, own
+        ctx.size, ctx.recompute, ctx.own, ctx.keep, ctx.fast = size, train and parts is not None, own, keep, fast
         # zero padding (symmetric, as conv2d pads): backward takes both conv gradients from x - c
         # with the conv's own padding (_torch_unit_backward), so no padded x~ - c is kept for it
         ctx.split = own or ctx.needs_input_grad[0] and mode == "zeros" and any(pad4) and pad4[0] == pad4[1] \
-            and pad4[2] == pad4[3] and g in (1, groups) and not torch.compiler.is_compiling()
+            and pad4[2] == pad4[3] and g in (1, groups) and eager
         ctx.save_for_backward(x, weight, bias, stats, None if ctx.recompute or ctx.split else xc, wc, y, rstd, mean_s,
                               shift, S)
         return out
@@ -530,6 +539,7 @@ def _torch_unit_backward(ctx, grad_out, x, weight, stats, xc, wc, y, rstd, mean_
     need_x, need_w, need_b, need_stats = ctx.needs_input_grad[:4]
     need_moments = need_x or (ctx.has_stats and need_stats)  # the statistics' gradient is wanted
     eager = not torch.compiler.is_compiling()
+    keep = ctx.keep and eager
     acc = rstd.dtype
     n, o = y.shape[:2]
     go = grad_out if grad_out.dtype == y.dtype else grad_out.to(y.dtype)
@@ -539,7 +549,8 @@ def _torch_unit_backward(ctx, grad_out, x, weight, stats, xc, wc, y, rstd, mean_
         grad_b = go.sum((0, 2, 3), dtype=acc)
         grad_b = grad_b if grad_b.dtype == weight.dtype else grad_b.to(weight.dtype)
     xl = x if x.dtype == ctx.dtype else x.to(ctx.dtype)
-    buf = _workspace(1, gov.shape, go) if eager and go.is_contiguous() else None  # grad_out * y, then grad_y
+    fast = ctx.fast and eager  # the forward's _workspace_ok (go has y's dtype)
+    buf = _workspace(1, gov.shape, go) if fast and go.is_contiguous() else None  # grad_out * y, then grad_y
     # h [N, g, Ho, Wo] = sum_o grad_out * (y - mean_s * S[o]) (y' = conv(xc, W') has no S term, and
     # an eager forward folded it into y already): the rstd gradient's sum, needed only for the
     # statistics' gradient
@@ -548,7 +559,7 @@ def _torch_unit_backward(ctx, grad_out, x, weight, stats, xc, wc, y, rstd, mean_
         if buf is None:
             h = (gov * yv).sum(**_group_dim(g), dtype=acc)
         else:
-            h = _channel_sums(torch.mul(gov, yv, out=buf).view(n * g, o // g, -1)).view(rstd.shape)
+            h = _channel_sums(torch.mul(gov, yv, out=buf).view(n * g, o // g, -1), keep).view(rstd.shape)
     if ctx.centred:
         minus_grad_S = None
     elif go.dtype == acc and eager:  # batched products, no temporaries
@@ -576,7 +587,7 @@ def _torch_unit_backward(ctx, grad_out, x, weight, stats, xc, wc, y, rstd, mean_
     # 33.4 against 35.5 (128->256 /2 at 128^2).
     split = ctx.split
     if split:
-        xc = _pad_center(xl, shift, (0, 0, 0, 0), "zeros", _workspace(0, tuple(x.shape), xl))  # x - c [N, C, H, W]
+        xc = _pad_center(xl, shift, (0, 0, 0, 0), "zeros", _workspace(0, tuple(x.shape), xl) if ctx.fast else None)
         grad_xc, grad_wc, _ = torch.ops.aten.convolution_backward(
             grad_y, xc, wc, None, list(stride), [pad4[2], pad4[0]], list(dilation), False, [0, 0], groups,
             [need_x, need_w, False])
@@ -589,7 +600,7 @@ def _torch_unit_backward(ctx, grad_out, x, weight, stats, xc, wc, y, rstd, mean_
     if need_w:
         gw = grad_wc if grad_wc.dtype == acc else grad_wc.to(acc)  # the conv's fresh gradient (or its copy): ours to change in place
         if split:
-            border = _zero_border(kernel_size, stride, dilation, pad4, x.shape[2:], grad_y.shape[2:], shift)
+            border = _zero_border(kernel_size, stride, dilation, pad4, x.shape[2:], grad_y.shape[2:], shift, keep)
             border.taps_grad(gw, grad_y, shift, groups)
         if ctx.centred:  # W' = W - mean_k W: its adjoint centres the gradient the same way
             gw = gw.sub_(gw.mean((1, 2, 3), keepdim=True))
@@ -602,7 +613,7 @@ def _torch_unit_backward(ctx, grad_out, x, weight, stats, xc, wc, y, rstd, mean_
         # the adjoint window means of gmean = dL/dmean_s and of H = h * rstd^3 = -2 dL/dE[d^2]
         # (dL/drstd = h, drstd/dvar = -rstd^3 / 2, dvar/dmean = -2 mean: gmean = mean_s * H - rstd * g_s)
         if eager:  # written in place: no stack
-            grads, gmean, hh = _scratch_pair(h)  # [2, N, g, Ho, Wo] and its gmean, H halves
+            grads, gmean, hh = _scratch_pair(h, fast)  # [2, N, g, Ho, Wo] and its gmean, H halves
             torch.mul(h, rstd.pow(3), out=hh)
             torch.mul(mean_s, hh, out=gmean)
             if g_s is not None:
@@ -614,7 +625,7 @@ def _torch_unit_backward(ctx, grad_out, x, weight, stats, xc, wc, y, rstd, mean_
         # B, A2 [N, g, (1,) Hp, Wp]; with the forward's own zero padding [.., H, W] (the interior)
         size, padding = (tuple(x.shape[2:]), (pad4[2], pad4[0])) if ctx.own else (ctx.size, (0, 0))
         planes = _window_mean_transposed(grads.view((2, n * g) + h.shape[2:]), size, kernel_size, stride, dilation,
-                                         x.shape[1] // g, padding)
+                                         x.shape[1] // g, padding, keep)
         B, A2 = (_per_group(t, g) for t in planes.view((2, n, g) + size).unbind(0))
         if need_x and not ctx.has_stats:
             if split and not ctx.own:  # the interior's planes
@@ -658,10 +669,9 @@ def _add_statistics_grad(grad_xc, xc, x, A2, B, g, pad4, mode, interior=False):
 
 
 def _own_zero_padding(pad4, mode: str, groups: int, g: int) -> bool:
-    """Zero padding the conv applies itself in forward (eager): symmetric (as conv2d pads), one shift
-    per conv group (so that one c per output channel fixes its border taps)."""
-    return (mode == "zeros" and any(pad4) and pad4[0] == pad4[1] and pad4[2] == pad4[3] and g in (1, groups)
-            and not torch.compiler.is_compiling())
+    """Zero padding the conv applies itself in forward (eager; the caller checks): symmetric (as
+    conv2d pads), one shift per conv group (so that one c per output channel fixes its border taps)."""
+    return mode == "zeros" and any(pad4) and pad4[0] == pad4[1] and pad4[2] == pad4[3] and g in (1, groups)
 
 
 class _ZeroBorder:
@@ -729,10 +739,10 @@ class _ZeroBorder:
             grad_w.sub_((per_tap * c[:, :, None]).sum(0).view(o, 1, *self.kernel_size))
 
 
-def _zero_border(kernel_size, stride, dilation, pad4, hw, out_hw, like) -> _ZeroBorder:
-    """_ZeroBorder of this geometry (kept)."""
+def _zero_border(kernel_size, stride, dilation, pad4, hw, out_hw, like, keep: bool) -> _ZeroBorder:
+    """_ZeroBorder of this geometry (kept where `keep`)."""
     key = ("zero border", tuple(kernel_size), tuple(stride), tuple(dilation), tuple(pad4), tuple(hw))
-    return _kept(key, like, lambda: _ZeroBorder(kernel_size, stride, dilation, pad4, hw, out_hw, like))
+    return _kept(key, like, lambda: _ZeroBorder(kernel_size, stride, dilation, pad4, hw, out_hw, like), keep)
 
 
 def _pad_adjoint(grad: torch.Tensor, x: torch.Tensor, pad4, mode: str) -> torch.Tensor:
