@@ -11,21 +11,26 @@ elsewhere the ops' Python kernels (gennorm.ops.reference).
 
 "torch" (the default wherever there are no CUDA kernels; on the CPU faster than "op"): the same
 function in plain PyTorch, with fewer full-size passes:
-  - xc = pad(x) - c in one pass (zero borders written as -c), c one element of the input (the
-    centre pixel of each group's first channel), so float32 stays exact at x = 300 +- 0.01; the
-    window moments come from per-pixel channel sums of xc and xc^2 ([2, N g, Hp, Wp] planes,
-    averaged over each window and its Cg channels by avg_pool2d);
+  - xc = pad(x) - c in one pass, c one element of the input (the centre pixel of each group's
+    first channel), so float32 stays exact at x = 300 +- 0.01; the window moments come from
+    per-pixel channel sums of xc and xc^2 ([2, N g, Hp, Wp] planes, averaged over each window and
+    its Cg channels by avg_pool2d or by strided adds, whichever is faster at the size: _pooled);
+  - symmetric zero padding (every NC conv of the networks but the reflect-padded ones): the conv
+    pads x - c itself, as Conv2d does, in forward and backward (oneDNN runs a stride-2 conv
+    ~25% faster on 256^2 with its own padding than on the padded 258^2), and _ZeroBorder puts
+    back what the border's -c adds: the window moments by each window's share of border taps, the
+    conv output and the weight gradient at the border pixels only;
   - the conv runs on the centred weight W' = W - mean_k W (each filter's mean over its
     C/g x kh x kw taps removed). Every window of xc then gives conv(xc, W') = conv(xc, W) - mu * S
     exactly, for any xc (sum_k (W_k - m)(x_k - mu) = sum_k W_k x_k - mu S, as sum_k (x_k - mu) = 0
     over the window mu is the mean of), so the S term costs nothing: out = y' * rstd + b in one
     pass; backward: grad_W = grad_W' - mean_k grad_W' (the centring is a symmetric projection),
     and the rstd gradient is sum_o grad_out * y' alone. Centring costs four weight-sized passes
-    per step, the S term about three output-sized ones, so the weight is centred where the output
-    has at least CENTRE_MIN_RATIO times its elements (measured below). Elsewhere, and where the
-    statistics do not come from exactly the windows the conv sees (KN with dropout, KN's one
-    statistics group under a grouped conv), the S term is applied: out = y * rstd + b, then
-    - S[o] * mean * rstd in place as one batched K=1 product;
+    per step, the S term about three output-sized ones and more ops; measured, centring is as
+    fast or faster at every shape tried (CENTRE_MIN_RATIO, below). Where the statistics do not
+    come from exactly the windows the conv sees (KN with dropout, KN's one statistics group under
+    a grouped conv), the S term is applied: y -= S[o] * mean in place as one batched K=1 product,
+    then out = y * rstd + b;
   - xc = pad(x) - c and xc^2 side by side in one [2, N, C, Hp, Wp] buffer, so one reduction over
     the channels gives both per-pixel planes; on the CPU in training that pair and grad_out * y live
     in two reused per-thread workspaces (see "CPU workspaces" below) and xc is recomputed in
@@ -34,12 +39,13 @@ function in plain PyTorch, with fewer full-size passes:
     conv's two grads, and the statistics' gradient B - A2 * xc (A2, B per pixel) added into the
     conv's input gradient in place. Zero padding: one convolution_backward on the unpadded x - c
     with the conv's own padding, as Conv2d's, so the input gradient is grad_x's own [N, C, H, W]
-    buffer; the weight gradient's border taps (there x~ - c is -c, not the conv's 0) are added from
-    one product of grad_y with border masks. Measured on 2 CPU threads (fwd+bwd, 3x3 64->64 at
-    128^2, interleaved): 0.92-1.07x Conv+IN against 1.30-1.39x with a fresh padded xc and padded
+    buffer; the weight gradient's border taps (there x~ - c is -c, not the conv's 0) come from the
+    border pixels of grad_y (_ZeroBorder.taps_grad). Measured on 2 CPU threads (fwd+bwd, 3x3 64->64
+    at 128^2, interleaved): 0.92-1.07x Conv+IN against 1.30-1.39x with a fresh padded xc and padded
     input gradient per call.
-  On the CPU every op on more than 32768 elements is a parallel region; the unit keeps their count
-  low, which matters on a loaded machine.
+  On the CPU every op on more than 32768 elements is a parallel region, and on a VM every op (and
+  every Python line) right after a conv runs cold: a tiny mul was measured at 57-79 us there
+  against 4-5 us warm. The unit keeps its op count and per-call checks low (decided once per call).
 
 Both: float64 exact; autocast-aware (the conv runs in the autocast dtype, statistics accumulate in
 float32, outputs stay in the conv's dtype); no host syncs; torch.compile(fullgraph=True) traces
@@ -423,12 +429,13 @@ def release_workspace() -> None:
 
 
 # Centre the weight (4 weight-sized passes per fwd + bwd) or apply the S term (~3 output-sized
-# passes) in the epilogue: whichever is cheaper, by the ratio of one sample's output elements to
-# the weight's (per sample, so that a sample's result never depends on the batch it came in).
-# Measured (2 CPU threads, fwd + bwd, interleaved with Conv+IN): ratio 0.9 (128->128 at 32^2): S term
-# 2-8% faster; 1.8 (64->128 /2 at 64^2): S term 3% faster; 3.6: 128->64 at 64^2 even (+-2%),
-# 128->256 /2 at 128^2 centred 5-7% faster; 14: even; 29 and 111 (64->32 at 128^2, 7x7 3->32):
-# centred 1-5% faster.
+# passes, 4 more ops) where one sample's output has fewer than CENTRE_MIN_RATIO times the weight's
+# elements (per sample, so that a sample's result never depends on the batch it came in).
+# Measured (2 CPU threads, fwd + bwd, interleaved with Conv+IN, this unit): ratio 0.9 (128->128 at
+# 32^2) centred 1.119-1.178x against S term 1.145-1.212x; 1.8 (64->128 /2 at 64^2) 1.363 against
+# 1.437 (another run 1.481 against 1.427); 1.8 (256->256 at 64^2) 1.004-1.010 against 1.016-1.031;
+# whole generator (resnet_6blocks ngf 32, 128 px) 1.146 / 1.185 against 1.152 / 1.188 with 3. The
+# ratio stays a setting for the tests (both paths) and for re-measuring on other machines.
 CENTRE_MIN_RATIO = 0
 
 
