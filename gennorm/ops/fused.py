@@ -475,9 +475,18 @@ class _TorchUnit(torch.autograd.Function):
                 flat = xl.new_empty(max(numel, n * weight.shape[0] * ho * wo))
                 parts = _pair_parts(flat[:numel].view((2, n, ch) + held), g)
             own = own and parts is not None
+        xc_out = None if parts is None else parts[0]
+        if stats is not None and train and fast and _plain(stats) and stats.dtype == xl.dtype and mode != "circular":
+            # KN with dropout: dropout(x~) - c and its square in the pair, x~ - c in the backward's
+            # workspace (free during a forward; backward recomputes x~ - c, as without dropout)
+            parts = _workspace(0, (2, n, ch) + size, xl, g)
+            xc_out = None if parts is None else _workspace(1, (n, ch) + size, xl)
         border = _zero_border(kernel_size, stride, dilation, pad4, x.shape[2:], (ho, wo), xl, keep) if own else None
-        xc = _pad_center(xl, shift, (0, 0, 0, 0) if own else pad4, mode, None if parts is None else parts[0])
-        d = xc if stats is None else stats.to(acc) - shift  # the statistics' input: x~ - c (or dropout(x~) - c)
+        xc = _pad_center(xl, shift, (0, 0, 0, 0) if own else pad4, mode, xc_out)
+        if stats is None:
+            d = xc  # the statistics' input: x~ - c
+        else:  # dropout(x~) - c
+            d = stats.to(acc) - shift if parts is None else torch.sub(stats, shift, out=parts[0])
         planes = _pixel_planes(d, g, parts, keep)  # [2, N g, Hp, Wp] ((H, W) if own)
         del d
         # window moments: mean_s [N, g, Ho, Wo] relative to c, and E[d^2] turned into rstd in place
