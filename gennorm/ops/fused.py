@@ -66,7 +66,7 @@ import torch.nn.functional as F
 import torch.utils._python_dispatch
 
 from gennorm.ops import extension, library, reference
-from gennorm.ops.reference import accumulation_dtype, pad, pad_adjoint
+from gennorm.ops.reference import accumulation_dtype, pad, pad_adjoint, window_sum, window_sum_transposed
 
 IMPLS = ("auto", "cuda", "op", "torch")
 
@@ -252,11 +252,12 @@ def _window_mean(planes: torch.Tensor, kernel_size, stride, dilation, cg: int, p
         return F.avg_pool2d(planes, kernel_size, stride, padding, divisor_override=count)
     if any(padding):
         planes = F.pad(planes, (padding[1], padding[1], padding[0], padding[0]))
-    return _window_sum(planes, kernel_size, stride, dilation).mul_(1.0 / count)
+    return window_sum(planes, kernel_size, stride, dilation).mul_(1.0 / count)
 
 
 def _pooled(outputs: int, kernel_size, stride, dilation, padding) -> bool:
-    """avg_pool2d (and its backward) for the window sums where it is the faster: one op, but ~7 ns
+    """avg_pool2d (and its backward) for the window sums where it is faster than reference.window_sum's
+    strided adds (and their adjoint): one op, but ~7 ns
     per output on the CPU (2 threads; 3x3: 215 against 137 us at 2 x 128^2 outputs, 19 against 29
     at 2 x 32^2; 7x7: 2422 against 230 at 2 x 256^2); strided views cost more at stride 2 (61
     against 93 at 2 x 64^2, 217 against 183 at 2 x 128^2). No dilation, padding at most half the
@@ -265,50 +266,19 @@ def _pooled(outputs: int, kernel_size, stride, dilation, padding) -> bool:
             and outputs * kernel_size[0] * kernel_size[1] < 9 * 8192 * stride[0] * stride[1])
 
 
-def _window_sum(t: torch.Tensor, kernel_size, stride, dilation) -> torch.Tensor:
-    """reference.window_sum in place: [.., Hp, Wp] -> [.., Ho, Wo], columns then rows, k - 1 adds of
-    strided views each. Measured on 2 CPU threads against avg_pool2d (the one op it replaces, which
-    runs at ~7 ns per output at stride 1): 30 against 213 us (3x3 at 128^2), 222 against 2477 us
-    (7x7 at 262^2), 93 against 137 us (3x3 /2 at 258^2), even at 34^2."""
-    for axis in (1, 0):
-        k, s, d = kernel_size[axis], stride[axis], dilation[axis]
-        size = t.shape[-2 + axis]
-        span = s * (reference.output_size(size, k, s, d) - 1) + 1
-
-        def tap(a):  # the rows (axis 0) or columns (axis 1) tap a of every window reads
-            window = slice(a * d, a * d + span, s)
-            return t[..., window] if axis else t[..., window, :]
-
-        total = tap(0) + tap(1) if k > 1 else tap(0).clone()
-        for a in range(2, k):
-            total.add_(tap(a))
-        t = total
-    return t
-
-
 def _window_mean_transposed(grad: torch.Tensor, size, kernel_size, stride, dilation, cg: int, padding=(0, 0),
                             keep: bool = False) -> torch.Tensor:
     """Adjoint of `_window_mean`: [B, G, Ho, Wo] -> [B, G, Hp, Wp] (nothing past the last window;
-    with padding: [B, G, H, W], the padding's share dropped). avg_pool2d_backward, or rows then
-    columns by k strided adds each (`_pooled` says which)."""
+    with padding: [B, G, H, W], the padding's share dropped). avg_pool2d_backward, or
+    reference.window_sum_transposed (`_pooled` says which)."""
     count = kernel_size[0] * kernel_size[1] * cg
     if _pooled(grad.numel(), kernel_size, stride, dilation, padding):
         shape = grad.shape[:2] + tuple(size)
         like = _kept(("like", shape), grad, lambda: grad.new_empty(shape), keep)  # its shape is all avg_pool2d_backward reads
         return torch.ops.aten.avg_pool2d_backward(grad, like, list(kernel_size), list(stride), list(padding), False, True,
                                                   count)
-    grad = grad * (1.0 / count)
     padded = (size[0] + 2 * padding[0], size[1] + 2 * padding[1])
-    for axis in (0, 1):
-        k, s, d = kernel_size[axis], stride[axis], dilation[axis]
-        shape = list(grad.shape)
-        shape[-2 + axis] = padded[axis]
-        out = grad.new_zeros(shape)
-        span = s * (grad.shape[-2 + axis] - 1) + 1
-        for a in range(k):
-            window = slice(a * d, a * d + span, s)
-            (out[..., window] if axis else out[..., window, :]).add_(grad)
-        grad = out
+    grad = window_sum_transposed(grad * (1.0 / count), padded, kernel_size, stride, dilation)
     if any(padding):  # the interior, as a view
         grad = grad[..., padding[0]:padding[0] + size[0], padding[1]:padding[1] + size[1]]
     return grad
@@ -325,8 +295,8 @@ def _s_batched(S: torch.Tensor, n: int, g: int, column: bool) -> torch.Tensor:
 
 # ---- CPU workspaces ----------------------------------------------------------------------------
 # The full-size temporaries of a training call (d = x~ - c and d^2 as one pair, grad_out * y and
-# then grad_y) live in two flat buffers per thread, reused by every call and kept between calls
-# (each as large as the largest use so far, at most WORKSPACE_MAX_BYTES; release_workspace() frees
+# then grad_y; slot 2: the backward's plane-sized gradient pair) live in flat buffers per thread
+# (one per slot), reused by every call and kept between calls (each as large as the largest use so far, at most WORKSPACE_MAX_BYTES; release_workspace() frees
 # them). Why: on the CPU a fresh large buffer can be fresh pages (malloc hands big freed blocks back
 # to the OS), and faulting them in costs more than the pass that fills them (a 4 MB tensor: ~1000
 # faults, ~1.5 ms on a 2-core VM, against ~0.1 ms to write it); a reused buffer is also still in
@@ -359,7 +329,7 @@ def _workspace_ok(like: torch.Tensor, keep: bool) -> bool:
 
 
 def _workspace(slot: int, shape, like: torch.Tensor, parts: int | None = None):
-    """A reused per-thread buffer of `shape` (slot 0 or 1; where _workspace_ok, which the caller
+    """A reused per-thread buffer of `shape` (slot 0, 1 or 2; where _workspace_ok, which the caller
     checks), or None above WORKSPACE_MAX_BYTES. The view of each shape is kept too (a dict lookup
     per call instead of a slice and a view); with parts = g, its _pair_parts instead."""
     state = _WORKSPACE.__dict__
@@ -403,29 +373,10 @@ def _cpu_buffer(numel: int, dtype: torch.dtype) -> torch.Tensor:
     return torch.frombuffer(mapping, dtype=dtype)  # the tensor keeps the mapping alive
 
 
-def _scratch_pair(like: torch.Tensor, ok: bool) -> tuple:
-    """(t, t[0], t[1]) for a [2, *like.shape] buffer of this thread's, reused by every call of the
-    shape (the backward's plane-sized gradient pair, consumed within the call); fresh unless `ok`
-    (_workspace_ok)."""
-    if not ok:
-        t = like.new_empty((2,) + like.shape)
-        return (t,) + tuple(t.unbind(0))
-    pairs = _WORKSPACE.__dict__.setdefault("scratch", {})
-    key = (like.dtype, tuple(like.shape))
-    entry = pairs.get(key)
-    if entry is None:
-        if len(pairs) >= 64:
-            pairs.clear()
-        t = like.new_empty((2,) + like.shape)
-        entry = pairs[key] = (t,) + tuple(t.unbind(0))
-    return entry
-
-
 def release_workspace() -> None:
     """Free this thread's workspace buffers (they are otherwise kept for the next call)."""
     _WORKSPACE.__dict__.pop("buffers", None)
     _WORKSPACE.__dict__.pop("views", None)
-    _WORKSPACE.__dict__.pop("scratch", None)
 
 
 # Centre the weight (4 weight-sized passes per fwd + bwd) or apply the S term (~3 output-sized
@@ -533,8 +484,7 @@ class _TorchUnit(torch.autograd.Function):
         ctx.size, ctx.recompute, ctx.own, ctx.keep, ctx.fast = size, train and parts is not None, own, keep, fast
         # zero padding (symmetric, as conv2d pads): backward takes both conv gradients from x - c
         # with the conv's own padding (_torch_unit_backward), so no padded x~ - c is kept for it
-        ctx.split = own or ctx.needs_input_grad[0] and mode == "zeros" and any(pad4) and pad4[0] == pad4[1] \
-            and pad4[2] == pad4[3] and g in (1, groups) and eager
+        ctx.split = own or ctx.needs_input_grad[0] and eager and _own_zero_padding(pad4, mode, groups, g)
         ctx.save_for_backward(x, weight, bias, stats, None if ctx.recompute or ctx.split else xc, wc, y, rstd, mean_s,
                               shift, S)
         return out
@@ -629,7 +579,11 @@ def _torch_unit_backward(ctx, grad_out, x, weight, stats, xc, wc, y, rstd, mean_
         # the adjoint window means of gmean = dL/dmean_s and of H = h * rstd^3 = -2 dL/dE[d^2]
         # (dL/drstd = h, drstd/dvar = -rstd^3 / 2, dvar/dmean = -2 mean: gmean = mean_s * H - rstd * g_s)
         if eager:  # written in place: no stack
-            grads, gmean, hh = _scratch_pair(h, fast)  # [2, N, g, Ho, Wo] and its gmean, H halves
+            parts = _workspace(2, (2,) + h.shape, h, 1) if fast else None  # halves of a reused [2, N, g, Ho, Wo]
+            if parts is None:
+                grads = h.new_empty((2,) + h.shape)
+                parts = tuple(grads.unbind(0)) + (grads,)
+            gmean, hh, grads = parts
             torch.mul(h, rstd.pow(3), out=hh)
             torch.mul(mean_s, hh, out=gmean)
             if g_s is not None:
@@ -685,7 +639,7 @@ def _add_statistics_grad(grad_xc, xc, x, A2, B, g, pad4, mode, interior=False):
 
 
 def _own_zero_padding(pad4, mode: str, groups: int, g: int) -> bool:
-    """Zero padding the conv applies itself in forward (eager; the caller checks): symmetric (as
+    """Zero padding the conv applies itself (eager; the caller checks): symmetric (as
     conv2d pads), one shift per conv group (so that one c per output channel fixes its border taps)."""
     return mode == "zeros" and any(pad4) and pad4[0] == pad4[1] and pad4[2] == pad4[3] and g in (1, groups)
 
