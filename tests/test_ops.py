@@ -6,6 +6,7 @@ Python kernels of gennorm/ops/library.py (tests/test_cuda.py checks the CUDA ker
 """
 from __future__ import annotations
 
+import math
 import mmap
 import subprocess
 import sys
@@ -498,10 +499,15 @@ SPLIT = [((3, 3), (1, 1), (1, 1), (1, 1, 1, 1), (7, 8)), ((3, 3), (2, 2), (1, 1)
          ((1, 1), (2, 2), (1, 1), (1, 1, 1, 1), (5, 6)), ((3, 3), (1, 1), (1, 1), (0, 2, 1, 0), (6, 6))]
 
 
+# fused.RAW_MAX_RATIO forced: backward from x~ - c recomputed, or from x itself
+RAW = pytest.mark.parametrize("raw", [-1.0, math.inf], ids=["backward-from-x-c", "backward-from-x"])
+
+
+@RAW
 @pytest.mark.parametrize("window", ["avg_pool2d", "strided-adds"])
 @pytest.mark.parametrize("groups,stat_groups,n", [(1, 1, 2), (2, 2, 2), (2, 1, 2), (1, 1, 1), (2, 2, 1)])
 @pytest.mark.parametrize("case", SPLIT, ids=str)
-def test_zero_padding_the_conv_applies_itself(monkeypatch, case, groups, stat_groups, n, window):
+def test_zero_padding_the_conv_applies_itself(monkeypatch, case, groups, stat_groups, n, window, raw):
     """Zero padding: symmetric pads are the conv's own in forward and backward (x - c unpadded; the
     border taps' -c put back by fused._ZeroBorder: the window moments, the conv output at the border
     pixels, the weight gradient's border taps); asymmetric pads the padded x~ - c. Window sums by
@@ -509,6 +515,7 @@ def test_zero_padding_the_conv_applies_itself(monkeypatch, case, groups, stat_gr
     gradients equal the composed unit: in training, with x not needing a gradient (a first layer),
     and in inference."""
     monkeypatch.setattr(fused, "_pooled", lambda *args, real=fused._pooled: window == "avg_pool2d" and real(*args))
+    monkeypatch.setattr(fused, "RAW_MAX_RATIO", raw)
     kernel, stride, dilation, pad4, size = case
     x = _x((n, 4) + size).requires_grad_()
     w = (_x((6, 4 // groups) + kernel, seed=1) * 0.3).requires_grad_()
@@ -529,17 +536,19 @@ def test_zero_padding_the_conv_applies_itself(monkeypatch, case, groups, stat_gr
         assert_close(unit(x), want, rtol=1e-11, atol=1e-11)
 
 
+@RAW
 @pytest.mark.parametrize("ratio", [0, float("inf")], ids=["centred-weight", "s-term"])
 @pytest.mark.parametrize("mode,pad4,stride,groups,bias", [
     ("zeros", (1, 1, 1, 1), (1, 1), 1, True), ("zeros", (1, 1, 1, 1), (2, 2), 2, False),
     ("reflect", (1, 1, 1, 1), (1, 1), 1, True), ("replicate", (2, 1, 0, 2), (2, 1), 1, True),
     ("circular", (1, 1, 1, 1), (1, 1), 2, True), ("zeros", (0, 0, 0, 0), (1, 1), 1, True),
 ])
-def test_torch_unit_weight_centring_and_s_term_agree(monkeypatch, ratio, mode, pad4, stride, groups, bias):
+def test_torch_unit_weight_centring_and_s_term_agree(monkeypatch, ratio, mode, pad4, stride, groups, bias, raw):
     """The torch unit centres the weight or applies the S term by the output / weight size ratio
     (fused.CENTRE_MIN_RATIO); either way, in training (workspaces) and in inference, values and
     all gradients equal the composed unit."""
     monkeypatch.setattr(fused, "CENTRE_MIN_RATIO", ratio)
+    monkeypatch.setattr(fused, "RAW_MAX_RATIO", raw)
     x = _x((2, 4, 7, 6)).requires_grad_()
     w = (_x((6, 4 // groups, 3, 3), seed=1) * 0.3).requires_grad_()
     b = _x((6,), seed=2).requires_grad_() if bias else None
@@ -557,6 +566,30 @@ def test_torch_unit_weight_centring_and_s_term_agree(monkeypatch, ratio, mode, p
     with torch.no_grad():
         assert_close(fused.nc_conv2d(x, w, b, pad4, mode, stride, (1, 1), groups, 1e-3, impl="torch"), want,
                      rtol=1e-11, atol=1e-11)
+
+
+def test_backward_from_x_only_where_its_offset_is_small():
+    """fused.RAW_MAX_RATIO: backward reads x itself (no x~ - c pass) where every window's |mean| * rstd
+    is small, and x~ - c where x is far from 0 against its spread (x = 300 +- 0.01). Either way the
+    float32 gradients stay within 1e-5 of float64 (measured ~2e-7; from x itself at 300 +- 0.01 the
+    weight gradient was 2e-3 to 6e-3 off)."""
+    w = torch.randn(6, 4, 3, 3, generator=torch.Generator().manual_seed(1)) * 0.3
+
+    def grads(x, w, pad4, mode, stride):
+        x, w = x.clone().requires_grad_(), w.clone().requires_grad_()
+        out = fused.nc_conv2d(x, w, None, pad4, mode, stride, (1, 1), 1, 1e-5, impl="torch")
+        g = torch.randn(out.shape, generator=torch.Generator().manual_seed(2), dtype=f64).to(out.dtype)
+        return out.grad_fn.raw, torch.autograd.grad(out, (x, w), g)
+
+    for pad4, mode, stride in [((1, 1, 1, 1), "zeros", (2, 2)), ((1, 1, 1, 1), "reflect", (1, 1)),
+                               ((0, 0, 0, 0), "zeros", (1, 1))]:
+        for x, from_x in [(torch.randn(2, 4, 10, 9, generator=torch.Generator().manual_seed(0)), True),
+                          (torch.randn(2, 4, 10, 9, generator=torch.Generator().manual_seed(0)) * 0.01 + 300, False)]:
+            raw, got = grads(x, w, pad4, mode, stride)
+            assert raw == from_x
+            _, want = grads(x.double(), w.double(), pad4, mode, stride)
+            for a, b in zip(got, want):
+                assert (a.double() - b).norm() / b.norm() < 1e-5
 
 
 def test_workspaces_keep_every_call_exact():
