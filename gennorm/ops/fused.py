@@ -481,9 +481,19 @@ class _TorchUnit(torch.autograd.Function):
             S = None
         else:
             wc, S = wl, wl.sum((1, 2, 3), dtype=acc)
-        y = F.conv2d(xc, wc, None, stride, (pad4[2], pad4[0]) if own else 0, dilation, groups)  # [N, O, Ho, Wo]
+        # zero padding (symmetric, as conv2d pads): backward takes both conv gradients from x - c
+        # with the conv's own padding (_torch_unit_backward), so no padded x~ - c is kept for it
+        split = own or ctx.needs_input_grad[0] and eager and _own_zero_padding(pad4, mode, groups, g)
+        recompute = train and parts is not None
+        # from x itself instead of x~ - c (see RAW_MAX_RATIO): centred weight, backward recomputes, a
+        # real CPU tensor (the check reads one number), x's offset small. The conv with its own zero
+        # padding then runs on x as well: conv(x, W', padding) = conv(x~ - c, W'), no border to correct.
+        raw = (train and S is None and keep and x.device.type == "cpu" and (split or recompute and (
+            mode in _PAD_OUT or not any(pad4))) and _offset_ratio(mean_s, cg, rstd) <= RAW_MAX_RATIO)
+        y = F.conv2d(xl if own and raw else xc, wc, None, stride, (pad4[2], pad4[0]) if own else 0, dilation,
+                     groups)  # [N, O, Ho, Wo]
         o = y.shape[1]
-        if own:  # the conv saw 0 where x~ - c is -c: y -= c * (the border taps' weight sums)
+        if own and not raw:  # the conv saw 0 where x~ - c is -c: y -= c * (the border taps' weight sums)
             border.correct(y, wc, shift, groups)
         yv, rv = _grouped(y, g), _per_group(rstd, g)  # [N, g, O/g, Ho, Wo], [N, g, 1, Ho, Wo]
         b = None if bias is None else _grouped((bias if bias.dtype == acc else bias.to(acc)).view(1, o, 1, 1), g)
@@ -507,14 +517,8 @@ class _TorchUnit(torch.autograd.Function):
             out = torch.empty_like(y).copy_(_ungrouped(value if b is None else value + b, g))
         ctx.cfg, ctx.dtype, ctx.device_type = cfg, dtype, x.device.type
         ctx.has_bias, ctx.has_stats, ctx.centred = bias is not None, stats is not None, S is None
-        ctx.size, ctx.recompute, ctx.own, ctx.keep, ctx.fast = size, train and parts is not None, own, keep, fast
-        # zero padding (symmetric, as conv2d pads): backward takes both conv gradients from x - c
-        # with the conv's own padding (_torch_unit_backward), so no padded x~ - c is kept for it
-        ctx.split = own or ctx.needs_input_grad[0] and eager and _own_zero_padding(pad4, mode, groups, g)
-        # backward from x itself instead of x~ - c recomputed (see RAW_MAX_RATIO): centred weight, a
-        # route that recomputes, a real CPU tensor (the check reads one number), x's offset small
-        ctx.raw = (train and S is None and keep and x.device.type == "cpu" and (ctx.split or ctx.recompute and (
-            mode in _PAD_OUT or not any(pad4))) and _offset_ratio(mean_s, cg, rstd) <= RAW_MAX_RATIO)
+        ctx.size, ctx.recompute, ctx.own, ctx.keep, ctx.fast = size, recompute, own, keep, fast
+        ctx.split, ctx.raw = split, raw
         ctx.save_for_backward(x, weight, bias, stats, None if ctx.recompute or ctx.split else xc, wc, y, rstd, mean_s,
                               shift, S)
         return out
