@@ -43,6 +43,9 @@ function in plain PyTorch, with fewer full-size passes:
     border pixels of grad_y (_ZeroBorder.taps_grad). Measured on 2 CPU threads (fwd+bwd, 3x3 64->64
     at 128^2, interleaved): 0.92-1.07x Conv+IN against 1.30-1.39x with a fresh padded xc and padded
     input gradient per call.
+  - where x is near 0 against its spread (every window's |mean| * rstd <= RAW_MAX_RATIO; CPU
+    training), the conv with its own zero padding and the whole backward read x~ itself: exact with
+    the centred weight (docs/SPEC.md section 1), and backward's x~ - c pass is saved;
   On the CPU every op on more than 32768 elements is a parallel region, and on a VM every op (and
   every Python line) right after a conv runs cold: a tiny mul was measured at 57-79 us there
   against 4-5 us warm. The unit keeps its op count and per-call checks low (decided once per call).
