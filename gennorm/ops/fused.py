@@ -393,9 +393,10 @@ def release_workspace() -> None:
 CENTRE_MIN_RATIO = 0
 
 # Backward from x (x~: x padded) instead of x~ - c, where every window's |mean| * rstd (its mean
-# relative to 0, in its own standard deviations) is at most RAW_MAX_RATIO: the x~ - c pass of
-# backward (one read of x, one write of an input-sized buffer) is then saved, exactly, because the
-# weight is centred (sum_k W'_k = 0):
+# relative to 0, in its own standard deviations) is at most RAW_MAX_RATIO (CPU training): the x~ - c
+# pass of backward (one read of x, one write of an input-sized buffer) is then saved, exactly,
+# because the weight is centred (sum_k W'_k = 0); with the conv's own zero padding the forward conv
+# reads x too (conv(x, W', padding) = conv(x~ - c, W'): no border correction):
 #   the weight gradient: dL/dW' from x~ differs from the one from x~ - c by c * sum_p grad_y[o, p]
 #     for every tap of filter o, a constant that the centring's adjoint removes (and with the conv's
 #     own zero padding, x~ is what the conv sees: no border taps to put back);
@@ -403,7 +404,8 @@ CENTRE_MIN_RATIO = 0
 #     window mean of gmean + c H (linear, c constant per sample and group): one plane op more.
 # Float32 rounding of x~ against x~ - c is then within a factor ~RAW_MAX_RATIO of the data's spread;
 # x = 300 +- 0.01 (ratio 3e4) keeps x~ - c. Measured (2 CPU threads, fwd + bwd, interleaved with
-# Conv+IN): 64->128 /2 at 256^2 1.100x -> 1.068x, 128->256 /2 at 128^2 1.052x -> 1.021x (one run each).
+# Conv+IN and the x~ - c route, one process): 64->128 /2 at 256^2 1.074x -> 0.996x, 128->256 /2 at
+# 128^2 1.039x -> 1.001x, 128->128 reflect at 32^2 1.154x -> 1.096x.
 RAW_MAX_RATIO = 8.0
 
 
@@ -742,8 +744,8 @@ class _ZeroBorder:
     @staticmethod
     def _shift_per_output(shift: torch.Tensor, o: int, groups: int) -> torch.Tensor:
         """c [N, 1] (one per sample) or [N, O] (o's conv group's; shift [N, C, 1, 1] has one per group)."""
-        c = shift.view(shift.shape[0], -1)
-        return c if c.shape[1] == 1 else c[:, ::c.shape[1] // groups].repeat_interleave(o // groups, 1)
+        c = _shift_per_group(shift, groups).view(shift.shape[0], -1)
+        return c if c.shape[1] == 1 else c.repeat_interleave(o // groups, 1)
 
     def correct(self, y: torch.Tensor, wc: torch.Tensor, shift: torch.Tensor, groups: int) -> None:
         """y [N, O, Ho, Wo] -= c[n, o] * sum_t T[o, t] beta[t, p] at the border pixels, in place."""
