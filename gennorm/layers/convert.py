@@ -15,11 +15,14 @@ one, else 0), the norm by nn.Identity. What it cannot convert is listed with the
 """
 from __future__ import annotations
 
+import sys
 from dataclasses import dataclass, field
 
 import torch
 import torch.nn as nn
 
+from gennorm.layers.kernel_norm import KNConv2d
+from gennorm.layers.nc_conv import NCConv2d
 from gennorm.layers.tracing import run_with_hooks
 
 NORM_TYPES = (nn.BatchNorm2d, nn.InstanceNorm2d, nn.GroupNorm)
@@ -63,8 +66,6 @@ def _pairs(model: nn.Module, example: torch.Tensor) -> tuple[list[tuple[str, str
 
 
 def _new_conv(conv: nn.Conv2d, norm: nn.Module, target: str) -> nn.Module:
-    from gennorm.layers import KNConv2d, NCConv2d
-
     shift = getattr(norm, "bias", None)
     if target == "nc":
         new = NCConv2d(conv.in_channels, conv.out_channels, conv.kernel_size, conv.stride, conv.padding,
@@ -131,8 +132,6 @@ def convert_norms(model: nn.Module, norm: str = "nc", example: torch.Tensor | No
 
 def convert(model: nn.Module, norm: str = "nc", example: torch.Tensor | None = None, verbose: bool = True) -> nn.Module:
     """gennorm.convert: convert_norms, printing what changed (and what could not) to stderr."""
-    import sys
-
     model, report = convert_norms(model, norm, example)
     if verbose:
         print(f"gennorm.convert to {norm}: {report}", file=sys.stderr)

@@ -6,27 +6,26 @@ A norm is named by a string or given as a callable `f(num_features) -> nn.Module
 nn.InstanceNorm2d), resolved once by `get_norm_layer`. Classic norms are a conv plus a norm
 layer; NC, KN and ConvNorm replace the pair with one layer; PONO-MS keeps instance norm and
 tells the generator to add PONO + moment shortcuts around its resampling convs.
-
-Importing this module does not import torch (the builders import it when called), so listing
-the norms is free.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Callable
 
+import torch.nn as nn
+
+from gennorm.layers.convnorm import ConvNorm2d
+from gennorm.layers.kernel_norm import KNConv2d
+from gennorm.layers.nc_conv import NCConv2d
+
 # ---- builders: conv(in_ch, out_ch, kernel_size, stride, padding, padding_mode, bias), norm(num_features)
 
 
 def _plain_conv(in_ch, out_ch, kernel_size, stride, padding, padding_mode, bias):
-    import torch.nn as nn
-
     return nn.Conv2d(in_ch, out_ch, kernel_size, stride, padding, bias=bias, padding_mode=padding_mode)
 
 
 def _nc_conv(in_ch, out_ch, kernel_size, stride, padding, padding_mode, bias):
-    from gennorm.layers import NCConv2d
-
     return NCConv2d(in_ch, out_ch, kernel_size, stride, padding, bias=bias, padding_mode=padding_mode)
 
 
@@ -36,40 +35,28 @@ def _zeros_only(norm: str, padding_mode: str, padding) -> None:
 
 
 def _kn_conv(in_ch, out_ch, kernel_size, stride, padding, padding_mode, bias):
-    from gennorm.layers import KNConv2d
-
     _zeros_only("kn", padding_mode, padding)
     return KNConv2d(in_ch, out_ch, kernel_size, stride, padding, bias=bias)
 
 
 def _convnorm_conv(in_ch, out_ch, kernel_size, stride, padding, padding_mode, bias):
-    from gennorm.layers import ConvNorm2d
-
     _zeros_only("convnorm", padding_mode, padding)
     return ConvNorm2d(in_ch, out_ch, kernel_size, stride, padding, bias=False, affine=True)
 
 
 def _spectral_conv(in_ch, out_ch, kernel_size, stride, padding, padding_mode, bias):
-    import torch.nn as nn
-
     return nn.utils.spectral_norm(_plain_conv(in_ch, out_ch, kernel_size, stride, padding, padding_mode, True))
 
 
 def _instance(num_features: int):
-    import torch.nn as nn
-
     return nn.InstanceNorm2d(num_features, affine=False, track_running_stats=False)
 
 
 def _batch(num_features: int):
-    import torch.nn as nn
-
     return nn.BatchNorm2d(num_features, affine=True, track_running_stats=True)
 
 
 def _group(num_features: int):
-    import torch.nn as nn
-
     groups = next(g for g in (32, 16, 8, 4, 2, 1) if num_features % g == 0)
     return nn.GroupNorm(groups, num_features)
 
@@ -158,8 +145,6 @@ def get_norm_layer(norm) -> NormSpec:
 
 def create_norm(norm, num_features: int):
     """The standalone norm layer of a NormSpec (nn.Identity where the conv normalizes itself)."""
-    import torch.nn as nn
-
     spec = get_norm_layer(norm)
     return spec.make_norm(num_features) if spec.make_norm is not None else nn.Identity()
 
@@ -170,8 +155,6 @@ def conv_norm(norm, in_ch: int, out_ch: int, kernel_size, stride=1, padding=0, p
 
     bias=None uses the norm's default (conv_bias); the classic configurations rely on it.
     """
-    import torch.nn as nn
-
     spec = get_norm_layer(norm)
     conv = spec.make_conv(in_ch, out_ch, kernel_size, stride, padding, padding_mode,
                           spec.conv_bias if bias is None else bias)
