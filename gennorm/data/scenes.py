@@ -30,6 +30,7 @@ from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
+import skimage.data
 from PIL import Image, ImageDraw
 
 from gennorm.errors import DataError
@@ -162,8 +163,6 @@ _MATERIALS = {
 @lru_cache(maxsize=None)
 def texture_source(name: str) -> np.ndarray:
     """A bundled skimage sample image as float32 [H, W] in [0, 1] (cached per process)."""
-    import skimage.data
-
     img = np.asarray(getattr(skimage.data, name)(), dtype=np.float32)
     if img.ndim == 3:
         img = img[..., :3].mean(axis=2)

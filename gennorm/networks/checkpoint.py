@@ -15,6 +15,7 @@ would load into a different network.
 """
 from __future__ import annotations
 
+import hashlib
 import re
 import sys
 from collections.abc import Mapping
@@ -22,6 +23,7 @@ from pathlib import Path
 
 import torch
 import torch.nn as nn
+from safetensors.torch import load_file, safe_open
 
 from gennorm.errors import CheckpointError
 
@@ -102,8 +104,6 @@ HASH_KEY = "sha256"  # a training checkpoint's content hash (of everything else 
 def content_hash(state: Mapping) -> str:
     """sha256 over a checkpoint's content (keys, values, tensor dtypes, shapes and bytes), the
     HASH_KEY entry left out: what `torch.load` gives back hashes to what `torch.save` was given."""
-    import hashlib
-
     h = hashlib.sha256()
     _feed(h, {k: v for k, v in state.items() if k != HASH_KEY})
     return h.hexdigest()
@@ -233,8 +233,6 @@ def load_latest(ckpt_dir: Path, map_location="cpu") -> tuple[dict, Path]:
 
 def read_safetensors(path: Path) -> tuple[dict, dict]:
     """(float32 state dict, metadata) of a .safetensors file (model folders); CheckpointError if unreadable."""
-    from safetensors.torch import load_file, safe_open
-
     try:
         state = {k: v.float() for k, v in load_file(str(path)).items()}
         with safe_open(str(path), "pt") as f:
