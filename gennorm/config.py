@@ -1,7 +1,7 @@
 """Run configs: dataclasses loaded from YAML (or a preset), with dotted `KEY=VALUE` overrides.
 
 The config of a run is read by training, by inference (a run or model folder's config.yaml
-rebuilds its generator) and by the study, so it lives here, below all three; it imports no torch.
+rebuilds its generator) and by the study, so it lives here, below all three.
 
     cfg = load_config("pix2pix-nc", ["train.max_steps=20", "model.d_norm=convnorm"])
     save_config(cfg, run_dir / "config.yaml")
@@ -22,8 +22,8 @@ from typing import Any
 
 import yaml
 
+from gennorm.atomic import atomic_write_bytes
 from gennorm.errors import ConfigError
-
 from gennorm.layers.registry import NORMS, PRESET_NORMS
 
 PRESETS_DIR = Path(__file__).resolve().parent / "presets"  # one base per task: pix2pix.yaml, cyclegan.yaml
@@ -401,8 +401,6 @@ def load_config(name_or_path: str | Path | dict, overrides: list[str] | None = N
 
 
 def save_config(cfg: Config, path: Path) -> None:
-    from gennorm.atomic import atomic_write_bytes
-
     text = yaml.safe_dump(to_dict(cfg), sort_keys=False)
     atomic_write_bytes(Path(path), text.encode())
 

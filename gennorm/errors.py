@@ -1,4 +1,5 @@
 """User-facing errors: the CLI prints their message (no traceback) and exits with `exit_code`."""
+import errno
 
 
 class GennormError(Exception):
@@ -25,8 +26,6 @@ class MissingWeightsError(GennormError, FileNotFoundError):
 
 def os_error_hint(err: OSError, todo: str = "") -> str:
     """'; what to do' about an OSError, to append to a message naming the path and the reason."""
-    import errno
-
     actions = {errno.ENOSPC: "free space there or choose another folder",
                errno.EDQUOT: "free space there or choose another folder",
                errno.EROFS: "choose a writable folder",

@@ -7,8 +7,8 @@
 
 A model folder is what `gennorm export` writes: `config.yaml` (the resolved training config),
 `generator.safetensors` and `card.md`. A training run directory (config.yaml + checkpoints/)
-is listed too, without a card. Nothing here loads weights or imports torch: listing a zoo is
-cheap, and a broken folder is skipped with a warning instead of hiding the others.
+is listed too, without a card. Nothing here loads weights: listing a zoo reads configs and
+cards only, and a broken folder is skipped with a warning instead of hiding the others.
 
 Which set a model belongs to (models in one set translate the same task and differ in their
 normalization, so the demo shows them side by side), first match wins:
@@ -36,7 +36,7 @@ from pathlib import Path
 
 import yaml
 
-from gennorm.layers.registry import NORMS  # display order, labels and the baseline norms (torch-free)
+from gennorm.layers.registry import NORMS  # display order, labels and the baseline norms
 
 WEIGHTS_FILE = "generator.safetensors"
 CONFIG_FILE = "config.yaml"
