@@ -15,28 +15,32 @@ from __future__ import annotations
 
 import os
 import platform
+import shutil
 import signal
 import sys
 import time
 from pathlib import Path
 
 import torch
+from tqdm import tqdm
 
+from gennorm.config import (RESUMABLE_KEYS, Config, config_from_file, flatten, parse_overrides, save_config,
+                            set_key, to_dict, validate)
+from gennorm.data import create_dataset
 from gennorm.errors import CheckpointError, ConfigError, DataError, write_error
 from gennorm.train import checkpoint as ckpt
-from gennorm.config import (RESUMABLE_KEYS, Config, config_from_file, flatten, parse_overrides, save_config,
-                                  set_key, to_dict, validate)
+from gennorm.train.cyclegan import CycleGANTask
 from gennorm.train.data_plan import BatchStream, Position
 from gennorm.train.distributed import DistInfo, any_rank, barrier, broadcast_buffers, broadcast_module, \
     gather_objects, init_distributed, shutdown
+from gennorm.train.pix2pix import Pix2PixTask
+from gennorm.train.run_log import RunLog
+from gennorm.train.task import TrainingDiverged
 
 FORMAT = ckpt.TRAIN_FORMAT  # "gennorm-train-1"
 
 
 def make_task(cfg: Config, device: torch.device, dist_info: DistInfo | None = None):
-    from gennorm.train.cyclegan import CycleGANTask
-    from gennorm.train.pix2pix import Pix2PixTask
-
     return (Pix2PixTask if cfg.train.task == "pix2pix" else CycleGANTask)(cfg, device, dist_info)
 
 
@@ -69,8 +73,6 @@ def hardware_string(device: torch.device) -> str:
 
 def dataset_for(cfg: Config, phase: str, for_samples: bool = False):
     """The configured dataset; for samples: no flip and no random crop (crop_size resize)."""
-    from gennorm.data import create_dataset
-
     d, m = cfg.data, cfg.model
     load, pre = d.load_size, d.preprocess
     if for_samples and pre in ("resize_and_crop", "crop"):
@@ -143,8 +145,6 @@ class Trainer:
             self.resume_state = None
         self.log = None
         if self.dist.is_main:
-            from gennorm.train.run_log import RunLog
-
             try:
                 self.run_dir.mkdir(parents=True, exist_ok=True)
                 remove_stale_temp_files(self.run_dir)
@@ -227,8 +227,6 @@ class Trainer:
 
     # -- step -----------------------------------------------------------------------------------
     def train_step(self) -> dict[str, float]:
-        from gennorm.train.task import TrainingDiverged
-
         batch = next(self.stream)
         try:
             losses = self.task.train_step(batch, self.step + 1)
@@ -279,8 +277,6 @@ class Trainer:
         return path
 
     def _warn_failed_checkpoint(self, path: Path, err: Exception) -> None:
-        import shutil
-
         reason = err.strerror if isinstance(err, OSError) and err.strerror else \
             (str(err).splitlines()[0] if str(err) else type(err).__name__)
         if isinstance(err, RuntimeError):  # "[enforce fail at inline_container.cc:NNN] . unexpected pos ..."
@@ -311,8 +307,6 @@ class Trainer:
         bar = None
         try:
             if self.dist.is_main and t.progress:
-                from tqdm import tqdm
-
                 bar = tqdm(total=t.max_steps, initial=self.step, desc=self.run_dir.name, dynamic_ncols=True,
                            mininterval=1.0, file=sys.stderr)
             if self.step == 0:

@@ -14,9 +14,11 @@ import os
 import re
 import sys
 import threading
+from io import BytesIO
 from pathlib import Path
 
 import torch
+from PIL import Image
 
 from gennorm.atomic import atomic_write_bytes
 from gennorm.zoo import read_training_log
@@ -43,10 +45,6 @@ def to_uint8_grid(rows: list[torch.Tensor]) -> torch.Tensor:
 
 
 def save_png(image_chw: torch.Tensor, path: Path) -> None:
-    from io import BytesIO
-
-    from PIL import Image
-
     buf = BytesIO()
     Image.fromarray(image_chw.permute(1, 2, 0).numpy()).save(buf, format="PNG")
     atomic_write_bytes(path, buf.getvalue())
@@ -63,7 +61,7 @@ class RunLog:
         self.writer = None
         if tensorboard:
             try:
-                from torch.utils.tensorboard import SummaryWriter
+                from torch.utils.tensorboard import SummaryWriter  # optional and slow to import: only when logging to it
 
                 self.writer = SummaryWriter(str(self.run_dir), purge_step=resume_step)
             except Exception:  # tensorboard missing or broken: the jsonl log still works

@@ -10,11 +10,13 @@ from __future__ import annotations
 import contextlib
 import re
 import warnings
+from pathlib import Path
 
 import torch
 import torch.nn as nn
 
 from gennorm.errors import CheckpointError, ConfigError, GennormError
+from gennorm.networks.checkpoint import load_network_state, read_safetensors
 from gennorm.train.distributed import DistInfo, any_rank, average_gradients
 from gennorm.train.optim import EMA, make_adam, make_scheduler, refresh_lr
 from gennorm.train.gan import GANLoss, gradient_penalty
@@ -76,10 +78,6 @@ class Task:
 
     def init_from(self, folder: str) -> None:
         """Fine-tuning: the first generator (and discriminator) from a model folder's safetensors."""
-        from pathlib import Path
-
-        from gennorm.networks.checkpoint import load_network_state, read_safetensors
-
         folder = Path(folder)
         pairs = [("generator.safetensors", self.GENERATORS[0], True),
                  ("discriminator.safetensors", self.DISCRIMINATORS[0], False)]
@@ -220,8 +218,6 @@ class Task:
         return {"pools": {n: p.state_dict() for n, p in self.pools.items()}, "gp_gen": self.gp_gen.get_state()}
 
     def load_state_dict(self, state: dict) -> None:
-        from gennorm.networks.checkpoint import load_network_state
-
         missing = [n for n in self.nets if n not in state.get("nets", {})]
         if missing:
             held = ", ".join(state.get("nets", {})) or "none"
