@@ -1,4 +1,4 @@
-"""The `gennorm` command: one verb per module, imported only when that verb runs.
+"""The `gennorm` command: one verb per module, gennorm/commands/VERB.py, imported only when that verb runs.
 
 Each verb module defines `DESCRIPTION` (help text with examples), `add_arguments(parser)` and
 `run(args) -> int | None`. User errors (`GennormError`) print one line and exit with their code;
@@ -12,22 +12,22 @@ import importlib
 import os
 import sys
 
-# verb -> (module, one-line summary). Order is the order of `gennorm --help`.
+# verb -> (module: gennorm.commands.VERB, one-line summary). Order is the order of `gennorm --help`.
 VERBS: dict[str, tuple[str, str]] = {
-    "quickstart": ("gennorm.quickstart", "the main job on the built-in data, end to end (CPU, offline)"),
-    "data": ("gennorm.data.command", "write the built-in scenes dataset (paired and unpaired layouts)"),
-    "train": ("gennorm.train.command", "train a CycleGAN or pix2pix model from a config or preset"),
-    "translate": ("gennorm.translate", "translate a folder of images with a run dir or a models/ folder"),
-    "eval": ("gennorm.metrics.command", "FID, KID, LPIPS, PSNR, SSIM between two folders"),
-    "weights": ("gennorm.metrics.weights_command", "status / fetch of the metric networks' weight files"),
-    "nets": ("gennorm.networks.command", "architecture summaries: layers, output shapes, parameters"),
-    "bench": ("gennorm.bench", "benchmarks: `bench layers`, `bench train`, `bench profile`, `bench metrics`"),
+    "quickstart": ("gennorm.commands.quickstart", "the main job on the built-in data, end to end (CPU, offline)"),
+    "data": ("gennorm.commands.data", "write the built-in scenes dataset (paired and unpaired layouts)"),
+    "train": ("gennorm.commands.train", "train a CycleGAN or pix2pix model from a config or preset"),
+    "translate": ("gennorm.commands.translate", "translate a folder of images with a run dir or a models/ folder"),
+    "eval": ("gennorm.commands.eval", "FID, KID, LPIPS, PSNR, SSIM between two folders"),
+    "weights": ("gennorm.commands.weights", "status / fetch of the metric networks' weight files"),
+    "nets": ("gennorm.commands.nets", "architecture summaries: layers, output shapes, parameters"),
+    "bench": ("gennorm.commands.bench", "benchmarks: `bench layers`, `bench train`, `bench profile`, `bench metrics`"),
     "export": ("gennorm.train.export", "export a run dir as a models/ folder (safetensors + card)"),
-    "demo": ("gennorm.demo", "the Gradio side-by-side demo on 127.0.0.1"),
-    "ops": ("gennorm.ops_command", "build or inspect the compiled CUDA kernels (gennorm ops build / status)"),
-    "zoo": ("gennorm.zoo_command", "list the model zoo: which models, where (gennorm zoo list)"),
-    "import": ("gennorm.networks.import_command", "a pytorch-CycleGAN-and-pix2pix checkpoint as a model folder"),
-    "study": ("gennorm.study.command", "train and evaluate a grid of norms x batch sizes x seeds, write a report"),
+    "demo": ("gennorm.commands.demo", "the Gradio side-by-side demo on 127.0.0.1"),
+    "ops": ("gennorm.commands.ops", "build or inspect the compiled CUDA kernels (gennorm ops build / status)"),
+    "zoo": ("gennorm.commands.zoo", "list the model zoo: which models, where (gennorm zoo list)"),
+    "import": ("gennorm.commands.import", "a pytorch-CycleGAN-and-pix2pix checkpoint as a model folder"),
+    "study": ("gennorm.commands.study", "train and evaluate a grid of norms x batch sizes x seeds, write a report"),
 }
 
 

@@ -316,3 +316,36 @@ def metrics_table(infos: list[ModelInfo]) -> tuple[list[str], list[list]]:
     headers = ["set", "model", "norm", "FID/KID protocol", *names]
     rows = [[i.model_set, i.name, i.norm_label, i.protocol or None, *(i.metrics.get(m) for m in names)] for i in infos]
     return headers, rows
+
+
+def markdown_table(infos: list[ModelInfo]) -> str:
+    """metrics_table as Markdown (the README's zoo table, `gennorm zoo table`): PSNR-like values to
+    2 decimals, SSIM/LPIPS/KID-like ones to 4 significant digits."""
+    def cell(v) -> str:
+        if isinstance(v, float):
+            return f"{v:.2f}" if abs(v) >= 10 else f"{v:.4g}"
+        return "" if v is None else str(v)
+
+    headers, rows = metrics_table(infos)
+    lines = ["| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
+    return "\n".join(lines + ["| " + " | ".join(cell(v) for v in row) + " |" for row in rows])
+
+
+def listing() -> str:
+    """`gennorm zoo list`: every zoo folder found, in order, with its models (set, task, norm, first
+    metrics); a name an earlier folder has too is marked shadowed."""
+    roots = zoo_roots()
+    if not roots:
+        return "no model zoo found (set GENNORM_MODELS or run from a folder with models/)"
+    lines, seen = [], set()
+    for root in roots:
+        infos = list_models(root)
+        lines.append(f"{root}  ({len(infos)} models)")
+        for info in infos:
+            shadowed = " (shadowed by an earlier folder)" if info.name in seen else ""
+            metrics = ", ".join(f"{k} {v:g}" for k, v in list(info.metrics.items())[:3])
+            lines.append(f"  {info.name:<28} set {info.model_set:<16} {info.task:<9} {info.norm_label:<13} "
+                         f"{metrics}{shadowed}")
+            seen.add(info.name)
+    return "\n".join(lines)
+

@@ -308,7 +308,7 @@ def test_full_disk_in_translate_names_the_file_and_leaves_complete_pngs(scenes, 
 
 
 def test_unexpected_errors_are_one_line_and_debug_shows_the_traceback(monkeypatch, capsys):
-    from gennorm import translate
+    from gennorm.commands import translate
 
     def boom(args):
         raise ZeroDivisionError("division by zero")

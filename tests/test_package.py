@@ -48,7 +48,7 @@ def dist(tmp_path_factory) -> Path:
 def test_wheel_carries_the_demo_zoo_sources_and_licence(dist):
     (wheel,) = dist.glob("*.whl")
     names = set(zipfile.ZipFile(wheel).namelist())
-    assert {"gennorm/apps/demo.py", "gennorm/zoo_command.py", "gennorm/presets/pix2pix.yaml",
+    assert {"gennorm/apps/demo.py", "gennorm/commands/zoo.py", "gennorm/presets/pix2pix.yaml",
             "gennorm/presets/classic/cyclegan.yaml"} <= names
     assert any(n.endswith("dist-info/licenses/LICENSE") for n in names)
     released = [p.name for p in (ROOT / "models").iterdir() if (p / "generator.safetensors").is_file()]

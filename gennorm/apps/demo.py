@@ -3,6 +3,9 @@
     gennorm demo                         # http://127.0.0.1:7860, models from ./models
     python apps/demo.py --models models --port 7860     # the same, via the thin launcher in apps/
 
+Its one entry point is the verb (gennorm/commands/demo.py: options, checks, then build_app and
+launch from here).
+
 Pick a model set (models that learned the same task and differ in their normalization: the
 baseline, PONO-MS, NC, ...), upload a label map or click an example from assets/, and Translate
 shows the input next to each model's output, labelled with the model, its norm and its
@@ -33,7 +36,6 @@ error messages shortened to their last component).
 """
 from __future__ import annotations
 
-import argparse
 import os
 import re
 import threading
@@ -551,18 +553,3 @@ def launch(app: gr.Blocks, host: str = "127.0.0.1", port: int | None = 7860, con
     if not prevent_thread_lock:
         app.block_thread()
     return served
-
-
-def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description="gennorm demo (same as `gennorm demo`)")
-    parser.add_argument("--models", default="models")
-    parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument("--port", type=int, default=7860)
-    parser.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
-    parser.add_argument("--concurrency", type=int, default=1)
-    args = parser.parse_args(argv)
-    launch(build_app(args.models, args.device), args.host, args.port, args.concurrency)
-
-
-if __name__ == "__main__":
-    main()

@@ -7,6 +7,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from gennorm.errors import DataError
+
 ALIGNED = "an aligned dataset: ROOT/train, ROOT/test, ROOT/val holding images with A and B side by side (A|B)"
 UNALIGNED = "an unaligned dataset: ROOT/trainA, ROOT/trainB, ROOT/testA, ROOT/testB"
 SINGLE = "a folder of images (png, jpg, jpeg, bmp, tif, tiff, webp)"
@@ -22,3 +24,12 @@ def expected(layout: str, root: Path) -> str:
             and not (root / "trainA").is_dir():
         hint = " (ROOT has train/ or test/: use mode 'aligned')"
     return layout + hint
+
+
+def ab_folders(root: Path) -> tuple[Path, Path]:
+    """The A and B image folders of a CycleGAN test set: ROOT/testA and ROOT/testB, or ROOT/A and ROOT/B."""
+    root = Path(root)
+    for a, b in (("testA", "testB"), ("A", "B")):
+        if (root / a).is_dir() and (root / b).is_dir():
+            return root / a, root / b
+    raise DataError(f"{root}: --direction both needs testA/ and testB/ (or A/ and B/) in INPUT")

@@ -25,6 +25,7 @@ import json
 import os
 import shutil
 import tempfile
+import time
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -300,6 +301,25 @@ def generate_scenes(out: str | os.PathLike, size: int = 128, count: int = 400, s
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return meta
+
+
+def write_scenes(out: str | os.PathLike, size: int = 128, count: int = 400, seed: int = 0,
+                 test_count: int | None = None, overwrite: bool = False) -> tuple[dict, float | None]:
+    """generate_scenes, timed: (its metadata, the seconds writing took, or None when the same
+    dataset was already there and nothing was written). `gennorm data scenes`."""
+    before = _stamp(Path(out))
+    start = time.perf_counter()
+    meta = generate_scenes(out, size=size, count=count, seed=seed, test_count=test_count, overwrite=overwrite)
+    seconds = time.perf_counter() - start
+    return meta, (None if before is not None and before == _stamp(Path(out)) else seconds)
+
+
+def _stamp(out: Path) -> int | None:
+    """scenes.json's modification time, to tell "written now" from "already there"."""
+    try:
+        return os.stat(out / "scenes.json").st_mtime_ns
+    except OSError:
+        return None
 
 
 def _metadata(size: int, count: int, seed: int, train: int, test: int) -> dict:

@@ -28,7 +28,7 @@ import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
-from gennorm.errors import GennormError, MissingWeightsError
+from gennorm.errors import ConfigError, GennormError, MissingWeightsError
 
 
 @dataclass(frozen=True)
@@ -163,6 +163,32 @@ def status(weights_dir=None, verify: bool = True) -> list[dict]:
             "looked_in": [str(_bundled_dir(w.bundled))] if w.bundled else [str(d) for d in search_dirs(weights_dir)],
         })
     return rows
+
+
+def status_table(rows: list[dict], weights_dir=None) -> str:
+    """`gennorm weights status`'s text: where it searched, one line per file, what to do about missing ones."""
+    lines = [f"searched: {', '.join(map(str, search_dirs(weights_dir)))}"]
+    for r in rows:
+        state = "missing" if not r["present"] else (
+            "present" if r["verified"] is None else ("verified" if r["verified"] else "CHECKSUM MISMATCH"))
+        lines.append(f"{state:<17} {r['file']:<44} {r['size'] / 1e6:8.2f} MB  for {','.join(r['used_by']):<14} "
+                     f"sha256 {r['sha256'][:16]}...  {r['path'] or ''}")
+    missing = [r for r in rows if not r["present"]]
+    if missing:
+        lines.append(f"{len(missing)} missing: run `gennorm weights fetch` when online, or copy the files into "
+                     f"{search_dirs(weights_dir)[0]} (psnr and ssim need none)")
+    return "\n".join(lines)
+
+
+def parse_keys(only: str | None) -> set[str] | None:
+    """--only's comma list of weight file keys (None: all); `ConfigError` for a key fetch cannot get."""
+    if not only:
+        return None
+    keys = {k.strip() for k in only.split(",") if k.strip()}
+    unknown = keys - {k for k, w in WEIGHT_FILES.items() if not w.bundled}
+    if unknown:
+        raise ConfigError(f"--only: unknown weight file key(s) {', '.join(sorted(unknown))}")
+    return keys
 
 
 def fetch(keys=None, weights_dir=None, progress=print) -> list[Path]:

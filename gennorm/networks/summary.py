@@ -1,5 +1,8 @@
 """summarize(net): a table of layers (name, type, output shape, parameters) and the totals.
 
+describe(arch, ...) builds a network by name and gives that table with a header line, and
+catalogue() the architecture and norm names: `gennorm nets summary | list`.
+
 Forward hooks on every leaf module (and any module holding parameters directly) record output
 shapes while a zero input runs through the network in eval mode without gradients. A module
 called several times (the U-Net's shared ReLU, PONO) gets one row per call, in call order;
@@ -11,6 +14,10 @@ from dataclasses import dataclass, field
 
 import torch
 import torch.nn as nn
+
+from gennorm.errors import ConfigError
+from gennorm.layers import NORMS
+from gennorm.networks.factory import DISCRIMINATORS, GENERATORS, build_discriminator, build_generator
 
 
 @dataclass
@@ -81,3 +88,42 @@ def summarize(net: nn.Module, input_shape: tuple[int, ...] = (1, 3, 256, 256)) -
     summary.total_params = sum(p.numel() for p in net.parameters())
     summary.trainable_params = sum(p.numel() for p in net.parameters() if p.requires_grad)
     return summary
+
+
+def catalogue() -> str:
+    """The architecture names (generators, discriminators) and the norm names."""
+    return "\n".join(["generators:     " + ", ".join(GENERATORS),
+                      "discriminators: " + ", ".join(DISCRIMINATORS),
+                      "norms:          " + ", ".join(NORMS)])
+
+
+def build_named(arch: str, kind: str | None = None, norm: str = "instance", ngf: int = 64, ndf: int = 64,
+                input_nc: int = 3, output_nc: int = 3, n_layers: int = 3, upsample: str | None = None,
+                dropout: bool = False) -> nn.Module:
+    """A generator or discriminator by architecture name (kind: from the name unless given); ConfigError if unknown."""
+    kind = kind or ("generator" if arch in GENERATORS else "discriminator" if arch in DISCRIMINATORS else None)
+    known = {"generator": list(GENERATORS), "discriminator": list(DISCRIMINATORS)}.get(
+        kind, [*GENERATORS, *DISCRIMINATORS])
+    if arch not in known:
+        raise ConfigError(f"unknown {kind or 'architecture'} {arch!r}; known: {', '.join(known)}")
+    try:
+        if kind == "generator":
+            return build_generator(arch, input_nc, output_nc, ngf, norm, use_dropout=dropout, upsample=upsample)
+        return build_discriminator(arch, input_nc, ndf, n_layers, norm)
+    except (ValueError, TypeError) as err:
+        raise ConfigError(str(err)) from None
+
+
+def describe(arch: str, size: int = 256, batch: int = 1, input_nc: int = 3, **options) -> str:
+    """`gennorm nets summary`: the network's options, then its summarize() table for a zero
+    [batch, input_nc, size, size] input; `options` go to build_named."""
+    if size < 1 or batch < 1:
+        raise ConfigError(f"--size and --batch must be positive, got size={size}, batch={batch}")
+    net = build_named(arch, input_nc=input_nc, **options)
+    try:
+        summary = summarize(net, (batch, input_nc, size, size))
+    except ValueError as err:  # e.g. a size the architecture cannot take
+        raise ConfigError(f"--size {size}: {err}") from None
+    hidden = ("kind", "arch", "init_type", "init_gain")
+    settings = ", ".join(f"{k}={v}" for k, v in net.options.items() if k not in hidden)
+    return f"{net.options['kind']} {arch} ({settings})\n{summary.table()}"

@@ -1,4 +1,4 @@
-"""`python -m gennorm.ops build | status`: the same command as `gennorm ops` (gennorm/ops_command.py).
+"""`python -m gennorm.ops build | status`: the same command as `gennorm ops` (gennorm/commands/ops.py).
 
 An entry point, not part of the op: it sits at the top of the data flow with the other verbs.
 """

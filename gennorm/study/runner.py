@@ -17,8 +17,9 @@ from pathlib import Path
 from PIL import Image
 
 from gennorm.atomic import atomic_write_json
-from gennorm.errors import GennormError
-from gennorm.study.spec import TASK_PRESETS, Run, StudySpec
+from gennorm.errors import ConfigError, GennormError
+from gennorm.study.report import write_report
+from gennorm.study.spec import TASK_PRESETS, Run, StudySpec, load_spec, runs_of
 
 DONE_FILE = "eval.json"
 
@@ -149,3 +150,27 @@ def run_all(spec: StudySpec, runs: list[Run], progress: bool = True) -> None:
     if failed:
         raise GennormError(f"{len(failed)} of {len(todo)} runs failed (the report covers the others):\n"
                            + "\n".join(failed))
+
+
+def run_study(config: str = "small", overrides: list[str] | None = None, shard: str = "0/1",
+              report_only: bool = False, report: str | None = None, progress: bool = True) -> Path:
+    """`gennorm study`: run slice I of N (shard "I/N") of the study's grid unless report_only, then
+    write the report (also when runs failed or on Ctrl-C: it covers whatever finished) and print
+    its path. Returns the report's path."""
+    overrides = list(overrides or [])
+    spec = load_spec(config, overrides)
+    try:
+        index, count = (int(v) for v in shard.split("/"))
+        assert 0 <= index < count
+    except (ValueError, AssertionError):
+        raise ConfigError(f"--shard must be I/N with 0 <= I < N, got {shard!r}") from None
+    runs = runs_of(spec)[index::count]
+    flags = ["--report", report] if report else []
+    command = "gennorm study " + " ".join([config, *overrides, *flags])
+    try:
+        if not report_only:
+            run_all(spec, runs, progress=progress)
+    finally:  # the report covers whatever finished, also when some runs failed or on Ctrl-C
+        path = write_report(spec, command, report)
+        print(f"report: {path}")
+    return path

@@ -1,4 +1,6 @@
-"""`gennorm ops build | status` (also `python -m gennorm.ops ...`): the compiled CUDA kernels of the shared op."""
+"""`gennorm ops build | status` (also `python -m gennorm.ops ...`): the compiled CUDA kernels of the
+shared op (gennorm.ops.extension).
+"""
 from __future__ import annotations
 
 import sys

@@ -1,4 +1,4 @@
-"""`gennorm nets`: look at the networks without training them.
+"""`gennorm nets`: look at the networks without training them (gennorm.networks.summary).
 
     gennorm nets summary resnet_9blocks --norm nc --size 64
     gennorm nets list
@@ -39,45 +39,13 @@ def add_arguments(parser) -> None:
     summary.add_argument("--dropout", action="store_true", help="generator dropout layers")
 
 
-def _build(args):
-    from gennorm.errors import ConfigError
-    from gennorm.networks.factory import DISCRIMINATORS, GENERATORS, build_discriminator, build_generator
-
-    kind = args.kind or ("generator" if args.arch in GENERATORS else "discriminator" if args.arch in DISCRIMINATORS
-                         else None)
-    known = {"generator": list(GENERATORS), "discriminator": list(DISCRIMINATORS)}.get(
-        kind, [*GENERATORS, *DISCRIMINATORS])
-    if args.arch not in known:
-        raise ConfigError(f"unknown {kind or 'architecture'} {args.arch!r}; known: {', '.join(known)}")
-    try:
-        if kind == "generator":
-            return build_generator(args.arch, args.input_nc, args.output_nc, args.ngf, args.norm,
-                                   use_dropout=args.dropout, upsample=args.upsample)
-        return build_discriminator(args.arch, args.input_nc, args.ndf, args.n_layers, args.norm)
-    except (ValueError, TypeError) as err:
-        raise ConfigError(str(err)) from None
-
-
 def run(args) -> int:
-    from gennorm.errors import ConfigError
-    from gennorm.layers import NORMS
-    from gennorm.networks.factory import DISCRIMINATORS, GENERATORS
-    from gennorm.networks.summary import summarize
+    from gennorm.networks.summary import catalogue, describe
 
     if args.action == "list":
-        print("generators:     " + ", ".join(GENERATORS))
-        print("discriminators: " + ", ".join(DISCRIMINATORS))
-        print("norms:          " + ", ".join(NORMS))
+        print(catalogue())
         return 0
-    if args.size < 1 or args.batch < 1:
-        raise ConfigError(f"--size and --batch must be positive, got size={args.size}, batch={args.batch}")
-    net = _build(args)
-    try:
-        summary = summarize(net, (args.batch, args.input_nc, args.size, args.size))
-    except ValueError as err:  # e.g. a size the architecture cannot take
-        raise ConfigError(f"--size {args.size}: {err}") from None
-    hidden = ("kind", "arch", "init_type", "init_gain")
-    options = ", ".join(f"{k}={v}" for k, v in net.options.items() if k not in hidden)
-    print(f"{net.options['kind']} {args.arch} ({options})")
-    print(summary.table())
+    print(describe(args.arch, args.size, args.batch, args.input_nc, kind=args.kind, norm=args.norm, ngf=args.ngf,
+                   ndf=args.ndf, output_nc=args.output_nc, n_layers=args.n_layers, upsample=args.upsample,
+                   dropout=args.dropout))
     return 0

@@ -1,14 +1,14 @@
 """`gennorm demo`: serve the Gradio side-by-side demo (gennorm.apps.demo) on 127.0.0.1.
 
-The app is the module gennorm.apps.demo (it uses only gennorm's public API); gradio is imported
-when the verb runs, not by `gennorm --help`.
+The one entry point of the demo (`python apps/demo.py` calls it too). The app is the module
+gennorm.apps.demo (it uses only gennorm's public API); gradio is imported when the verb runs,
+not by `gennorm --help`. The verb checks its options (the zoo folder, the device) before
+gradio starts, so a wrong one is one line.
 """
 from __future__ import annotations
 
 import sys
 from pathlib import Path
-
-from gennorm.errors import ConfigError, GennormError
 
 DESCRIPTION = """\
 Serve the Gradio demo: pick a model set of the zoo (baseline, PONO-MS, NC, ... trained on the
@@ -43,6 +43,7 @@ def add_arguments(parser) -> None:
 
 
 def run(args) -> int:
+    from gennorm.errors import ConfigError, GennormError
     from gennorm.zoo import default_root, list_models, zoo_roots
 
     models = Path(args.models) if args.models else default_root()

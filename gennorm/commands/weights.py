@@ -30,29 +30,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from gennorm.errors import ConfigError
     from gennorm.metrics import weights
 
     if args.action == "fetch":
-        keys = None
-        if args.only:
-            keys = {k.strip() for k in args.only.split(",") if k.strip()}
-            unknown = keys - {k for k, w in weights.WEIGHT_FILES.items() if not w.bundled}
-            if unknown:
-                raise ConfigError(f"--only: unknown weight file key(s) {', '.join(sorted(unknown))}")
-        weights.fetch(keys, args.weights_dir)
+        weights.fetch(weights.parse_keys(args.only), args.weights_dir)
         return 0
     rows = weights.status(args.weights_dir, verify=not args.no_verify)
-    print(f"searched: {', '.join(map(str, weights.search_dirs(args.weights_dir)))}")
-    for r in rows:
-        state = "missing" if not r["present"] else (
-            "present" if r["verified"] is None else ("verified" if r["verified"] else "CHECKSUM MISMATCH"))
-        print(f"{state:<17} {r['file']:<44} {r['size'] / 1e6:8.2f} MB  for {','.join(r['used_by']):<14} "
-              f"sha256 {r['sha256'][:16]}...  {r['path'] or ''}")
-    missing = [r for r in rows if not r["present"]]
-    if missing:
-        print(f"{len(missing)} missing: run `gennorm weights fetch` when online, or copy the files into "
-              f"{weights.search_dirs(args.weights_dir)[0]} (psnr and ssim need none)")
+    print(weights.status_table(rows, args.weights_dir))
     if args.json:
         with open(args.json, "w") as f:
             json.dump(rows, f, indent=2)

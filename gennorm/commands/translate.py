@@ -1,4 +1,7 @@
-"""`gennorm translate MODEL INPUT OUTPUT`: every image of a folder through a model (gennorm.inference)."""
+"""`gennorm translate MODEL INPUT OUTPUT`: every image of a folder through a model (gennorm.inference).
+
+One load_translator + translate_folder per direction (two with --direction both).
+"""
 from __future__ import annotations
 
 import sys
@@ -73,22 +76,14 @@ def _overlap(text: str):
     raise ConfigError(f"--overlap {text!r}: auto or a number of pixels")
 
 
-def _both_sides(folder: Path) -> tuple[Path, Path]:
-    from gennorm.errors import DataError
-
-    for a, b in (("testA", "testB"), ("A", "B")):
-        if (folder / a).is_dir() and (folder / b).is_dir():
-            return folder / a, folder / b
-    raise DataError(f"{folder}: --direction both needs testA/ and testB/ (or A/ and B/) in INPUT")
-
-
 def run(args) -> int:
+    from gennorm.data.layouts import ab_folders
     from gennorm.inference import load_translator, translate_folder
 
     step = _checkpoint(args.checkpoint)
     jobs = [(args.direction or "AtoB", Path(args.input), Path(args.output))]
     if args.direction == "both":
-        side_a, side_b = _both_sides(Path(args.input))
+        side_a, side_b = ab_folders(Path(args.input))
         jobs = [("AtoB", side_a, Path(args.output) / "AtoB"), ("BtoA", side_b, Path(args.output) / "BtoA")]
     written = []
     for direction, folder, out in jobs:

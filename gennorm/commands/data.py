@@ -1,4 +1,4 @@
-"""`gennorm data`: write the built-in scenes dataset (paired and unpaired layouts)."""
+"""`gennorm data`: write the built-in scenes dataset (paired and unpaired layouts; gennorm.data.scenes)."""
 from __future__ import annotations
 
 import argparse
@@ -51,31 +51,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    import time
-
-    from gennorm.data.scenes import generate_scenes
+    from gennorm.data.scenes import write_scenes
     from gennorm.errors import ConfigError
 
     if args.test_count is not None and args.test_count > args.count - 2:
         raise ConfigError(f"--test-count {args.test_count} leaves fewer than 2 training scenes of --count {args.count}")
-    stamp = _stamp(args.out)
-    start = time.perf_counter()
-    meta = generate_scenes(args.out, size=args.size, count=args.count, seed=args.seed,
-                           test_count=args.test_count, overwrite=args.overwrite)
-    seconds = time.perf_counter() - start
-    done = "already there, left as is" if stamp is not None and stamp == _stamp(args.out) else f"in {seconds:.1f}s"
+    meta, seconds = write_scenes(args.out, size=args.size, count=args.count, seed=args.seed,
+                                 test_count=args.test_count, overwrite=args.overwrite)
+    done = "already there, left as is" if seconds is None else f"in {seconds:.1f}s"
     print(f"{args.out}: {meta['count']} scenes of {meta['size']}px ({meta['train_count']} train / "
           f"{meta['test_count']} test, seed {meta['seed']}) {done}")
     print(f"  paired:   {args.out}/paired/{{train,test}}       (create_dataset('aligned', ...))")
     print(f"  unpaired: {args.out}/unpaired/{{trainA,...}}     (create_dataset('unaligned', ...))")
     return 0
-
-
-def _stamp(out: str) -> int | None:
-    """scenes.json's modification time, to tell "written now" from "already there"."""
-    import os
-
-    try:
-        return os.stat(os.path.join(out, "scenes.json")).st_mtime_ns
-    except OSError:
-        return None

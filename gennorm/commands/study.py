@@ -1,4 +1,6 @@
-"""`gennorm study`: train and evaluate a grid of norms x batch sizes x seeds, then write a report."""
+"""`gennorm study`: train and evaluate a grid of norms x batch sizes x seeds, then write a report
+(gennorm.study.runner.run_study).
+"""
 from __future__ import annotations
 
 DESCRIPTION = """\
@@ -30,24 +32,7 @@ def add_arguments(parser) -> None:
 
 
 def run(args) -> int:
-    from gennorm.errors import ConfigError
-    from gennorm.study.report import write_report
-    from gennorm.study.runner import run_all
-    from gennorm.study.spec import load_spec, runs_of
+    from gennorm.study.runner import run_study
 
-    spec = load_spec(args.config, args.overrides)
-    try:
-        index, count = (int(v) for v in args.shard.split("/"))
-        assert 0 <= index < count
-    except (ValueError, AssertionError):
-        raise ConfigError(f"--shard must be I/N with 0 <= I < N, got {args.shard!r}") from None
-    runs = runs_of(spec)[index::count]
-    flags = ["--report", args.report] if args.report else []
-    command = "gennorm study " + " ".join([args.config, *args.overrides, *flags])
-    try:
-        if not args.report_only:
-            run_all(spec, runs, progress=not args.no_progress)
-    finally:  # the report covers whatever finished, also when some runs failed or on Ctrl-C
-        print(f"report: {write_report(spec, command, args.report)}")
+    run_study(args.config, args.overrides, args.shard, args.report_only, args.report, progress=not args.no_progress)
     return 0
-

@@ -1,0 +1,47 @@
+"""A pytorch-CycleGAN-and-pix2pix checkpoint written as a gennorm model folder (`gennorm import junyanz`).
+
+The folder is what `gennorm export` writes (config.yaml, generator.safetensors, card.md; plus
+discriminator.safetensors when a discriminator is imported), so translate, eval, the demo,
+`gennorm.load` and fine-tuning (`model.init_from=OUT_DIR`, gennorm.train.task) take it like any
+gennorm model. The conversion is gennorm.networks.junyanz_import; the resolved run config
+written beside it needs gennorm.config, a sibling of networks, hence this module at level 4.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import yaml
+from safetensors.torch import save
+
+from gennorm.atomic import atomic_write_bytes
+from gennorm.config import from_dict, to_dict
+from gennorm.networks.junyanz_import import Imported, card, convert_checkpoint
+
+
+def import_junyanz(checkpoint: str | Path, out: str | Path, model: str | None = None, **options) -> Imported:
+    """Convert `checkpoint` (networks.junyanz_import.convert_checkpoint's `options`) and write the
+    model folder `out`. model: their --model, pix2pix or cycle_gan (default: pix2pix for U-Nets,
+    cycle_gan for ResNets)."""
+    imported = convert_checkpoint(checkpoint, **options)
+    opts, d_opts, g_path = imported.opts, imported.d_opts, imported.g_path
+    task = model or ("pix2pix" if opts.arch.startswith("unet") else "cycle_gan")
+    cfg = from_dict({
+        "out": str(out), "description": f"imported from {g_path.name} (pytorch-CycleGAN-and-pix2pix)",
+        "model": {"g_arch": opts.arch, "ngf": opts.width, "g_norm": opts.norm, "use_dropout": opts.use_dropout,
+                  "upsample": "transpose", "input_nc": opts.input_nc, "output_nc": opts.output_nc,
+                  **({"d_arch": d_opts.arch, "ndf": d_opts.width, "n_layers": d_opts.n_layers, "d_norm": d_opts.norm}
+                     if d_opts else {})},
+        "data": {"mode": "aligned" if task == "pix2pix" else "unaligned"},
+        "train": {"task": "pix2pix" if task == "pix2pix" else "cyclegan"},
+    })
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    meta = {"format": "gennorm-generator-1", "task": cfg.train.task, "dtype": "float32", "direction": "AtoB",
+            "source": str(g_path)}
+    atomic_write_bytes(out / "generator.safetensors", save(imported.g_weights, metadata=meta))
+    if imported.d_weights is not None:
+        atomic_write_bytes(out / "discriminator.safetensors",
+                           save(imported.d_weights, metadata={**meta, "source": str(imported.d_path)}))
+    atomic_write_bytes(out / "config.yaml", yaml.safe_dump(to_dict(cfg), sort_keys=False).encode())
+    atomic_write_bytes(out / "card.md", card(out, imported, task).encode())
+    return imported
