@@ -10,6 +10,8 @@
     timing      the shared timing helpers
 
 The bench package sits at the top of the data flow: it may import train, metrics, networks,
-layers and ops; nothing in gennorm imports it but its verb. Each module's DESCRIPTION and
-add_arguments import no torch (its `run` does), so `gennorm bench --help` stays cheap.
+layers and ops; nothing in gennorm imports it but its verb. `gennorm bench --help` imports every
+subcommand's module (DESCRIPTION, add_arguments), so those import no torch: each benchmark that
+needs torch has its code in a NAME_run.py beside NAME.py (imports at the top, torch included),
+and NAME.run imports it. kernels.py and timing.py import torch: only the NAME_run modules use them.
 """

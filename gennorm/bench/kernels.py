@@ -28,6 +28,11 @@ from __future__ import annotations
 import math
 import statistics
 
+import torch
+
+import gennorm.ops  # noqa: F401  (registers torch.ops.gennorm.*)
+from gennorm.bench.timing import first_line, time_ms
+
 KERNELS = ("pad_center_sums", "window_epilogue", "window_epilogue_backward", "pad_center_sums_backward",
            "patch_moments")
 NOT_AVAILABLE = "n/a (op not available)"
@@ -58,10 +63,6 @@ def kernel_bytes(spec, batch: int, elem: int) -> dict[str, dict[str, int]]:
 
 
 def _op(name: str):
-    import torch
-
-    import gennorm.ops  # noqa: F401  (registers torch.ops.gennorm.*)
-
     try:
         return getattr(torch.ops.gennorm, name)
     except (AttributeError, RuntimeError):
@@ -69,8 +70,6 @@ def _op(name: str):
 
 
 def _impl_label(name: str, device) -> str:
-    import torch
-
     if device.type == "cpu":
         return "reference (cpu)"
     if torch._C._dispatch_has_kernel_for_dispatch_key(f"gennorm::{name}", "CUDA"):
@@ -80,8 +79,6 @@ def _impl_label(name: str, device) -> str:
 
 def _input_set(spec, batch: int, dtype, device) -> dict:
     """One set of every kernel's inputs (random values of the right shapes; sums are real sums of xc)."""
-    import torch
-
     c, o, p, g = spec.cin, spec.cout, spec.padding, 1
     h, hp, ho = spec.size, spec.size + 2 * p, spec.out_size
     acc = torch.float64 if dtype == torch.float64 else torch.float32
@@ -114,10 +111,6 @@ def _arguments(name: str, t: dict, spec) -> tuple:
 
 def bench_kernels(spec, batch: int, dtype, device, warmup: int, repeats: int, names=KERNELS) -> dict:
     """{kernel: {status, impl, read, write, bytes, median_ms, gbps, copy_median_ms, copy_gbps, pct_of_copy}}."""
-    import torch
-
-    from gennorm.bench.timing import first_line, time_ms
-
     elem = torch.empty((), dtype=dtype).element_size()
     sizes = kernel_bytes(spec, batch, elem)
     smallest = min(sizes[n]["bytes"] for n in names)
@@ -166,10 +159,6 @@ def bench_kernels(spec, batch: int, dtype, device, warmup: int, repeats: int, na
 
 def copy_ceiling(device, repeats: int = 10) -> dict:
     """The device's copy bandwidth on a buffer far larger than any cache (512 MiB CUDA, 64 MiB CPU): the ceiling."""
-    import torch
-
-    from gennorm.bench.timing import time_ms
-
     half = (512 if device.type == "cuda" else 64) * 2**20
     src = torch.empty(half, dtype=torch.uint8, device=device).random_()
     dst = torch.empty_like(src)

@@ -13,6 +13,9 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from gennorm.atomic import atomic_write_json
+from gennorm.errors import ConfigError
+
 DESCRIPTION = """\
 Markdown tables (ratios to Conv2d+InstanceNorm2d of the same run; kernels' % of copy bandwidth)
 from one or more `gennorm bench layers --json` files; --merge writes them as one JSON file.
@@ -31,8 +34,6 @@ def add_arguments(parser) -> None:
 
 def load(paths) -> dict:
     """One report: the first file's header, every file's results in order (each tagged with its source)."""
-    from gennorm.errors import ConfigError
-
     merged = None
     for path in paths:
         try:
@@ -98,8 +99,6 @@ def run(args) -> int:
     print()
     print(kernel_table(report))
     if args.merge:
-        from gennorm.atomic import atomic_write_json
-
         atomic_write_json(args.merge, report)
         print(f"\nwrote {args.merge}")
     return 0

@@ -10,11 +10,14 @@ import datetime
 import platform
 import time
 
+import torch
+
+from gennorm.errors import ConfigError
+from gennorm.ops import has_cuda
+
 
 def time_ms(fn, device) -> float:
     """Milliseconds of one call of fn()."""
-    import torch
-
     if device.type == "cuda":
         torch.cuda.synchronize(device)
         start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
@@ -35,10 +38,6 @@ def first_line(err: BaseException, limit: int = 200) -> str:
 
 def resolve_device(name: str | None):
     """--device of a bench: cpu or cuda (default: cuda when visible), as a torch.device; ConfigError otherwise."""
-    import torch
-
-    from gennorm.errors import ConfigError
-
     name = name or ("cuda" if torch.cuda.is_available() else "cpu")
     if name not in ("cpu", "cuda"):
         raise ConfigError(f"--device must be cpu or cuda, got {name!r}")
@@ -49,8 +48,6 @@ def resolve_device(name: str | None):
 
 def environment(device) -> dict:
     """Device name, torch / CUDA / cuDNN / Python versions, threads, UTC date: the header of every JSON."""
-    import torch
-
     cuda = device.type == "cuda"
     return {
         "device": device.type,
@@ -67,8 +64,6 @@ def environment(device) -> dict:
 def cuda_nc_available() -> bool | None:
     """gennorm.ops.has_cuda(), or None when asking fails (the report says so instead of crashing)."""
     try:
-        from gennorm.ops import has_cuda
-
         return bool(has_cuda())
     except Exception:  # noqa: BLE001
         return None
