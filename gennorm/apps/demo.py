@@ -50,9 +50,14 @@ os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")  # offline, no teleme
 
 import gradio as gr  # noqa: E402
 import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402  (gradio's dependency: its DataFrames and plots)
+import torch  # noqa: E402
 from PIL import Image, ImageOps, UnidentifiedImageError  # noqa: E402
 
-from gennorm.layers.registry import NORMS  # noqa: E402  (torch-free)
+from gennorm.data.transforms import to_tensor  # noqa: E402
+from gennorm.inference import load_translator  # noqa: E402
+from gennorm.layers.registry import NORMS  # noqa: E402
+from gennorm.networks.statistics import norm_statistics  # noqa: E402
 from gennorm.zoo import ModelInfo, metrics_table, model_sets  # noqa: E402
 
 # the example label maps: the checkout's assets/, or the wheel's copy (setup.py)
@@ -129,14 +134,10 @@ def upload_image(**kwargs) -> gr.Image:
 def pick_device(device: str = "auto") -> str:
     if device != "auto":
         return device
-    import torch
-
     return "cuda" if torch.cuda.is_available() else "cpu"
 
 
 def _default_loader(path: Path, device: str):
-    from gennorm.inference import load_translator
-
     return load_translator(path, device=device)
 
 
@@ -315,11 +316,6 @@ def _message(err: Exception) -> str:
 
 def _statistics_maps(translator, image: Image.Image):
     """gennorm.networks.statistics on the translator's network for `image` at a valid size."""
-    import torch
-
-    from gennorm.data.transforms import to_tensor
-    from gennorm.networks.statistics import norm_statistics
-
     x = to_tensor(image.convert("L" if translator.input_nc == 1 else "RGB"))[None]  # [1, C, H, W] in [-1, 1]
     return norm_statistics(translator.net, translator.to_valid_size(x).to(torch.device(translator.device)))
 
@@ -380,8 +376,6 @@ def redact_paths(text: str) -> str:
 
 def training_curves(infos: list[ModelInfo], loss: str):
     """Long-format table (step, value, model) of one logged loss for every model that logged it."""
-    import pandas as pd
-
     rows = [(r["step"], float(r[loss]), i.name) for i in infos for r in i.training_log() if loss in r]
     return pd.DataFrame(rows, columns=["step", loss, "model"])
 

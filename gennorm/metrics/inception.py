@@ -32,6 +32,7 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
+from PIL import Image
 
 from gennorm.metrics.protocols import DEFAULT_PROTOCOL, PROTOCOLS, check_protocol  # noqa: F401
 
@@ -43,7 +44,7 @@ LAYERS = ("Conv2d_1a_3x3", "Conv2d_2a_3x3", "Conv2d_2b_3x3", "MaxPool_1", "Conv2
 
 def load_inception(weights_path: str | Path, device: str | torch.device = "cpu") -> torch.nn.Module:
     """torch-fidelity's InceptionV3 (pool3 only) with weights from a local file, eval mode."""
-    from torch_fidelity.feature_extractor_inceptionv3 import FeatureExtractorInceptionV3
+    from torch_fidelity.feature_extractor_inceptionv3 import FeatureExtractorInceptionV3  # only FID/KID need it
 
     state = torch.load(weights_path, map_location="cpu", weights_only=True)
     buf = io.BytesIO()
@@ -61,8 +62,6 @@ def preprocess(images: list[torch.Tensor], protocol: str = DEFAULT_PROTOCOL) -> 
 
 
 def _clean(img: torch.Tensor) -> torch.Tensor:
-    from PIL import Image
-
     img = img.detach().cpu()  # PIL resizes on the host; the features run on the net's device
     if img.dtype != torch.uint8:  # clean-fid sees 8-bit files
         img = img.float().round().clamp(0, 255).to(torch.uint8)

@@ -6,6 +6,7 @@ again on a finished study regenerates the same report without training anything.
 from __future__ import annotations
 
 import json
+import os
 import platform
 import statistics
 from collections import defaultdict
@@ -15,8 +16,10 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
+import torch  # noqa: E402
 from PIL import Image, ImageDraw  # noqa: E402
 
+import gennorm  # noqa: E402
 from gennorm.study.spec import StudySpec, runs_of  # noqa: E402
 
 HIGHER_IS_BETTER = {"psnr": True, "ssim": True, "fid": False, "kid": False, "lpips": False}
@@ -200,10 +203,6 @@ def _grid(spec: StudySpec, task: str, results: dict, out: Path) -> str | None:
 
 
 def _environment() -> list[str]:
-    import torch
-
-    import gennorm
-
     cpu = platform.processor() or platform.machine()
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
@@ -212,8 +211,6 @@ def _environment() -> list[str]:
                 break
     except OSError:
         pass
-    import os
-
     gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "none"
     return [f"- gennorm {gennorm.__version__}, torch {torch.__version__}, Python {platform.python_version()}",
             f"- CPU: {cpu} ({os.cpu_count()} cores), GPU: {gpu}, OS: {platform.platform()}"]

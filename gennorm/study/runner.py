@@ -12,12 +12,18 @@ import os
 import subprocess
 import sys
 import time
+from dataclasses import asdict
 from pathlib import Path
 
 from PIL import Image
+from tqdm import tqdm
 
 from gennorm.atomic import atomic_write_json
+from gennorm.data import generate_scenes
 from gennorm.errors import ConfigError, GennormError
+from gennorm.inference import translate_folder
+from gennorm.metrics import available_metrics, evaluate_folders
+from gennorm.metrics.protocols import DEFAULT_PROTOCOL
 from gennorm.study.report import write_report
 from gennorm.study.spec import TASK_PRESETS, Run, StudySpec, load_spec, runs_of
 
@@ -32,8 +38,6 @@ def prepare_data(spec: StudySpec) -> Path:
     """Generate the scenes dataset if missing; split its paired test images into A and B folders."""
     root = data_root(spec)
     if not (root / "paired" / "test").is_dir():
-        from gennorm.data import generate_scenes
-
         generate_scenes(root, size=spec.scenes_size, count=spec.scenes_count, seed=0)
     eval_dir = Path(spec.out) / "eval_data"
     if not (eval_dir / "done").exists():
@@ -83,9 +87,6 @@ def train(spec: StudySpec, run: Run, run_dir: Path) -> float:
 
 def evaluate(run_dir: Path, eval_dir: Path, device: str = "cpu") -> dict:
     """Translate the test labels with the run's model and score against the true photos."""
-    from gennorm.metrics import available_metrics, evaluate_folders
-    from gennorm.inference import translate_folder
-
     fake = run_dir / "test_translated"
     translate_folder(run_dir, eval_dir / "testA", fake, device=device)
     metrics = [m for m in available_metrics() if m in ("psnr", "ssim", "fid", "kid", "lpips")]
@@ -108,12 +109,6 @@ def run_one(spec: StudySpec, run: Run, eval_dir: Path) -> dict:
 def check_settings(spec: StudySpec) -> None:
     """A study directory belongs to one set of training settings: finished runs are reused by name,
     so running other settings into it would mix results. Recorded in OUT/study.json."""
-    from dataclasses import asdict
-
-    from gennorm.errors import ConfigError
-
-    from gennorm.metrics.protocols import DEFAULT_PROTOCOL
-
     keys = ("overrides", "scenes_size", "scenes_count", "data_root", "fid_protocol")
     settings = {k: v for k, v in asdict(spec).items() if k in keys}
     settings["fid_protocol"] = DEFAULT_PROTOCOL  # the runs are scored with it: never mix two in one report
@@ -131,8 +126,6 @@ def check_settings(spec: StudySpec) -> None:
 
 
 def run_all(spec: StudySpec, runs: list[Run], progress: bool = True) -> None:
-    from tqdm import tqdm
-
     check_settings(spec)
     eval_dir = prepare_data(spec)
     todo = [r for r in runs if not (Path(spec.out) / "runs" / r.run_id / DONE_FILE).exists()]
