@@ -13,120 +13,37 @@ AMP network receives it).
 After the candidates, each shared-op kernel (gennorm/bench/kernels.py) is timed at the same
 shape: the bytes it moves and its GB/s as a % of a plain copy of the same bytes.
 
-This module is the command's torch-free half (description, options, layer shapes), which
-`gennorm bench --help` imports; the benchmark itself, which imports torch, is in layers_run.py.
+The layer shapes and candidate names are in specs.py (torch-free: the command's options and help,
+gennorm/commands/bench.py, are built from them).
 
 Run: gennorm bench layers --quick
 """
 from __future__ import annotations
 
-import argparse
-from dataclasses import dataclass
+import statistics
+import sys
+import time
+from dataclasses import asdict
 
-from gennorm._lazy import lazy_exports
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+from tqdm import tqdm
+
+from gennorm.atomic import atomic_write_json
+from gennorm.bench.kernels import bench_kernels, copy_ceiling, format_kernels
+from gennorm.bench.specs import BASELINE, CANDIDATES, COMPILED, QUICK_LAYERS, RESNET9_LAYERS, LayerSpec
+from gennorm.bench.timing import cuda_nc_available, environment, first_line, resolve_device, time_ms
 from gennorm.errors import ConfigError
+from gennorm.layers import PONO, NCConv2d, conv_norm
 
-DESCRIPTION = """\
-Forward and forward + backward median time of one conv + norm layer per normalization
-(Conv2d+InstanceNorm2d baseline, Conv2d+GroupNorm, NC torch path, NC torch path under
-torch.compile, NC CUDA op, NC literal im2col, Conv2d+PONO, KNConv, ConvNorm) at the ResNet-9
-CycleGAN layer shapes for a 256x256 image, batch 1 and 8 (CPU default: batch 1); then the bytes
-moved and the GB/s (% of copy bandwidth) of each shared-op kernel at each shape.
-
-layers (--layers): res 256->256 3x3 reflect at 64², down2 128->256 3x3/2 at 128²,
-down1 64->128 3x3/2 at 256², stem 3->64 7x7 reflect at 256².
-
-examples:
-  gennorm bench layers --quick --json bench.json         # seconds; tiny shapes, CPU
-  gennorm bench layers --device cuda --dtype float32 bfloat16 --json docs/bench_layers_cuda.json
-  gennorm bench layers --device cuda --layers res --batch 8 --modes fwdbwd --repeats 50
-  gennorm bench layers --device cpu --shapes 64x128x128:1 64x64x64:4 256x64x64:1 --no-kernels
-"""
-
-BASELINE = "conv+instancenorm"
-CANDIDATES = ["conv+instancenorm", "conv+groupnorm", "nc (torch)", "nc (torch, compiled)", "nc (cuda)",
-              "nc literal unfold", "conv+pono", "knconv", "convnorm"]
-COMPILED = "nc (torch, compiled)"
-MODES = ("fwd", "fwdbwd")
 NO_CUDA_NC = "n/a (no CUDA build/GPU)"
 NO_COMPILE = "skipped (--no-compile)"
 QUICK_NO_COMPILE = "skipped (--quick: compiling takes 10-30 s; name it in --candidates to time it)"
 NOT_SELECTED = "skipped (not in --candidates)"
-DTYPES = ("float32", "bfloat16", "float16")
-
-# literal_nc (NC by its definition) lives with the torch code in layers_run.py; named here as well,
-# it is imported on first use (gennorm/_lazy.py), so importing this module stays torch-free.
-__getattr__, __dir__, _ = lazy_exports(globals(), {"literal_nc": "gennorm.bench.layers_run"})
 
 
-@dataclass(frozen=True)
-class LayerSpec:
-    """One conv layer: cin -> cout, kernel x kernel, stride, padding (mode) on a size x size input."""
-
-    name: str
-    cin: int
-    cout: int
-    kernel: int
-    stride: int
-    padding: int
-    mode: str
-    size: int
-
-    @property
-    def out_size(self) -> int:
-        return (self.size + 2 * self.padding - self.kernel) // self.stride + 1
-
-    def label(self) -> str:
-        return (f"{self.name}: {self.cin}->{self.cout} {self.kernel}x{self.kernel}/{self.stride} "
-                f"{self.mode} pad {self.padding} at {self.size}x{self.size}")
-
-
-# The ResNet-9 generator's conv layers on 256x256 (the residual conv first: 18 of them per forward).
-RESNET9_LAYERS = {
-    "res": LayerSpec("res", 256, 256, 3, 1, 1, "reflect", 64),
-    "down2": LayerSpec("down2", 128, 256, 3, 2, 1, "zeros", 128),
-    "down1": LayerSpec("down1", 64, 128, 3, 2, 1, "zeros", 256),
-    "stem": LayerSpec("stem", 3, 64, 7, 1, 3, "reflect", 256),
-}
-# The same kinds of layer at a few pixels and channels: --quick.
-QUICK_LAYERS = {
-    "res": LayerSpec("res", 16, 16, 3, 1, 1, "reflect", 8),
-    "down": LayerSpec("down", 8, 16, 3, 2, 1, "zeros", 16),
-    "stem": LayerSpec("stem", 3, 8, 7, 1, 3, "reflect", 16),
-}
-
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--device", default=None, help="cpu or cuda (default: cuda when available)")
-    parser.add_argument("--dtype", nargs="+", default=["float32"], choices=DTYPES,
-                        help="float32, and/or bfloat16/float16 under torch.autocast with float32 parameters (AMP)")
-    parser.add_argument("--layers", nargs="+", default=None, metavar="NAME",
-                        help=f"ResNet-9 layers to run (default all: {' '.join(RESNET9_LAYERS)}; "
-                             f"--quick: {' '.join(QUICK_LAYERS)})")
-    parser.add_argument("--shapes", nargs="+", default=None, metavar="CxHxW[:B]",
-                        help="instead of --layers: 3x3 C->C zero-padded convs, e.g. 64x128x128 (crossed with "
-                             "--batch) or 64x64x64:4 (batch 4 only)")
-    parser.add_argument("--batch", type=int, nargs="+", default=None,
-                        help="batch sizes (default: 1 8 on CUDA, 1 on the CPU and with --quick)")
-    parser.add_argument("--modes", nargs="+", default=list(MODES), choices=MODES,
-                        help="fwd (training forward) and/or fwdbwd (forward + backward); default both")
-    parser.add_argument("--candidates", nargs="+", default=None, metavar="NAME",
-                        help=f"subset to time (default all): {', '.join(repr(c) for c in CANDIDATES)}; "
-                             f"{BASELINE!r} is always timed")
-    parser.add_argument("--no-compile", action="store_true",
-                        help=f"skip {COMPILED!r} (torch.compile takes ~10-30 s per shape; --quick skips it "
-                             "unless --candidates names it)")
-    parser.add_argument("--no-kernels", action="store_true", help="skip the per-kernel bandwidth rows")
-    parser.add_argument("--repeats", type=int, default=None, help="timed rounds (default 10; 3 with --quick)")
-    parser.add_argument("--warmup", type=int, default=None, help="untimed rounds first (default 2; 1 with --quick)")
-    parser.add_argument("--json", default=None, metavar="FILE",
-                        help="write every number, device, torch and CUDA versions, dtypes, date (rewritten after "
-                             "each shape, so a run cut short keeps what it measured)")
-    parser.add_argument("--quick", action="store_true",
-                        help="tiny versions of the layers "
-                             f"({', '.join(s.label() for s in QUICK_LAYERS.values())}): seconds")
-    parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: PyTorch's choice)")
-    parser.add_argument("--no-progress", action="store_true", help="no tqdm progress bar")
+# ---- options -------------------------------------------------------------------------------
 
 
 def parse_shape(text: str, batches: list[int]) -> list[tuple[int, LayerSpec]]:
@@ -144,7 +61,280 @@ def parse_shape(text: str, batches: list[int]) -> list[tuple[int, LayerSpec]]:
     return [(b, LayerSpec(f"{c}x{h}x{w}", c, c, 3, 1, 1, "zeros", h)) for b in sizes]
 
 
-def run(args) -> int:
-    from gennorm.bench import layers_run  # imports torch: this module must not (`gennorm bench --help` imports it)
+def _settings(args) -> dict:
+    device = resolve_device(args.device).type  # "cpu" | "cuda"
+    batches = args.batch or ([1] if args.quick or device == "cpu" else [1, 8])
+    if args.shapes:
+        configs = [cfg for text in args.shapes for cfg in parse_shape(text, batches)]
+    else:
+        table = QUICK_LAYERS if args.quick else RESNET9_LAYERS
+        unknown = [name for name in args.layers or [] if name not in table]
+        if unknown:
+            raise ConfigError(f"--layers: unknown {', '.join(unknown)}; known: {', '.join(table)}")
+        configs = [(b, table[name]) for name in (args.layers or table) for b in batches]
+    if min(batches) < 1:
+        raise ConfigError(f"--batch sizes must be >= 1, got {batches}")
+    chosen = set(args.candidates or CANDIDATES) | {BASELINE}
+    unknown = sorted(chosen - set(CANDIDATES))
+    if unknown:
+        raise ConfigError(f"--candidates: unknown {', '.join(map(repr, unknown))}; known: "
+                          f"{', '.join(map(repr, CANDIDATES))}")
+    repeats = args.repeats if args.repeats is not None else (3 if args.quick else 10)
+    warmup = args.warmup if args.warmup is not None else (1 if args.quick else 2)
+    if repeats < 1 or warmup < 0:
+        raise ConfigError(f"--repeats must be >= 1 and --warmup >= 0, got {repeats}, {warmup}")
+    if args.threads is not None:
+        if args.threads < 1:
+            raise ConfigError(f"--threads must be >= 1, got {args.threads}")
+        torch.set_num_threads(args.threads)
+    return {"device": torch.device(device), "dtypes": [getattr(torch, d) for d in args.dtype], "configs": configs,
+            "modes": list(dict.fromkeys(args.modes)), "candidates": [c for c in CANDIDATES if c in chosen],
+            "compile": NO_COMPILE if args.no_compile else (
+                QUICK_NO_COMPILE if args.quick and COMPILED not in (args.candidates or []) else None),
+            "kernels": not args.no_kernels, "repeats": repeats, "warmup": warmup}
 
-    return layers_run.run(args)
+
+# ---- the candidates ------------------------------------------------------------------------
+
+
+def literal_nc(x, conv, eps: float = 1e-5):
+    """NC by its definition (docs/SPEC.md section 1): im2col, standardize every row, matrix product.
+
+    x [N, C, H, W]; conv an nn.Conv2d (groups 1, any padding mode). Materializes the K = C*kh*kw
+    times larger im2col tensor: the reference the fast identity is measured against.
+    """
+    if conv.padding_mode != "zeros":  # pad as nn.Conv2d does, then unfold without padding
+        x, padding = F.pad(x, conv._reversed_padding_repeated_twice, mode=conv.padding_mode), (0, 0)
+    else:
+        padding = conv.padding
+    n, _, h, w = x.shape
+    (kh, kw), (sh, sw), (ph, pw), (dh, dw) = conv.kernel_size, conv.stride, padding, conv.dilation
+    ho, wo = (h + 2 * ph - dh * (kh - 1) - 1) // sh + 1, (w + 2 * pw - dw * (kw - 1) - 1) // sw + 1
+    cols = F.unfold(x, conv.kernel_size, conv.dilation, padding, conv.stride)  # [N, K, L]
+    mean = cols.mean(1, keepdim=True)  # [N, 1, L]
+    var = cols.var(1, unbiased=False, keepdim=True)
+    rows = (cols - mean) * (var + eps).rsqrt()
+    out = conv.weight.flatten(1).to(rows.dtype) @ rows  # [O, K] @ [N, K, L] -> [N, O, L]
+    if conv.bias is not None:
+        out = out + conv.bias.view(1, -1, 1).to(out.dtype)
+    return out.view(n, -1, ho, wo)
+
+
+def _zero_padded_only(norm: str, spec: LayerSpec):
+    """KN and ConvNorm pad with zeros only: other modes get an explicit pad layer, as the networks build them."""
+    if spec.mode == "zeros" or not spec.padding:
+        return conv_norm(norm, spec.cin, spec.cout, spec.kernel, spec.stride, spec.padding)
+    pad = {"reflect": nn.ReflectionPad2d, "replicate": nn.ReplicationPad2d, "circular": nn.CircularPad2d}[spec.mode]
+    return nn.Sequential(pad(spec.padding), conv_norm(norm, spec.cin, spec.cout, spec.kernel, spec.stride, 0))
+
+
+def _nc(spec: LayerSpec, impl: str):
+    return NCConv2d(spec.cin, spec.cout, spec.kernel, spec.stride, spec.padding, padding_mode=spec.mode, impl=impl)
+
+
+def _builders(spec: LayerSpec, device, settings) -> dict:
+    """name -> a function building (forward x -> y, modules holding its parameters), or a string: why not."""
+    def layer(norm):  # "conv followed by norm X" exactly as the networks build it
+        return lambda: conv_norm(norm, spec.cin, spec.cout, spec.kernel, spec.stride, spec.padding,
+                                 padding_mode=spec.mode)
+
+    def pono():
+        plain, norm = layer("none")(), PONO()
+        return (lambda x: norm(plain(x))[0]), [plain]
+
+    def literal():
+        conv = nn.Conv2d(spec.cin, spec.cout, spec.kernel, spec.stride, spec.padding, padding_mode=spec.mode)
+        return (lambda x: literal_nc(x, conv)), [conv]
+
+    def compiled():
+        module = _nc(spec, "torch")
+        torch._dynamo.reset()  # a fresh cache per shape: never the recompile limit's silent fall back to eager
+        return torch.compile(module), [module]
+
+    cuda_nc = device.type == "cuda"  # tried on every GPU: the first call says why when the op cannot serve
+    return {
+        "conv+instancenorm": layer("instance"),
+        "conv+groupnorm": layer("group"),
+        "nc (torch)": lambda: _nc(spec, "torch"),
+        COMPILED: settings["compile"] or compiled,
+        "nc (cuda)": (lambda: _nc(spec, "cuda")) if cuda_nc else NO_CUDA_NC,
+        "nc literal unfold": literal,
+        "conv+pono": pono,
+        "knconv": lambda: _zero_padded_only("kn", spec),
+        "convnorm": lambda: _zero_padded_only("convnorm", spec),
+    }
+
+
+def build_candidates(spec: LayerSpec, device, settings) -> dict:
+    """name -> (forward, modules) for each selected candidate that builds, else name -> status string."""
+    out = {}
+    for name, make in _builders(spec, device, settings).items():
+        if name not in settings["candidates"]:
+            out[name] = NOT_SELECTED
+            continue
+        if isinstance(make, str):
+            out[name] = make
+            continue
+        try:
+            entry = make()
+            if isinstance(entry, nn.Module):
+                entry = (entry, [entry])
+            for module in entry[1]:
+                module.to(device).train()
+        except Exception as err:  # noqa: BLE001  (a layer that cannot be built at this shape is a result)
+            entry = "error: " + first_line(err)
+        out[name] = entry
+    return out
+
+
+# ---- timing --------------------------------------------------------------------------------
+
+
+def _step(fn, modules, x, grad, dtype, backward: bool) -> None:
+    """One training forward (and backward) under autocast when dtype is not float32.
+
+    grad: {dtype: the output gradient in that dtype}, filled on first use (no cast inside the timed steps).
+    """
+    for module in modules:
+        module.zero_grad(set_to_none=True)
+    x.grad = None
+    with torch.autocast(x.device.type, dtype=dtype, enabled=dtype != torch.float32):
+        y = fn(x)
+    if backward:
+        if y.dtype not in grad:
+            grad[y.dtype] = grad[torch.float32].to(y.dtype)
+        y.backward(grad[y.dtype])
+
+
+def _peak_mib(fn, modules, x, grad, dtype) -> float | None:
+    """Peak CUDA memory of one forward + backward above what was allocated before it; None on the CPU."""
+    if not x.is_cuda:
+        return None  # no reliable per-op peak on the CPU without a profiler run; reported as n/a
+    torch.cuda.synchronize()
+    torch.cuda.reset_peak_memory_stats()
+    before = torch.cuda.memory_allocated()
+    _step(fn, modules, x, grad, dtype, True)
+    torch.cuda.synchronize()
+    return (torch.cuda.max_memory_allocated() - before) / 2**20
+
+
+def _prime(live: dict, results: dict, x, grad, dtype, device) -> None:
+    """One untimed forward + backward per candidate: compiles, autotunes, loads; drops those that fail."""
+    for name in list(live):
+        fn, modules = live[name]
+        t0 = time.perf_counter()
+        try:
+            _step(fn, modules, x, grad, dtype, True)
+            if device.type == "cuda":
+                torch.cuda.synchronize(device)
+        except Exception as err:  # noqa: BLE001  (OOM, dtype unsupported on this device, compile failure)
+            results[name]["status"] = "error: " + first_line(err)
+            del live[name]
+            if device.type == "cuda":
+                torch.cuda.empty_cache()
+            continue
+        results[name]["first_call_s"] = time.perf_counter() - t0  # torch.compile: the compile time
+
+
+def bench_config(batch: int, spec: LayerSpec, dtype, settings, progress) -> dict:
+    """Every candidate at one (batch, layer, dtype): {name: {status, <mode>: {median_ms, ratio_vs_baseline, ...}}}."""
+    device, modes = settings["device"], settings["modes"]
+    torch.manual_seed(0)
+    candidates = build_candidates(spec, device, settings)
+    x = torch.randn(batch, spec.cin, spec.size, spec.size, device=device, dtype=dtype, requires_grad=True)
+    grad = {torch.float32: torch.randn(batch, spec.cout, spec.out_size, spec.out_size, device=device)}
+    results = {name: {"status": entry if isinstance(entry, str) else "ok"} for name, entry in candidates.items()}
+    live = {name: entry for name, entry in candidates.items() if not isinstance(entry, str)}
+    _prime(live, results, x, grad, dtype, device)
+    times = {(name, mode): [] for name in live for mode in modes}
+    for r in range(settings["warmup"] + settings["repeats"]):
+        for name in list(live):
+            fn, modules = live[name]
+            for mode in modes:
+                progress.update(1)
+                ms = time_ms(lambda: _step(fn, modules, x, grad, dtype, mode == "fwdbwd"), device)
+                if r >= settings["warmup"]:
+                    times[name, mode].append(ms)
+    for name, (fn, modules) in live.items():
+        for mode in modes:
+            samples = times[name, mode]
+            results[name][mode] = {"median_ms": statistics.median(samples), "times_ms": samples}
+        results[name]["peak_mib"] = _peak_mib(fn, modules, x, grad, dtype)
+    for mode in modes:
+        base = results[BASELINE].get(mode, {}).get("median_ms")
+        for entry in results.values():
+            if mode in entry and base:
+                entry[mode]["ratio_vs_baseline"] = entry[mode]["median_ms"] / base
+    return results
+
+
+# ---- report --------------------------------------------------------------------------------
+
+
+def format_table(batch: int, spec: LayerSpec, dtype_name: str, results: dict, modes) -> str:
+    heads = "".join(f" {m + ' ms':>11} {'vs IN':>6}" for m in modes)
+    lines = [f"{spec.label()}, batch {batch}, {dtype_name}",
+             f"  {'candidate':<21}{heads} {'peak MiB':>9} {'first s':>8}"]
+    for name, entry in results.items():
+        if entry["status"] != "ok":
+            lines.append(f"  {name:<21} {entry['status']}")
+            continue
+        cells = ""
+        for mode in modes:
+            ratio = entry[mode].get("ratio_vs_baseline")
+            cells += f" {entry[mode]['median_ms']:>11.3f} {(f'{ratio:.2f}x' if ratio else '-'):>6}"
+        peak = "n/a" if entry.get("peak_mib") is None else f"{entry['peak_mib']:.1f}"
+        lines.append(f"  {name:<21}{cells} {peak:>9} {entry.get('first_call_s', 0):>8.2f}")
+    mode = modes[-1]
+    nc, literal = (results[n].get(mode, {}).get("median_ms") for n in ("nc (torch)", "nc literal unfold"))
+    if nc and literal:
+        lines.append(f"  literal unfold / nc (torch), {mode}: {literal / nc:.2f}x")
+    return "\n".join(lines)
+
+
+def _write(path: str, report: dict) -> None:
+    atomic_write_json(path, report)
+
+
+def run(args) -> int:
+    settings = _settings(args)
+    device = settings["device"]
+    env = environment(device)
+    dtype_names = [str(d).replace("torch.", "") for d in settings["dtypes"]]
+    print(f"gennorm bench layers: {env['device_name']} ({env['device']}), torch {env['torch']}, CUDA {env['cuda']}, "
+          f"{' '.join(dtype_names)}; median of {settings['repeats']} interleaved rounds after {settings['warmup']} "
+          f"warm-up (+1 untimed first call)", flush=True)
+    report = {**env, "dtypes": dtype_names, "dtype": dtype_names[0] if len(dtype_names) == 1 else dtype_names,
+              "cuda_nc": cuda_nc_available(), "baseline": BASELINE, "modes": settings["modes"],
+              "repeats": settings["repeats"], "warmup": settings["warmup"],
+              "timing": "torch.cuda.Event around each call" if device.type == "cuda" else "perf_counter wall time",
+              "forward": "training forward: input and parameters require grad",
+              "peak_memory": "CUDA max_memory_allocated above the fwd+bwd step's start" if device.type == "cuda"
+              else "n/a on the CPU", "results": []}
+    if settings["kernels"]:
+        report["copy_ceiling"] = copy_ceiling(device)
+        print(f"copy bandwidth ceiling: {report['copy_ceiling']['gbps']:.0f} GB/s (read + write, "
+              f"{report['copy_ceiling']['bytes'] / 2**20:.0f} MiB moved)", flush=True)
+    per_config = len(settings["candidates"]) * len(settings["modes"]) * (settings["warmup"] + settings["repeats"])
+    total = len(settings["dtypes"]) * len(settings["configs"]) * per_config
+    with tqdm(total=total, desc="bench layers", unit="step", disable=args.no_progress, leave=False,
+              file=sys.stderr) as bar:
+        for batch, spec in settings["configs"]:  # each shape in every dtype before the next shape
+            for dtype, dtype_name in zip(settings["dtypes"], dtype_names):
+                results = bench_config(batch, spec, dtype, settings, bar)
+                row = {"dtype": dtype_name, "batch": batch, "layer": spec.name, "spec": asdict(spec),
+                       "channels": spec.cin, "height": spec.size, "width": spec.size, "candidates": results}
+                text = format_table(batch, spec, dtype_name, results, settings["modes"])
+                if settings["kernels"]:
+                    row["kernels"] = bench_kernels(spec, batch, dtype, device, settings["warmup"], settings["repeats"])
+                    text += "\n" + "\n".join(format_kernels(row["kernels"]))
+                report["results"].append(row)
+                tqdm.write(text, file=sys.stdout)
+                sys.stdout.flush()
+                if args.json:
+                    _write(args.json, report)
+    report["cuda_nc"] = cuda_nc_available()  # after the runs: a lazily loaded library counts
+    if args.json:
+        _write(args.json, report)
+        print(f"wrote {args.json}")
+    return 0

@@ -16,21 +16,6 @@ from pathlib import Path
 from gennorm.atomic import atomic_write_json
 from gennorm.errors import ConfigError
 
-DESCRIPTION = """\
-Markdown tables (ratios to Conv2d+InstanceNorm2d of the same run; kernels' % of copy bandwidth)
-from one or more `gennorm bench layers --json` files; --merge writes them as one JSON file.
-
-examples:
-  gennorm bench report bench_layers_fp32.json bench_layers_bf16.json
-  gennorm bench report $OUT/bench_layers_*.json --merge docs/bench_layers_cuda.json --mode fwd
-"""
-
-
-def add_arguments(parser) -> None:
-    parser.add_argument("files", nargs="+", metavar="FILE", help="gennorm bench layers --json outputs")
-    parser.add_argument("--merge", default=None, metavar="FILE", help="write all results as one JSON file")
-    parser.add_argument("--mode", default="fwdbwd", choices=("fwd", "fwdbwd"), help="timed mode to tabulate")
-
 
 def load(paths) -> dict:
     """One report: the first file's header, every file's results in order (each tagged with its source)."""

@@ -8,48 +8,124 @@ torch.cuda.max_memory_allocated. CPU: a small setting (ResNet-6, ngf 16, 64x64; 
 32x32), peak memory as the growth of the process's peak RSS (an upper bound that only grows; the
 CUDA number is the exact one). --arch picks another generator (e.g. unet_256 for pix2pix).
 
-This module is the command's torch-free half (description, options), which `gennorm bench
---help` imports; the benchmark itself, which imports torch, is in train_run.py.
-
 Run: gennorm bench train --device cpu --quick --json bench_train.json
 """
 from __future__ import annotations
 
-DESCRIPTION = """\
-Training-step benchmark: median step time and peak memory of CycleGAN and pix2pix for each
-generator norm (instance, pono-ms, nc, kn). CUDA: ResNet-9 at 256x256 (batch 1); CPU: a small
-setting. Synthetic batches; full steps (G and D updates).
+import json
+import resource
+import statistics
+import sys
+import time
+from pathlib import Path
 
-examples:
-  gennorm bench train --device cpu --quick
-  gennorm bench train --device cuda --json bench_train.json
-  gennorm bench train --device cuda --amp bf16 --norms instance nc --tasks cyclegan
-  gennorm bench train --device cuda --amp bf16 --tasks pix2pix --arch unet_256
-"""
+import torch
 
-NORMS = ("instance", "pono-ms", "nc", "kn")
-TASKS = ("cyclegan", "pix2pix")
-ARCHS = ("resnet_9blocks", "resnet_6blocks", "unet_256", "unet_128")
+from gennorm.atomic import atomic_write_bytes
+from gennorm.bench.timing import environment, first_line, resolve_device
+from gennorm.config import load_config
+from gennorm.errors import ConfigError, GennormError
+from gennorm.train.loop import make_task
 
 
-def add_arguments(parser) -> None:
-    parser.add_argument("--device", default=None, help="cpu or cuda (default: cuda when available)")
-    parser.add_argument("--json", default=None, metavar="FILE", help="write all numbers and the setting")
-    parser.add_argument("--quick", action="store_true", help="few steps, small shapes (CPU: seconds per config)")
-    parser.add_argument("--norms", nargs="+", default=list(NORMS), help=f"generator norms (default: {' '.join(NORMS)})")
-    parser.add_argument("--tasks", nargs="+", default=list(TASKS), choices=TASKS)
-    parser.add_argument("--d-norm", default="instance", help="discriminator norm (default instance)")
-    parser.add_argument("--amp", default="none", choices=("none", "bf16", "fp16"))
-    parser.add_argument("--steps", type=int, default=None, help="timed steps (default 10 CUDA, 5 CPU, 3 quick)")
-    parser.add_argument("--size", type=int, default=None, help="image size (default 256 CUDA, 64 CPU, 32 quick)")
-    parser.add_argument("--ngf", type=int, default=None, help="generator/discriminator width")
-    parser.add_argument("--batch", type=int, default=1)
-    parser.add_argument("--arch", default=None, choices=ARCHS,
-                        help="generator (default resnet_9blocks on CUDA, resnet_6blocks on the CPU)")
-    parser.add_argument("--warmup", type=int, default=None, help="untimed steps first (default 3 CUDA, 2 CPU, 1 quick)")
+def _setting(args, device: str) -> dict:
+    if device == "cuda":
+        s = {"g_arch": "resnet_9blocks", "ngf": 64, "size": 256, "steps": 10, "warmup": 3}
+    elif args.quick:
+        s = {"g_arch": "resnet_6blocks", "ngf": 8, "size": 32, "steps": 3, "warmup": 1}
+    else:
+        s = {"g_arch": "resnet_6blocks", "ngf": 16, "size": 64, "steps": 5, "warmup": 2}
+    if args.quick and device == "cuda":
+        s.update(steps=3, warmup=1)
+    for key in ("steps", "size", "ngf", "warmup"):
+        if getattr(args, key) is not None:
+            s[key] = getattr(args, key)
+    if args.arch:
+        s["g_arch"] = args.arch
+    s["batch"] = args.batch
+    return s
+
+
+def _rss_mb() -> float:
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return peak / (1024 * 1024) if sys.platform == "darwin" else peak / 1024
+
+
+def bench_one(task_name: str, norm: str, setting: dict, device, amp: str, d_norm: str) -> dict:
+    cfg = load_config({
+        "model": {"g_arch": setting["g_arch"], "ngf": setting["ngf"], "ndf": setting["ngf"], "g_norm": norm,
+                  "d_norm": d_norm},
+        "data": {"mode": "aligned" if task_name == "pix2pix" else "unaligned", "crop_size": setting["size"],
+                 "load_size": setting["size"]},
+        "train": {"task": task_name, "amp": amp, "max_steps": 10_000, "batch_size": setting["batch"]},
+    })
+    torch.manual_seed(0)
+    rss0 = _rss_mb()
+    if device.type == "cuda":
+        torch.cuda.empty_cache()
+        torch.cuda.reset_peak_memory_stats(device)
+    task = make_task(cfg, device)
+    shape = (setting["batch"], 3, setting["size"], setting["size"])
+    batch = {"A": torch.rand(shape, device=device) * 2 - 1, "B": torch.rand(shape, device=device) * 2 - 1}
+    times, first = [], None
+    for i in range(setting["warmup"] + setting["steps"]):
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+        start = time.perf_counter()
+        task.train_step(batch, i + 1)  # .item() of the losses syncs
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+        first = time.perf_counter() - start if first is None else first
+        if i >= setting["warmup"]:
+            times.append(time.perf_counter() - start)
+    row = {"task": task_name, "norm": norm, "step_ms": 1000 * statistics.median(times),
+           "step_ms_min": 1000 * min(times), "first_step_ms": 1000 * first, "steps_ms": [1000 * t for t in times],
+           "g_params": sum(p.numel() for n in task.GENERATORS for p in task.nets[n].parameters())}
+    if device.type == "cuda":
+        row["peak_mem_mb"] = torch.cuda.max_memory_allocated(device) / 2**20
+    else:
+        row["peak_rss_growth_mb"] = max(0.0, _rss_mb() - rss0)
+    del task
+    return row
+
+
+def _line(row: dict) -> str:
+    if "error" in row:
+        return f"{row['task']:<9} {row['norm']:<9} {row['error']}"
+    mem = (f"{row['peak_mem_mb']:8.0f} MB peak" if "peak_mem_mb" in row
+           else f"{row['peak_rss_growth_mb']:8.0f} MB RSS growth")
+    return f"{row['task']:<9} {row['norm']:<9} {row['step_ms']:9.1f} ms/step  {mem}  G params {row['g_params']:,}"
 
 
 def run(args) -> int:
-    from gennorm.bench import train_run  # imports torch: this module must not (`gennorm bench --help` imports it)
+    device = resolve_device(args.device)
+    setting = _setting(args, device.type)
+    if min(setting["steps"], setting["size"], setting["ngf"], setting["batch"]) < 1 or setting["warmup"] < 0:
+        raise ConfigError("--steps, --size, --ngf and --batch must be >= 1 and --warmup >= 0")
+    print(f"bench train on {device.type}: {setting['g_arch']} ngf {setting['ngf']}, {setting['size']}x"
+          f"{setting['size']}, batch {setting['batch']}, amp {args.amp}, D norm {args.d_norm}, "
+          f"median of {setting['steps']} steps after {setting['warmup']} warm-up", file=sys.stderr)
+    env = environment(device)
+    info = {**env, "hardware": env["device_name"], "setting": setting, "amp": args.amp, "d_norm": args.d_norm,
+            "peak_memory": "torch.cuda.max_memory_allocated over the task's build and steps" if device.type == "cuda"
+            else "growth of the process's peak RSS (upper bound)", "results": []}
+    failed = 0
+    for task_name in args.tasks:
+        for norm in args.norms:
+            try:
+                row = bench_one(task_name, norm, setting, device, args.amp, args.d_norm)
+            except (GennormError, ValueError) as err:  # a norm the task cannot build: the user's input
+                raise ConfigError(f"{task_name} with g_norm {norm!r}: {err}") from err
+            except (RuntimeError, NotImplementedError) as err:  # OOM, a kernel failing: record, go on
+                row, failed = {"task": task_name, "norm": norm, "error": "error: " + first_line(err)}, failed + 1
+                if device.type == "cuda":
+                    torch.cuda.empty_cache()
+            info["results"].append(row)
+            print(_line(row), flush=True)
+            if args.json:
+                _write(args.json, info)
+    return 1 if failed else 0
 
-    return train_run.run(args)
+
+def _write(path: str, info: dict) -> None:
+    atomic_write_bytes(Path(path), json.dumps(info, indent=2).encode())
