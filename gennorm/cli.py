@@ -22,7 +22,7 @@ VERBS: dict[str, tuple[str, str]] = {
     "weights": ("gennorm.commands.weights", "status / fetch of the metric networks' weight files"),
     "nets": ("gennorm.commands.nets", "architecture summaries: layers, output shapes, parameters"),
     "bench": ("gennorm.commands.bench", "benchmarks: `bench layers`, `bench train`, `bench profile`, `bench metrics`"),
-    "export": ("gennorm.train.export", "export a run dir as a models/ folder (safetensors + card)"),
+    "export": ("gennorm.commands.export", "export a run dir as a models/ folder (safetensors + card)"),
     "demo": ("gennorm.commands.demo", "the Gradio side-by-side demo on 127.0.0.1"),
     "ops": ("gennorm.commands.ops", "build or inspect the compiled CUDA kernels (gennorm ops build / status)"),
     "zoo": ("gennorm.commands.zoo", "list the model zoo: which models, where (gennorm zoo list)"),

@@ -199,6 +199,18 @@ def test_bench_generator_interleaved(tmp_path, capsys):
     assert "nc" in capsys.readouterr().out
 
 
+def test_bench_generator_inference_runs_no_backward(tmp_path, capsys, monkeypatch):
+    """--mode inference: the forward alone, eval mode, no autograd graph (no backward is ever called)."""
+    calls = []
+    monkeypatch.setattr(torch.Tensor, "backward", lambda *a, **k: calls.append(a))
+    out = tmp_path / "gen.json"
+    assert cli.main(["bench", "generator", "--device", "cpu", "--ngf", "4", "--size", "16", "--repeats", "1",
+                     "--warmup", "0", "--mode", "inference", "--json", str(out)]) == 0
+    data = json.loads(out.read_text())
+    assert data["mode"] == "inference" and calls == [] and data["results"]["nc"]["median_ms"] > 0
+    assert "inference median" in capsys.readouterr().out
+
+
 def test_bench_profile_cpu(tmp_path, capsys):
     out = tmp_path / "profile.json"
     assert cli.main(["bench", "profile", "--device", "cpu", "--channels", "8", "--size", "8", "--steps", "1",

@@ -2,7 +2,7 @@
 
 On a GPU machine with nvcc the first CUDA call builds the library once (or `python -m gennorm.ops
 build` did); a missing or failed build is a failure here, not a skip, unless nvcc itself is missing.
-Every comparison is against gennorm.ops.reference in float64 on the same (rounded) inputs.
+Every comparison is against the ops' Python kernels (gennorm.ops.kernels) and references in float64 on the same (rounded) inputs.
 """
 from __future__ import annotations
 
@@ -12,7 +12,9 @@ import torch.nn.functional as F
 from torch.testing import assert_close
 
 from gennorm import PONO, KNConv2d, NCConv2d
-from gennorm.ops import extension, fused, has_cuda, library, patch_moments, reference
+from gennorm.ops import extension, has_cuda, kernels, library, nc_conv2d, patch_moments, resolve_impl
+from gennorm.ops.nc_conv2d import nc_conv2d_ref
+from gennorm.ops.patch_moments import patch_moments_ref
 
 pytestmark = pytest.mark.cuda
 f64 = torch.float64
@@ -85,29 +87,29 @@ def test_fused_ops_match_the_reference(case, dtype, layout, mode):
     if mode == "reflect" and max(pad4) >= min(h, w):
         pytest.skip("reflect padding must be smaller than the input")
     x, xc, sums, weight, y, S, b = _forward_chain(case, dtype, layout, mode)
-    want_xc, want_sums = reference.pad_center_sums(*_cpu64(x), pad4, mode, g)
+    want_xc, want_sums = kernels.pad_center_sums(*_cpu64(x), pad4, mode, g)
     assert xc.dtype == dtype and sums.dtype == torch.float32 and sums.is_contiguous()
-    assert xc.is_contiguous(memory_format=reference.memory_format_of(x))
+    assert xc.is_contiguous(memory_format=kernels.memory_format_of(x))
     _close(xc, want_xc, dtype, "xc")
     # sums of the *rounded* xc, in float32
-    _close(sums, reference.channel_sums(xc.double().cpu(), g), torch.float32, "sums")
+    _close(sums, kernels.channel_sums(xc.double().cpu(), g), torch.float32, "sums")
     out, mean, rstd = torch.ops.gennorm.window_epilogue(y, sums, S, b, list(k), list(s), list(d), c // g, 1e-5)
     y64, sums64, S64, b64 = _cpu64(y, sums, S, b)
-    want_out, want_mean, want_rstd = reference.window_epilogue(y64, sums64, S64, b64, k, s, d, c // g, 1e-5)
-    assert out.dtype == dtype and out.stride() == torch.empty(y.shape, device="cuda", memory_format=reference.memory_format_of(y)).stride()
+    want_out, want_mean, want_rstd = kernels.window_epilogue(y64, sums64, S64, b64, k, s, d, c // g, 1e-5)
+    assert out.dtype == dtype and out.stride() == torch.empty(y.shape, device="cuda", memory_format=kernels.memory_format_of(y)).stride()
     _close(mean, want_mean, torch.float32, "mean")
     _close(rstd, want_rstd, torch.float32, "rstd", scale=want_rstd.abs().max().item())
     _close(out, want_out, dtype, "out")
     go = _rand(out.shape, dtype, 7, layout="channels_last" if layout == "channels_last" else "contiguous")
     got = torch.ops.gennorm.window_epilogue_backward(go, y, mean, rstd, S, c // g, list(k))
-    want = reference.window_epilogue_backward(*_cpu64(go, y, mean, rstd, S), c // g, k)
+    want = kernels.window_epilogue_backward(*_cpu64(go, y, mean, rstd, S), c // g, k)
     for name, a, e in zip(("grad_y", "grad_window", "grad_S", "grad_bias"), got, want):
         _close(a, e, dtype if name == "grad_y" else torch.float32, name)
     grad_xc = _rand(xc.shape, dtype, 8)
     grad_x = torch.ops.gennorm.pad_center_sums_backward(grad_xc, xc, got[1], list(k), list(s), list(d), list(pad4), mode, g)
-    want_x = reference.pad_center_sums_backward(*_cpu64(grad_xc, xc, got[1]), k, s, d, pad4, mode, g)
+    want_x = kernels.pad_center_sums_backward(*_cpu64(grad_xc, xc, got[1]), k, s, d, pad4, mode, g)
     assert grad_x.shape == x.shape and grad_x.dtype == dtype
-    assert grad_x.is_contiguous(memory_format=reference.memory_format_of(xc))
+    assert grad_x.is_contiguous(memory_format=kernels.memory_format_of(xc))
     _close(grad_x, want_x, dtype, "grad_x")
 
 
@@ -119,24 +121,25 @@ def test_compiled_kernels_serve_the_layers(monkeypatch):
         raise AssertionError("the Python kernel served a CUDA call")
 
     for name in ("pad_center_sums", "window_epilogue", "window_epilogue_backward", "pad_center_sums_backward",
-                 "patch_moments", "patch_moments_backward"):
-        monkeypatch.setattr(reference, name, python_kernel)
+                 "patch_moments_backward"):
+        monkeypatch.setattr(kernels, name, python_kernel)
+    monkeypatch.setattr(library, "patch_moments_ref", python_kernel)
     x = _rand((2, 8, 15, 13)).requires_grad_()
     for layer in (NCConv2d(8, 6, 3, padding=1, padding_mode="reflect"), KNConv2d(8, 6, 3, padding=1, dropout_p=0.0),
                   PONO()):
         out = layer.cuda()(x)
         (out[0] if isinstance(out, tuple) else out).square().sum().backward()
-    assert fused.resolve_impl(x, "auto") == "op"
+    assert resolve_impl(x, "auto") == "op"
 
 
 def test_float64_gradcheck_and_exactness_of_the_cuda_unit():
     x = _rand((1, 4, 6, 5), f64).requires_grad_()
     w = (_rand((4, 2, 3, 3), f64, 1) * 0.3).requires_grad_()
     b = _rand((4,), f64, 2).requires_grad_()
-    call = lambda x, w, b: fused.nc_conv2d(x, w, b, (1, 0, 1, 1), "reflect", (2, 1), (1, 1), 2, 1e-3, impl="cuda")  # noqa: E731
+    call = lambda x, w, b: nc_conv2d(x, w, b, (1, 0, 1, 1), "reflect", (2, 1), (1, 1), 2, 1e-3, impl="cuda")  # noqa: E731
     assert torch.autograd.gradcheck(call, (x, w, b))
     cfg = ((1, 0, 1, 1), "reflect", (3, 3), (2, 1), (1, 1), 2, 2, 1e-3)
-    assert_close(call(x, w, b).cpu(), fused.composed(*_cpu64(x, w, b), None, cfg), rtol=1e-12, atol=1e-12)
+    assert_close(call(x, w, b).cpu(), nc_conv2d_ref(*_cpu64(x, w, b), None, cfg), rtol=1e-12, atol=1e-12)
 
 
 def test_deterministic_and_no_host_syncs():
@@ -177,13 +180,13 @@ def test_patch_moments_matches_reference(case, dtype, layout):
     n, c, h, w, _, k, s, d, g = case
     x = _rand((n, c, h, w), dtype, layout=layout)
     mean, rstd = torch.ops.gennorm.patch_moments(x, list(k), list(s), list(d), g, 1e-5)
-    want_mean, want_rstd = reference.patch_moments(*_cpu64(x), k, s, d, g, 1e-5)
+    want_mean, want_rstd = patch_moments_ref(*_cpu64(x), k, s, d, g, 1e-5)
     assert mean.dtype == torch.float32 and mean.is_contiguous()
     _close(mean, want_mean, torch.float32, "mean")
     _close(rstd, want_rstd, torch.float32, "rstd", scale=want_rstd.abs().max().item())
     gm, gr = _rand(mean.shape, torch.float32, 3), _rand(mean.shape, torch.float32, 4)
     grad_x = torch.ops.gennorm.patch_moments_backward(gm, gr, x, mean, rstd, list(k), list(s), list(d), g)
-    want = reference.patch_moments_backward(*_cpu64(gm, gr, x, mean, rstd), k, s, d, g)
+    want = kernels.patch_moments_backward(*_cpu64(gm, gr, x, mean, rstd), k, s, d, g)
     assert grad_x.shape == x.shape and grad_x.dtype == x.dtype and grad_x.stride() == torch.empty_like(x).stride()
     _close(grad_x, want, dtype, "grad_x")
 
@@ -196,7 +199,7 @@ def test_no_nan_on_constant_and_far_from_zero_inputs():
     x = (300 + 0.01 * torch.randn(2, 8, 16, 16, device="cuda")).requires_grad_()
     layer = NCConv2d(8, 8, 3, padding=1, impl="cuda").cuda()
     out = layer(x)
-    ref = fused.composed(x.detach().double(), layer.weight.double(), layer.bias.double(), None,
+    ref = nc_conv2d_ref(x.detach().double(), layer.weight.double(), layer.bias.double(), None,
                          ((1, 1, 1, 1), "zeros", (3, 3), (1, 1), (1, 1), 1, 1, 1e-5))
     assert ((out.double() - ref).norm() / ref.norm()) < 1e-3  # the centre-pixel shift keeps float32 exact
 

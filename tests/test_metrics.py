@@ -284,9 +284,9 @@ def test_cli_eval_writes_json_and_run_contract(tmp_path, monkeypatch, capsys):
         shutil.copytree(tmp_path / "fake", out_dir)
         return {"real": tmp_path / "real", "fake": Path(out_dir), "paired": True}
 
-    import gennorm.inference
+    import gennorm.study.evaluate  # eval --run's library side: it calls translate_test_split
 
-    monkeypatch.setattr(gennorm.inference, "translate_test_split", translate_test_split)
+    monkeypatch.setattr(gennorm.study.evaluate, "translate_test_split", translate_test_split)
     run_dir = tmp_path / "run"
     run_dir.mkdir()
     assert main(["eval", "--run", str(run_dir), "--metrics", "psnr,ssim", "--quiet"]) == 0

@@ -6,8 +6,6 @@ Python kernels of gennorm/ops/library.py (tests/test_cuda.py checks the CUDA ker
 """
 from __future__ import annotations
 
-import math
-import mmap
 import subprocess
 import sys
 from pathlib import Path
@@ -19,7 +17,8 @@ from torch.testing import assert_close
 
 import literal
 from gennorm import PONO, KernelNorm2d, KNConv2d, NCConv2d
-from gennorm.ops import fused, library, patch_moments, reference
+from gennorm.ops import kernels, library, nc_conv2d, patch_moments
+from gennorm.ops.nc_conv2d import nc_conv2d_ref
 
 ROOT = Path(__file__).resolve().parents[1]
 f64 = torch.float64
@@ -266,7 +265,7 @@ def test_gradcheck_patch_moments(window, impl):
 
 
 def _units(x, w, b, cfg, stats=None):
-    return {impl: fused.nc_conv2d(x, w, b, cfg[0], cfg[1], cfg[3], cfg[4], cfg[5], cfg[7], cfg[6], stats, impl)
+    return {impl: nc_conv2d(x, w, b, cfg[0], cfg[1], cfg[3], cfg[4], cfg[5], cfg[7], cfg[6], stats, impl)
             for impl in ("op", "torch")}
 
 
@@ -280,7 +279,7 @@ def test_gradcheck_units(impl, mode, pad4, stride, dilation, groups, stat_groups
     x = _x((1, 4, 5, 4)).requires_grad_()
     w = (_x((4, 4 // groups, 3, 2), seed=1) * 0.3).requires_grad_()
     b = _x((4,), seed=2).requires_grad_()
-    call = lambda x, w, b: fused.nc_conv2d(x, w, b, pad4, mode, stride, dilation, groups, 1e-3, stat_groups, impl=impl)  # noqa: E731
+    call = lambda x, w, b: nc_conv2d(x, w, b, pad4, mode, stride, dilation, groups, 1e-3, stat_groups, impl=impl)  # noqa: E731
     assert torch.autograd.gradcheck(call, (x, w, b))
     assert torch.autograd.gradgradcheck(call, (x, w, b))  # double backward recomputes with plain autograd
 
@@ -293,11 +292,11 @@ def test_gradcheck_unit_with_dropout_statistics():
 
     def call(x, w):
         stats = F.pad(x, (1, 1, 1, 1)) * mask
-        return fused.nc_conv2d(x, w, None, (1, 1, 1, 1), "zeros", (1, 1), (1, 1), 1, 1e-3, 1, stats, "torch")
+        return nc_conv2d(x, w, None, (1, 1, 1, 1), "zeros", (1, 1), (1, 1), 1, 1e-3, 1, stats, "torch")
 
     assert torch.autograd.gradcheck(call, (x, w))
     stats = F.pad(x, (1, 1, 1, 1)) * mask
-    want = fused.composed(x, w, None, stats, ((1, 1, 1, 1), "zeros", (3, 3), (1, 1), (1, 1), 1, 1, 1e-3))
+    want = nc_conv2d_ref(x, w, None, stats, ((1, 1, 1, 1), "zeros", (3, 3), (1, 1), (1, 1), 1, 1, 1e-3))
     assert_close(call(x, w), want, rtol=1e-12, atol=1e-12)
 
 
@@ -481,12 +480,12 @@ def test_bad_inputs_give_clear_errors():
 def test_reference_window_sums_match_unfold():
     t = _x((2, 3, 9, 8))
     for kernel_size, stride, dilation, _ in WINDOWS:
-        got = reference.window_sum(t, kernel_size, stride, dilation)
+        got = kernels.window_sum(t, kernel_size, stride, dilation)
         assert_close(got, _literal_window_sums(t, kernel_size, stride, dilation), rtol=1e-12, atol=1e-12)
         g = _x(got.shape, seed=1)
         tt = t.clone().requires_grad_()
         (want,) = torch.autograd.grad((_literal_window_sums(tt, kernel_size, stride, dilation) * g).sum(), tt)
-        assert_close(reference.window_sum_transposed(g, t.shape[2:], kernel_size, stride, dilation), want)
+        assert_close(kernels.window_sum_transposed(g, t.shape[2:], kernel_size, stride, dilation), want)
 
 
 # ---- the torch unit's CPU fast paths: the input gradient onto the interior, workspaces -----------
@@ -499,23 +498,12 @@ SPLIT = [((3, 3), (1, 1), (1, 1), (1, 1, 1, 1), (7, 8)), ((3, 3), (2, 2), (1, 1)
          ((1, 1), (2, 2), (1, 1), (1, 1, 1, 1), (5, 6)), ((3, 3), (1, 1), (1, 1), (0, 2, 1, 0), (6, 6))]
 
 
-# fused.RAW_MAX_RATIO forced: backward from x~ - c recomputed, or from x itself
-RAW = pytest.mark.parametrize("raw", [-1.0, math.inf], ids=["backward-from-x-c", "backward-from-x"])
-
-
-@RAW
-@pytest.mark.parametrize("window", ["avg_pool2d", "strided-adds"])
 @pytest.mark.parametrize("groups,stat_groups,n", [(1, 1, 2), (2, 2, 2), (2, 1, 2), (1, 1, 1), (2, 2, 1)])
 @pytest.mark.parametrize("case", SPLIT, ids=str)
-def test_zero_padding_the_conv_applies_itself(monkeypatch, case, groups, stat_groups, n, window, raw):
-    """Zero padding: symmetric pads are the conv's own in forward and backward (x - c unpadded; the
-    border taps' -c put back by fused._ZeroBorder: the window moments, the conv output at the border
-    pixels, the weight gradient's border taps); asymmetric pads the padded x~ - c. Window sums by
-    avg_pool2d or by strided adds (fused._pooled picks by size; both forced here). Values and all
-    gradients equal the composed unit: in training, with x not needing a gradient (a first layer),
-    and in inference."""
-    monkeypatch.setattr(fused, "_pooled", lambda *args, real=fused._pooled: window == "avg_pool2d" and real(*args))
-    monkeypatch.setattr(fused, "RAW_MAX_RATIO", raw)
+def test_zero_padding_geometries(case, groups, stat_groups, n):
+    """Zero padding of every geometry (symmetric and asymmetric pads, windows past the padding or
+    over the whole image, dilation, batch 1): values and all gradients of the torch unit equal the
+    reference, in training, with x not needing a gradient (a first layer), and in inference."""
     kernel, stride, dilation, pad4, size = case
     x = _x((n, 4) + size).requires_grad_()
     w = (_x((6, 4 // groups) + kernel, seed=1) * 0.3).requires_grad_()
@@ -523,9 +511,9 @@ def test_zero_padding_the_conv_applies_itself(monkeypatch, case, groups, stat_gr
     cfg = (pad4, "zeros", kernel, stride, dilation, groups, stat_groups, 1e-3)
 
     def unit(x):
-        return fused.nc_conv2d(x, w, b, pad4, "zeros", stride, dilation, groups, 1e-3, stat_groups, impl="torch")
+        return nc_conv2d(x, w, b, pad4, "zeros", stride, dilation, groups, 1e-3, stat_groups, impl="torch")
 
-    got, want = unit(x), fused.composed(x, w, b, None, cfg)
+    got, want = unit(x), nc_conv2d_ref(x, w, b, None, cfg)
     assert_close(got, want, rtol=1e-11, atol=1e-11)
     g = torch.randn(got.shape, generator=torch.Generator().manual_seed(5), dtype=f64)
     assert_close(torch.autograd.grad(got, (x, w, b), g), torch.autograd.grad(want, (x, w, b), g, retain_graph=True),
@@ -536,67 +524,58 @@ def test_zero_padding_the_conv_applies_itself(monkeypatch, case, groups, stat_gr
         assert_close(unit(x), want, rtol=1e-11, atol=1e-11)
 
 
-@RAW
-@pytest.mark.parametrize("ratio", [0, float("inf")], ids=["centred-weight", "s-term"])
 @pytest.mark.parametrize("mode,pad4,stride,groups,bias", [
     ("zeros", (1, 1, 1, 1), (1, 1), 1, True), ("zeros", (1, 1, 1, 1), (2, 2), 2, False),
     ("reflect", (1, 1, 1, 1), (1, 1), 1, True), ("replicate", (2, 1, 0, 2), (2, 1), 1, True),
     ("circular", (1, 1, 1, 1), (1, 1), 2, True), ("zeros", (0, 0, 0, 0), (1, 1), 1, True),
 ])
-def test_torch_unit_weight_centring_and_s_term_agree(monkeypatch, ratio, mode, pad4, stride, groups, bias, raw):
-    """The torch unit centres the weight or applies the S term by the output / weight size ratio
-    (fused.CENTRE_MIN_RATIO); either way, in training (workspaces) and in inference, values and
-    all gradients equal the composed unit."""
-    monkeypatch.setattr(fused, "CENTRE_MIN_RATIO", ratio)
-    monkeypatch.setattr(fused, "RAW_MAX_RATIO", raw)
+def test_torch_unit_matches_the_reference(mode, pad4, stride, groups, bias):
+    """The torch unit in training and in inference, with and without bias, every padding mode:
+    values and all gradients equal the reference (stat_groups 1 under conv groups: the KN tests)."""
     x = _x((2, 4, 7, 6)).requires_grad_()
     w = (_x((6, 4 // groups, 3, 3), seed=1) * 0.3).requires_grad_()
     b = _x((6,), seed=2).requires_grad_() if bias else None
     cfg = (pad4, mode, (3, 3), stride, (1, 1), groups, groups, 1e-3)
-    want = fused.composed(x, w, b, None, cfg)
-    got = fused.nc_conv2d(x, w, b, pad4, mode, stride, (1, 1), groups, 1e-3, impl="torch")
+    want = nc_conv2d_ref(x, w, b, None, cfg)
+    got = nc_conv2d(x, w, b, pad4, mode, stride, (1, 1), groups, 1e-3, impl="torch")
     assert_close(got, want, rtol=1e-11, atol=1e-11)
     inputs = [t for t in (x, w, b) if t is not None]
     g = torch.randn(got.shape, generator=torch.Generator().manual_seed(5), dtype=f64)
     assert_close(torch.autograd.grad(got, inputs, g), torch.autograd.grad(want, inputs, g, retain_graph=True),
                  rtol=1e-10, atol=1e-10)
     # x without a gradient (a first layer): the statistics' gradient is skipped, the others stay exact
-    got = fused.nc_conv2d(x.detach(), w, b, pad4, mode, stride, (1, 1), groups, 1e-3, impl="torch")
+    got = nc_conv2d(x.detach(), w, b, pad4, mode, stride, (1, 1), groups, 1e-3, impl="torch")
     assert_close(torch.autograd.grad(got, inputs[1:], g), torch.autograd.grad(want, inputs[1:], g), rtol=1e-10, atol=1e-10)
     with torch.no_grad():
-        assert_close(fused.nc_conv2d(x, w, b, pad4, mode, stride, (1, 1), groups, 1e-3, impl="torch"), want,
+        assert_close(nc_conv2d(x, w, b, pad4, mode, stride, (1, 1), groups, 1e-3, impl="torch"), want,
                      rtol=1e-11, atol=1e-11)
 
 
-def test_backward_from_x_only_where_its_offset_is_small():
-    """fused.RAW_MAX_RATIO: backward reads x itself (no x~ - c pass) where every window's |mean| * rstd
-    is small, and x~ - c where x is far from 0 against its spread (x = 300 +- 0.01). Either way the
-    float32 gradients stay within 1e-5 of float64 (measured ~2e-7; from x itself at 300 +- 0.01 the
-    weight gradient was 2e-3 to 6e-3 off)."""
+def test_float32_gradients_near_and_far_from_zero():
+    """x near 0 and far from 0 against its spread (x = 300 +- 0.01): the float32 gradients stay
+    within 1e-5 of float64 (the statistics and the conv both read x~ - c)."""
     w = torch.randn(6, 4, 3, 3, generator=torch.Generator().manual_seed(1)) * 0.3
 
     def grads(x, w, pad4, mode, stride):
         x, w = x.clone().requires_grad_(), w.clone().requires_grad_()
-        out = fused.nc_conv2d(x, w, None, pad4, mode, stride, (1, 1), 1, 1e-5, impl="torch")
+        out = nc_conv2d(x, w, None, pad4, mode, stride, (1, 1), 1, 1e-5, impl="torch")
         g = torch.randn(out.shape, generator=torch.Generator().manual_seed(2), dtype=f64).to(out.dtype)
-        return out.grad_fn.raw, torch.autograd.grad(out, (x, w), g)
+        return torch.autograd.grad(out, (x, w), g)
 
     for pad4, mode, stride in [((1, 1, 1, 1), "zeros", (2, 2)), ((1, 1, 1, 1), "reflect", (1, 1)),
                                ((0, 0, 0, 0), "zeros", (1, 1))]:
-        for x, from_x in [(torch.randn(2, 4, 10, 9, generator=torch.Generator().manual_seed(0)), True),
-                          (torch.randn(2, 4, 10, 9, generator=torch.Generator().manual_seed(0)) * 0.01 + 300, False)]:
-            raw, got = grads(x, w, pad4, mode, stride)
-            assert raw == from_x
-            _, want = grads(x.double(), w.double(), pad4, mode, stride)
+        for x in [torch.randn(2, 4, 10, 9, generator=torch.Generator().manual_seed(0)),
+                  torch.randn(2, 4, 10, 9, generator=torch.Generator().manual_seed(0)) * 0.01 + 300]:
+            got = grads(x, w, pad4, mode, stride)
+            want = grads(x.double(), w.double(), pad4, mode, stride)
             for a, b in zip(got, want):
                 assert (a.double() - b).norm() / b.norm() < 1e-5
 
 
-def test_workspaces_keep_every_call_exact():
-    """The CPU workspaces (fused._workspace) are shared by every training call of a thread: layers of
-    different sizes in one graph, a second backward (retain_graph), activation checkpointing, a
-    forward in inference mode (which uses none) and two threads at once all give the composed
-    unit's values and gradients."""
+def test_every_call_exact_in_a_graph():
+    """Layers of different sizes in one graph, a second backward (retain_graph), activation
+    checkpointing, a forward in inference mode, a meta default device and FakeTensorMode all give
+    the reference's values and gradients."""
     import threading
 
     from torch.utils.checkpoint import checkpoint
@@ -608,10 +587,10 @@ def test_workspaces_keep_every_call_exact():
         return h
 
     def fast(h, w, pad4, stride):
-        return fused.nc_conv2d(h, w, None, pad4, "zeros", stride, (1, 1), 1, 1e-3, impl="torch")
+        return nc_conv2d(h, w, None, pad4, "zeros", stride, (1, 1), 1, 1e-3, impl="torch")
 
     def slow(h, w, pad4, stride):
-        return fused.composed(h, w, None, None, (pad4, "zeros", tuple(w.shape[2:]), stride, (1, 1), 1, 1, 1e-3))
+        return nc_conv2d_ref(h, w, None, None, (pad4, "zeros", tuple(w.shape[2:]), stride, (1, 1), 1, 1, 1e-3))
 
     x = _x((2, 3, 12, 11)).requires_grad_()
     ws = [((_x((c_out, c_in, 3, 3), seed=s) * 0.3).requires_grad_(), pad4, stride)
@@ -622,10 +601,6 @@ def test_workspaces_keep_every_call_exact():
     want_grads = torch.autograd.grad(want.sum(), params)
 
     out = net(x, ws, fast)
-    assert fused._WORKSPACE.buffers  # the path under test is taken
-    for buf in fused._WORKSPACE.buffers.values():  # flat CPU buffers; whole 2 MB pages where huge pages exist
-        assert buf.device.type == "cpu" and buf.dim() == 1
-        assert not hasattr(mmap, "MADV_HUGEPAGE") or buf.numel() * buf.element_size() % (2 << 20) == 0
     assert_close(out, want, rtol=1e-11, atol=1e-11)
     first = torch.autograd.grad(out.sum(), params, retain_graph=True)
     net(x.detach() + 1, ws, fast)  # another forward refills the workspaces in between
@@ -636,14 +611,11 @@ def test_workspaces_keep_every_call_exact():
     out = checkpoint(net, x, ws, fast, use_reentrant=False)  # forward recomputed inside backward
     assert_close(torch.autograd.grad(out.sum(), params), want_grads, rtol=1e-10, atol=1e-10)
 
-    fused.release_workspace()
-    with torch.inference_mode():  # inference keeps no buffers (no backward to serve; a server's threads)
+    with torch.inference_mode():
         assert_close(net(x.detach(), ws, fast), want.detach(), rtol=1e-11, atol=1e-11)
-    assert not getattr(fused._WORKSPACE, "buffers", None)
     assert_close(torch.autograd.grad(net(x, ws, fast).sum(), params), want_grads, rtol=1e-10, atol=1e-10)
 
-    # a default device or a FakeTensorMode at the first call never ends up in the kept buffers
-    fused.release_workspace()
+    # a default device or a FakeTensorMode at one call leaves the next calls exact
     torch.set_default_device("meta")
     try:
         assert_close(net(x, ws, fast), want, rtol=1e-11, atol=1e-11)
@@ -651,7 +623,6 @@ def test_workspaces_keep_every_call_exact():
         torch.set_default_device(None)
     from torch._subclasses.fake_tensor import FakeTensorMode
 
-    fused.release_workspace()
     with FakeTensorMode():
         fake_x = torch.empty(x.shape, dtype=f64, requires_grad=True)
         fake_ws = [(torch.empty(w.shape, dtype=f64, requires_grad=True), p, s) for w, p, s in ws]

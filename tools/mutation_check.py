@@ -109,10 +109,10 @@ MUTATIONS = {
         ("off = lambda k: k.sum() - k.diagonal().sum()", "off = lambda k: k.sum()")], METRICS, False),
     "kn-dropout-in-eval": ("gennorm/layers/kernel_norm.py", [
         ("if self.dropout_p > 0 and (self.training or self.dropout_in_eval):", "if self.dropout_p > 0:")], LAYERS, False),
-    "pono-eps-outside-sqrt": ("gennorm/ops/reference.py", [
+    "pono-eps-outside-sqrt": ("gennorm/ops/patch_moments.py", [
         ("    return mean, torch.sqrt(var + eps).reciprocal()", "    return mean, (torch.sqrt(var) + eps).reciprocal()")],
         LAYERS, False),
-    "moments-grad-var-power": ("gennorm/ops/reference.py", [
+    "moments-grad-var-power": ("gennorm/ops/kernels.py", [
         ("grad_var = -0.5 * grad_rstd * rstd.pow(3)", "grad_var = -0.5 * grad_rstd * rstd.pow(2)")], LAYERS, False),
 }
 

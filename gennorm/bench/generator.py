@@ -7,6 +7,8 @@ layers`: one untimed call each, then round after round over all norms (interleav
 and the ratio to the first norm (instance by default) of the same rounds; no discriminator, no
 optimizer (that is `bench train`). CUDA events on a GPU, wall time on the CPU.
 
+--mode inference times the forward alone (eval mode, torch.inference_mode), as translate runs it.
+
 Run: gennorm bench generator --device cpu --norms instance nc --repeats 10
 """
 from __future__ import annotations
@@ -33,14 +35,19 @@ def run(args) -> int:
     for norm in dict.fromkeys(args.norms):
         torch.manual_seed(0)
         try:
-            nets[norm] = build_generator(args.arch, ngf=args.ngf, norm=norm, upsample=args.upsample).to(device).train()
+            net = build_generator(args.arch, ngf=args.ngf, norm=norm, upsample=args.upsample).to(device)
+            nets[norm] = net.train(args.mode == "train")
         except ValueError as err:
             raise ConfigError(f"--norms {norm!r}: {err}") from err
     x = torch.rand(args.batch, 3, args.size, args.size, device=device) * 2 - 1
 
     def step(net):
+        autocast = torch.autocast(device.type, dtype=dtype, enabled=dtype != torch.float32)
+        if args.mode == "inference":
+            with torch.inference_mode(), autocast:
+                return net(x)
         net.zero_grad(set_to_none=True)
-        with torch.autocast(device.type, dtype=dtype, enabled=dtype != torch.float32):
+        with autocast:
             y = net(x)
         y.float().square().mean().backward()
 
@@ -58,13 +65,15 @@ def run(args) -> int:
         entry["ratio_vs_baseline"] = entry["median_ms"] / results[base]["median_ms"]
     env = environment(device)
     print(f"generator {args.arch} ngf {args.ngf}, {args.size}x{args.size}, batch {args.batch}, {args.upsample} decoder, "
-          f"{args.dtype}, fwd+bwd median of {args.repeats} interleaved rounds on {env['device_name']}")
+          f"{args.dtype}, {'fwd+bwd' if args.mode == 'train' else 'inference'} median of {args.repeats} "
+          f"interleaved rounds on {env['device_name']}")
     for norm, entry in results.items():
         print(f"  {norm:<10} {entry['median_ms']:10.2f} ms  {entry['ratio_vs_baseline']:.3f}x {base}  "
               f"({entry['params']:,} parameters)")
     if args.json:
         atomic_write_json(args.json, {**env, "arch": args.arch, "ngf": args.ngf, "size": args.size,
                                       "batch": args.batch, "upsample": args.upsample, "dtype": args.dtype,
+                                      "mode": args.mode,
                                       "repeats": args.repeats, "warmup": args.warmup, "baseline": base,
                                       "results": results})
     sys.stdout.flush()

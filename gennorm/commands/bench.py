@@ -128,11 +128,13 @@ def train_run(args: argparse.Namespace) -> int:
 # ---- bench generator -----------------------------------------------------------------------
 
 GENERATOR = """\
-Median forward + backward time of one generator per norm, interleaved rounds in one process,
-the same decoder for every norm; ratio to the first --norms entry (default instance).
+Median forward + backward time of one generator per norm (--mode inference: the forward alone,
+eval mode under torch.inference_mode, as `gennorm translate` runs it), interleaved rounds in one
+process, the same decoder for every norm; ratio to the first --norms entry (default instance).
 
 examples:
   gennorm bench generator --device cpu --norms instance nc --json gen.json
+  gennorm bench generator --device cpu --norms instance nc --mode inference
   gennorm bench generator --device cuda --arch resnet_9blocks --ngf 64 --size 256 --dtype bfloat16
 """
 
@@ -150,6 +152,8 @@ def generator_arguments(parser: argparse.ArgumentParser) -> None:
                         help="decoder for every norm (default resize: the one fused norms need)")
     parser.add_argument("--dtype", default="float32", choices=("float32", "bfloat16", "float16"),
                         help="float32, or bfloat16/float16 under torch.autocast")
+    parser.add_argument("--mode", default="train", choices=("train", "inference"),
+                        help="train: forward + backward (default); inference: the forward alone")
     parser.add_argument("--repeats", type=int, default=10, help="timed rounds (default 10)")
     parser.add_argument("--warmup", type=int, default=2, help="untimed rounds after the first call (default 2)")
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: PyTorch's choice)")

@@ -22,7 +22,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from gennorm.layers.checks import check_input, check_windows, int_pair
-from gennorm.ops import nc_conv2d, patch_moments, reference
+from gennorm.ops import kernels, nc_conv2d, patch_moments
 
 
 def four_sided(padding) -> tuple[int, int, int, int]:
@@ -70,7 +70,7 @@ class KNConv2d(nn.Conv2d):
         stats = None
         if self.dropout_p > 0 and (self.training or self.dropout_in_eval):
             # dropout acts on x~ itself (a dropped value is 0, not c), for the statistics only
-            stats = F.dropout(reference.pad(x, self.kn_padding, "zeros"), self.dropout_p, training=True)
+            stats = F.dropout(kernels.pad(x, self.kn_padding, "zeros"), self.dropout_p, training=True)
         return nc_conv2d(x, self.weight, self.bias, self.kn_padding, "zeros", self.stride, (1, 1), self.groups,
                          self.eps, stat_groups=1, stats=stats, impl=self.impl)  # [N, O, Ho, Wo]
 
@@ -96,8 +96,8 @@ class KernelNorm2d(nn.Module):
         check_input(x, "KernelNorm2d")
         check_windows(x, self.padding, "zeros", self.kernel_size, self.stride, (1, 1), "KernelNorm2d")
         (kh, kw), (sh, sw) = self.kernel_size, self.stride
-        xp = reference.pad(x, self.padding, "zeros")  # x~ [N, C, Hp, Wp]
-        shift = reference.center_shift(x, 1)[:, :, None, None].to(x.dtype)  # c [N, 1, 1, 1], no gradient
+        xp = kernels.pad(x, self.padding, "zeros")  # x~ [N, C, Hp, Wp]
+        shift = kernels.center_shift(x, 1)[:, :, None, None].to(x.dtype)  # c [N, 1, 1, 1], no gradient
         shifted = xp - shift
         stats = shifted
         if self.dropout_p > 0 and (self.training or self.dropout_in_eval):

@@ -10,7 +10,7 @@ import torch
 import torch.nn as nn
 
 from gennorm.layers.checks import check_input
-from gennorm.ops import patch_moments, reference
+from gennorm.ops import kernels, patch_moments
 
 
 class PONO(nn.Module):
@@ -34,7 +34,7 @@ class PONO(nn.Module):
             mean = x.mean(1, keepdim=True)
             std = (x.var(1, unbiased=True, keepdim=True) + self.eps).sqrt()
             return (x - mean) / std, mean, std
-        shift = reference.center_shift(x, 1)[:, :, None, None]  # c [N, 1, 1, 1]: float32 stays exact far from 0
+        shift = kernels.center_shift(x, 1)[:, :, None, None]  # c [N, 1, 1, 1]: float32 stays exact far from 0
         shifted = x - shift.to(x.dtype)
         mean, rstd = patch_moments(shifted, 1, 1, 1, 1, self.eps, self.impl)  # [N, 1, H, W], acc
         normalized = ((shifted.to(mean.dtype) - mean) * rstd).to(x.dtype)

@@ -15,6 +15,8 @@ from pathlib import Path
 
 import numpy as np
 
+from gennorm.atomic import atomic_write
+
 
 def cache_dir() -> Path:
     return Path(os.environ.get("GENNORM_CACHE") or Path.home() / ".cache" / "gennorm").expanduser() / "fid_stats"
@@ -42,8 +44,6 @@ def load(key: str) -> np.ndarray | None:
 
 def save(key: str, features: np.ndarray, names: list[str]) -> Path | None:
     """Write the features atomically; returns the path, or None if the cache is not writable."""
-    from gennorm.atomic import atomic_write
-
     folder = cache_dir()
     try:
         atomic_write(folder / f"{key}.npz", lambda f: np.savez(

@@ -17,6 +17,7 @@ writes as JSON:
 """
 from __future__ import annotations
 
+import importlib.metadata as md
 import os
 import platform
 import warnings
@@ -250,8 +251,6 @@ def _group_by_size(reals: list[torch.Tensor], fakes: list[torch.Tensor]):
 
 
 def library_versions() -> dict:
-    import importlib.metadata as md
-
     out = {"python": platform.python_version()}
     for dist in ("gennorm", "torch", "torchvision", "torchmetrics", "torch-fidelity", "numpy", "scipy", "pillow"):
         try:

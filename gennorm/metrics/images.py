@@ -16,6 +16,7 @@ from typing import Iterator
 
 import numpy as np
 import torch
+from tqdm.auto import tqdm
 
 from gennorm.data.images import DEFAULT_MAX_PIXELS, IMG_EXTENSIONS, check_size, is_image_file, load_image  # noqa: F401
 from gennorm.errors import DataError
@@ -79,7 +80,5 @@ def iter_batches(paths: list[Path], batch_size: int) -> Iterator[list[torch.Tens
 
 def progress_bar(total: int, desc: str, enabled: bool | None):
     """A tqdm bar on stderr (`enabled=None`: only when stderr is a terminal)."""
-    from tqdm.auto import tqdm
-
     return tqdm(total=total, desc=desc, unit="img", disable=(None if enabled is None else not enabled),
                 leave=False, dynamic_ncols=True)

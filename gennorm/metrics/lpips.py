@@ -19,7 +19,7 @@ NETS = {"lpips": ("alex", "alexnet"), "lpips-vgg": ("vgg", "vgg16"), "lpips-sque
 
 def load_lpips(metric: str, backbone_path: str | Path, device: str | torch.device = "cpu") -> torch.nn.Module:
     """The LPIPS network for `metric` ("lpips" = AlexNet, "lpips-vgg", "lpips-squeeze")."""
-    from torchmetrics.functional.image.lpips import _NoTrainLpips
+    from torchmetrics.functional.image.lpips import _NoTrainLpips  # lazy: absent on the GPU image
 
     net_type, _ = NETS[metric]
     net = _NoTrainLpips(net=net_type, pretrained=True, pnet_rand=True)  # heads from torchmetrics' files

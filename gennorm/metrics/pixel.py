@@ -34,7 +34,7 @@ def psnr_per_image(real: torch.Tensor, fake: torch.Tensor) -> torch.Tensor:
 
 def ssim_per_image(real: torch.Tensor, fake: torch.Tensor) -> torch.Tensor:
     """SSIM [N] of images [N, 3, H, W] in [0, 1] (needs H, W >= 11)."""
-    from torchmetrics.functional.image import structural_similarity_index_measure
+    from torchmetrics.functional.image import structural_similarity_index_measure  # lazy: absent on the GPU image
 
     if min(real.shape[-2:]) < 11:
         raise ValueError(f"SSIM needs images of at least 11x11 pixels, got {tuple(real.shape[-2:])}")

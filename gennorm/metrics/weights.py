@@ -28,6 +28,8 @@ import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
+import torch.hub
+
 from gennorm.errors import ConfigError, GennormError, MissingWeightsError
 
 
@@ -76,15 +78,13 @@ def search_dirs(weights_dir: str | os.PathLike | None = None) -> list[Path]:
     env = os.environ.get("GENNORM_WEIGHTS")
     if env:
         dirs.append(Path(env).expanduser())
-    import torch.hub  # lazy: keeps `gennorm weights --help` light
-
     dirs.append(Path(torch.hub.get_dir()) / "checkpoints")
     return list(dict.fromkeys(dirs))  # de-duplicated, order kept
 
 
 def _bundled_dir(package: str) -> Path:
     if package == "torchmetrics":
-        import torchmetrics.functional.image.lpips as tm_lpips
+        import torchmetrics.functional.image.lpips as tm_lpips  # lazy: absent on the GPU image
 
         return Path(tm_lpips.__file__).parent / "lpips_models"
     raise ValueError(f"unknown bundling package {package!r}")

@@ -22,7 +22,7 @@ from gennorm.layers.kernel_norm import KernelNorm2d, KNConv2d
 from gennorm.layers.nc_conv import NCConv2d
 from gennorm.layers.pono import PONO
 from gennorm.layers.tracing import run_with_hooks
-from gennorm.ops import patch_moments, reference
+from gennorm.ops import kernels, patch_moments
 
 KINDS = {NCConv2d: "NC", KNConv2d: "KN", KernelNorm2d: "KN", PONO: "PONO"}
 
@@ -77,7 +77,7 @@ def _window_std(module: nn.Module, x: torch.Tensor) -> torch.Tensor:
         pad, mode, dilation, groups = module.kn_padding, "zeros", (1, 1), 1  # KN: one window over all channels
     else:  # KernelNorm2d
         pad, mode, dilation, groups = module.padding, "zeros", (1, 1), 1
-    xp = reference.pad(x, pad, mode)  # x~ [N, C, Hp, Wp]
-    shifted = xp - reference.center_shift(x, groups).repeat_interleave(x.shape[1] // groups, 1)[:, :, None, None]
+    xp = kernels.pad(x, pad, mode)  # x~ [N, C, Hp, Wp]
+    shifted = xp - kernels.center_shift(x, groups).repeat_interleave(x.shape[1] // groups, 1)[:, :, None, None]
     _, rstd = patch_moments(shifted.float(), module.kernel_size, module.stride, dilation, groups, module.eps)
     return rstd.reciprocal().mean(1)  # [N, groups, Ho, Wo] -> [N, Ho, Wo]

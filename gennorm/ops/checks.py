@@ -17,6 +17,14 @@ def output_size(size: int, kernel: int, stride: int, dilation: int) -> int:
     return (size - dilation * (kernel - 1) - 1) // stride + 1
 
 
+def pair(value, name: str) -> tuple[int, int]:
+    """An int or a pair of positive ints as a pair (ValueError naming `name` otherwise)."""
+    result = (value, value) if isinstance(value, int) else tuple(value)
+    if len(result) != 2 or not all(isinstance(v, int) and v >= 1 for v in result):
+        raise ValueError(f"{name} must be a positive int or a pair of positive ints, got {value!r}")
+    return result
+
+
 def check_4d_float(x: torch.Tensor, where: str, name: str = "x", error=RuntimeError, type_error=None) -> None:
     """x must be a floating-point [N, C, H, W] tensor."""
     if x.dim() != 4:

@@ -32,6 +32,8 @@ from pathlib import Path
 import torch
 
 NAME = "gennorm_ops"
+IMPLS = ("auto", "cuda", "op", "torch")  # the implementations a gennorm op call may ask for
+FUSED_OPS = ("pad_center_sums", "window_epilogue", "window_epilogue_backward", "pad_center_sums_backward")
 SOURCE_SUFFIXES = (".cpp", ".cu", ".cuh", ".h")
 DEFAULT_ARCH_NO_GPU = "9.0+PTX"  # building where no GPU is visible (CI): sm_90 + PTX for newer GPUs
 TYPICAL_BUILD = "about 2-5 minutes"  # measured: ~3-4 min for sm_90 on 2 shared cores
@@ -252,9 +254,6 @@ def ensure_loaded() -> bool:
     return True
 
 
-try_load = ensure_loaded  # the older name
-
-
 def load_cached() -> bool:
     """Load a finished cached build without ever compiling (`python -m gennorm.ops status`)."""
     if _STATE["loaded"] or disabled():
@@ -288,3 +287,34 @@ def info() -> dict:
         "sources": str(source_dir()), "cache": str(cache_root()), "cuda_home": str(cuda_home()),
         "gpu": torch.cuda.is_available(),
     }
+
+
+# ---- which implementation serves a call -------------------------------------------------------
+
+
+def has_cuda() -> bool:
+    """True when the compiled CUDA kernels of the four fused ops serve CUDA tensors (loading or
+    building them once)."""
+    if _STATE.get("ready") is None:
+        _STATE["ready"] = (torch.cuda.is_available() and ensure_loaded()
+                           and all(has_cuda_kernel(op) for op in FUSED_OPS))
+    return _STATE["ready"]
+
+
+has_cuda._dynamo_marked_constant = True  # = torch.compiler.assume_constant_result, without importing dynamo
+
+
+def resolve_impl(x: torch.Tensor, impl: str) -> str:
+    """"torch" or "op" for this call. auto: the CUDA kernels for CUDA tensors when available, else torch."""
+    if impl not in IMPLS:
+        raise ValueError(f"impl must be one of {IMPLS}, got {impl!r}")
+    if impl == "cuda":
+        if not x.is_cuda:
+            raise RuntimeError("impl='cuda' requested but the tensor is on the CPU")
+        if not has_cuda():
+            raise RuntimeError("impl='cuda' requested but the CUDA kernels are not available "
+                               f"(python -m gennorm.ops status; {info()['error'] or 'no build loaded'})")
+        return "op"
+    if impl == "auto":
+        return "op" if x.is_cuda and has_cuda() else "torch"
+    return impl

@@ -2,21 +2,25 @@
 
 The schemas are DEFINED IN PYTHON on every machine (docs/SPEC.md section 5; the contract with cuda/
 is docs/SPEC.md section 5.1). Each op's CompositeExplicitAutograd kernel is the plain-PyTorch
-reference (`reference.py`), so the ops work on any device. The compiled library in cuda/ only adds
+kernel (`kernels.py`; patch_moments': `patch_moments_ref`), so the ops work on any device. The compiled library in cuda/ only adds
 CUDA kernels (`TORCH_LIBRARY_IMPL(gennorm, CUDA, m)`), which take precedence for CUDA tensors
 once it is loaded. Nothing is loaded at import: the first call of an op on a CUDA tensor lands in
 the Python kernel below, which loads (or builds once) the library and dispatches again when the
 library did register a CUDA kernel for that op (`extension.ensure_loaded`).
 
 The four fused ops of the NC/KN layers are not differentiable on their own (their gradients are
-each other: `gennorm.ops.fused` pairs them in one autograd unit). patch_moments is differentiable
+each other: `gennorm.ops.nc_conv2d` pairs them in one autograd unit). patch_moments is differentiable
 (its backward is patch_moments_backward), for PONO and KernelNorm2d.
 """
 from __future__ import annotations
 
 import torch
 
-from gennorm.ops import checks, extension, reference
+from gennorm.ops import checks, extension, kernels
+from gennorm.ops.extension import FUSED_OPS  # noqa: F401  (re-exported: the ops the CUDA unit needs)
+from gennorm.ops.kernels import accumulation_dtype as acc_dtype
+from gennorm.ops.kernels import memory_format_of as fmt_of
+from gennorm.ops.patch_moments import patch_moments_ref
 
 SCHEMAS = {
     "pad_center_sums": "pad_center_sums(Tensor x, int[4] pad, str mode, int groups) -> (Tensor xc, Tensor sums)",
@@ -33,10 +37,6 @@ SCHEMAS = {
     "patch_moments_backward": "patch_moments_backward(Tensor grad_mean, Tensor grad_rstd, Tensor x, Tensor mean, "
                               "Tensor rstd, int[2] kernel_size, int[2] stride, int[2] dilation, int groups) -> Tensor",
 }
-FUSED_OPS = ("pad_center_sums", "window_epilogue", "window_epilogue_backward", "pad_center_sums_backward")
-
-acc_dtype = reference.accumulation_dtype
-fmt_of = reference.memory_format_of
 
 
 # ---- argument checks (shared by the Python and the fake kernels) ----------------------------
@@ -117,34 +117,34 @@ def _check_patch_moments(x, kernel_size, stride, dilation, groups):
 
 def _pad_center_sums(x, pad, mode, groups):
     _check_pad_center_sums(x, pad, mode, groups)
-    return reference.pad_center_sums(x, tuple(pad), mode, groups)
+    return kernels.pad_center_sums(x, tuple(pad), mode, groups)
 
 
 def _window_epilogue(y, sums, S, bias, kernel_size, stride, dilation, cg, eps):
     _check_window_epilogue(y, sums, S, bias, kernel_size, stride, dilation, cg)
-    return reference.window_epilogue(y, sums, S, bias, tuple(kernel_size), tuple(stride), tuple(dilation), cg, eps)
+    return kernels.window_epilogue(y, sums, S, bias, tuple(kernel_size), tuple(stride), tuple(dilation), cg, eps)
 
 
 def _window_epilogue_backward(grad_out, y, mean, rstd, S, cg, kernel_size):
     _check_window_epilogue_backward(grad_out, y, mean, rstd, S, cg, kernel_size)
-    return reference.window_epilogue_backward(grad_out, y, mean, rstd, S, cg, tuple(kernel_size))
+    return kernels.window_epilogue_backward(grad_out, y, mean, rstd, S, cg, tuple(kernel_size))
 
 
 def _pad_center_sums_backward(grad_xc, xc, grad_window, kernel_size, stride, dilation, pad, mode, groups):
     _check_pad_center_sums_backward(grad_xc, xc, grad_window, kernel_size, stride, dilation, pad, mode, groups)
-    return reference.pad_center_sums_backward(grad_xc, xc, grad_window, tuple(kernel_size), tuple(stride),
+    return kernels.pad_center_sums_backward(grad_xc, xc, grad_window, tuple(kernel_size), tuple(stride),
                                               tuple(dilation), tuple(pad), mode, groups)
 
 
 def _patch_moments(x, kernel_size, stride, dilation, groups, eps):
     _check_patch_moments(x, kernel_size, stride, dilation, groups)
-    mean, rstd = reference.patch_moments(x, tuple(kernel_size), tuple(stride), tuple(dilation), groups, eps)
+    mean, rstd = patch_moments_ref(x, tuple(kernel_size), tuple(stride), tuple(dilation), groups, eps)
     return mean.contiguous(), rstd.contiguous()
 
 
 def _patch_moments_backward(grad_mean, grad_rstd, x, mean, rstd, kernel_size, stride, dilation, groups):
     _check_patch_moments(x, kernel_size, stride, dilation, groups)
-    grad_x = reference.patch_moments_backward(grad_mean, grad_rstd, x, mean, rstd, tuple(kernel_size), tuple(stride),
+    grad_x = kernels.patch_moments_backward(grad_mean, grad_rstd, x, mean, rstd, tuple(kernel_size), tuple(stride),
                                               tuple(dilation), groups)
     return torch.empty_like(x).copy_(grad_x)
 

@@ -1,9 +1,9 @@
-"""The shared op in plain PyTorch: the kernels of every `torch.ops.gennorm` op (docs/SPEC.md section 5).
+"""The registered ops' Python kernels: docs/SPEC.md section 5.1 (the contract with cuda/), literally.
 
-These are the ops' CompositeExplicitAutograd kernels (CPU, and any device the compiled library
-has no kernel for) and the ground truth the CUDA kernels are tested against. They follow
-docs/SPEC.md section 5.1 (the contract with cuda/) literally: straightforward tensor code, accuracy
-first; the fast CPU path of the layers is `gennorm.ops.fused`, not these.
+Each `torch.ops.gennorm.*` op serves CPU tensors (and CUDA tensors until the compiled library is
+loaded) with the function of its name here, and tests/test_cuda.py checks the CUDA kernels
+against these. Straightforward tensor code, accuracy first. The padding and window-sum pieces at
+the top are shared with the ops' own files (nc_conv2d.py, patch_moments.py).
 
 Shapes: x [N, C, H, W]; groups g, Cg = C / g; pad = (left, right, top, bottom) as F.pad and
 nn.Conv2d's `_reversed_padding_repeated_twice`; window (kh, kw) with stride and dilation on the
@@ -13,7 +13,7 @@ padded [Hp, Wp] grid, Ho x Wo windows; acc = float32 for half inputs, else the i
     window_epilogue(y, sums, S, b, k, s, d, cg, eps) -> out = (y - mean * S) * rstd + b, mean, rstd
     window_epilogue_backward(...)             -> grad_y, grad_window [N, 2g, Ho, Wo], grad_S, grad_bias
     pad_center_sums_backward(...)             -> grad_x [N, C, H, W]
-    patch_moments(x_padded, k, s, d, g, eps)  -> mean, rstd [N, g, Ho, Wo]   (PONO, KernelNorm2d)
+    patch_moments_backward(...)               -> grad_x [N, C, Hp, Wp]  (the forward: patch_moments_ref)
 """
 from __future__ import annotations
 
@@ -85,9 +85,8 @@ def pad_adjoint(g: torch.Tensor, padding, mode: str) -> torch.Tensor:
 
 
 def window_sum(t: torch.Tensor, kernel_size: Pair, stride: Pair, dilation: Pair) -> torch.Tensor:
-    """Sum of each window over the last two dims: [.., Hp, Wp] -> [.., Ho, Wo], a new tensor. Columns,
-    then rows, k - 1 adds of strided views each (in place into the first sum). Columns first: 15-25%
-    faster on 2 CPU threads (135 against 159 us for a 7x7 window over 2 x 262^2)."""
+    """Sum of each window over the last two dims: [.., Hp, Wp] -> [.., Ho, Wo], a new tensor: columns,
+    then rows, k - 1 adds of strided views each (in place into the first sum)."""
     fresh = False
     for axis in (1, 0):
         k, s, d = kernel_size[axis], stride[axis], dilation[axis]
@@ -228,42 +227,7 @@ def pad_center_sums_backward(grad_xc, xc, grad_window, kernel_size: Pair, stride
     return _like(xc, grad_x)
 
 
-# ---- patch_moments: window moments of an already padded input (PONO, KernelNorm2d) -----------
-
-
-class _ChannelSums(torch.autograd.Function):
-    """Per-group channel sums of x and x^2: xa [N, g, C/g, Hp, Wp] -> [N, 2g, Hp, Wp].
-
-    The explicit backward g1 + 2 * x * g2 is one full-size pass where autograd's needs four. It is
-    made of differentiable ops, so double backward still works.
-    """
-
-    @staticmethod
-    def forward(ctx, xa):
-        ctx.save_for_backward(xa)
-        return torch.cat([xa.sum(2), xa.square().sum(2)], dim=1)
-
-    @staticmethod
-    def backward(ctx, grad):
-        (xa,) = ctx.saved_tensors
-        g = xa.shape[1]
-        return torch.addcmul(grad[:, :g, None], xa, grad[:, g:, None], value=2)  # [N, g, C/g, Hp, Wp]
-
-
-def patch_moments(x: torch.Tensor, kernel_size: Pair, stride: Pair, dilation: Pair, groups: int, eps: float):
-    """Mean and 1/sqrt(var + eps) of every window of x over (C/groups channels, kh, kw); differentiable.
-
-    Callers that need accuracy when |mean| >> std subtract a per-(sample, group) constant first;
-    the variance is invariant to it.
-    """
-    c = x.shape[1]
-    xa = x.to(accumulation_dtype(x.dtype)).unflatten(1, (groups, c // groups))  # [N, g, C/g, Hp, Wp]
-    sums = _ChannelSums.apply(xa)  # [N, 2g, Hp, Wp]
-    count = (c // groups) * kernel_size[0] * kernel_size[1]
-    window = window_sum(sums, kernel_size, stride, dilation) / count  # [N, 2g, Ho, Wo]
-    mean, mean_sq = window[:, :groups], window[:, groups:]
-    var = (mean_sq - mean.square()).clamp_min(0)
-    return mean, torch.sqrt(var + eps).reciprocal()
+# ---- 5. patch_moments_backward (patch_moments' forward kernel is patch_moments_ref) -----------
 
 
 def patch_moments_backward(grad_mean, grad_rstd, x, mean, rstd, kernel_size: Pair, stride: Pair, dilation: Pair, groups: int):
