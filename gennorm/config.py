@@ -245,6 +245,7 @@ def validate(cfg: Config) -> None:
     if t.lr <= 0:
         raise ConfigError(f"config key 'train.lr': must be > 0, got {t.lr}")
     _check_ranges(cfg)
+    check_magnitudes(cfg)
     if t.n_epochs is not None and (t.n_epochs < 1 or t.n_epochs_decay < 0 or t.lr_decay_iters < 1):
         raise ConfigError(f"config keys 'train.n_epochs' (>= 1), 'train.n_epochs_decay' (>= 0), 'train.lr_decay_iters' "
                           f"(>= 1): got {t.n_epochs}, {t.n_epochs_decay}, {t.lr_decay_iters}")
@@ -282,6 +283,23 @@ def _check_ranges(cfg: Config) -> None:
             raise ConfigError(f"config key {key!r}: must be >= 1, got {value}")
     if cfg.data.max_size is not None and cfg.data.max_size < 1:
         raise ConfigError(f"config key 'data.max_size': null (all images) or >= 1, got {cfg.data.max_size}")
+
+
+LR_MAX = 1.0  # Adam steps of lr: above 1 the weights leave any useful range (1e300 overflows float32)
+WEIGHT_MAX = 1e6  # loss weights and init gain: past this every float32 loss is inf or 0
+
+
+def check_magnitudes(cfg: Config) -> None:
+    """Finite values of the right sign that are still absurd: lr in (0, 1], loss weights <= 1e6
+    (a run would overflow at its first step with an error that names no key)."""
+    t, m = cfg.train, cfg.model
+    if not 0 < t.lr <= LR_MAX:
+        raise ConfigError(f"config key 'train.lr': must be in (0, {LR_MAX:g}] (e.g. 2e-4), got {t.lr:g}")
+    for key, value in (("train.lambda_l1", t.lambda_l1), ("train.lambda_cycle", t.lambda_cycle),
+                       ("train.lambda_identity", t.lambda_identity), ("train.lambda_gp", t.lambda_gp),
+                       ("model.init_gain", m.init_gain)):
+        if abs(value) > WEIGHT_MAX:
+            raise ConfigError(f"config key {key!r}: must be at most {WEIGHT_MAX:g}, got {value:g}")
 
 
 class _UniqueKeyLoader(yaml.SafeLoader):

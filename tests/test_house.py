@@ -17,7 +17,7 @@ PACKAGE = ROOT / "gennorm"
 # which may use each other). The verbs (gennorm/commands/, one module per verb of cli.VERBS)
 # and the apps are the top: they may use everything.
 LEVELS = {
-    "gennorm": 0, "gennorm.errors": 0, "gennorm.atomic": 0, "gennorm._lazy": 0,
+    "gennorm": 0, "gennorm.errors": 0, "gennorm.atomic": 0, "gennorm._lazy": 0, "gennorm.devices": 0,
     "gennorm.ops": 1,
     "gennorm.layers": 2,
     "gennorm.networks": 3, "gennorm.data": 3, "gennorm.config": 3, "gennorm.zoo": 3,
@@ -89,7 +89,7 @@ def test_every_verb_lives_in_commands():
     from gennorm.cli import VERBS
 
     assert {verb: module for verb, (module, _) in VERBS.items()} == {verb: f"gennorm.commands.{verb}" for verb in VERBS}
-    homes = sorted(p.stem for p in (PACKAGE / "commands").glob("*.py") if p.stem != "__init__")
+    homes = sorted(p.stem for p in (PACKAGE / "commands").glob("*.py") if not p.stem.startswith("_"))  # _types: shared
     assert homes == sorted(VERBS), "a module in gennorm/commands/ that is no verb of cli.VERBS, or a verb without one"
 
 

@@ -55,6 +55,7 @@ import torch  # noqa: E402
 from PIL import Image, ImageOps, UnidentifiedImageError  # noqa: E402
 
 from gennorm.data.transforms import to_tensor  # noqa: E402
+from gennorm.devices import require_device  # noqa: E402
 from gennorm.inference import load_translator  # noqa: E402
 from gennorm.layers.registry import NORMS  # noqa: E402
 from gennorm.networks.statistics import norm_statistics  # noqa: E402
@@ -132,9 +133,8 @@ def upload_image(**kwargs) -> gr.Image:
 
 
 def pick_device(device: str = "auto") -> str:
-    if device != "auto":
-        return device
-    return "cuda" if torch.cuda.is_available() else "cpu"
+    """The device name to run on ("auto": cuda when available); a ConfigError if it does not exist."""
+    return str(require_device(device))
 
 
 def _default_loader(path: Path, device: str):

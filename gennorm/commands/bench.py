@@ -14,6 +14,7 @@ from collections.abc import Callable
 from typing import NamedTuple
 
 from gennorm.bench.specs import BASELINE, CANDIDATES, COMPILED, DTYPES, MODES, QUICK_LAYERS, RESNET9_LAYERS
+from gennorm.commands._types import device, nonneg_int, positive_int
 
 
 class Subcommand(NamedTuple):
@@ -44,7 +45,7 @@ examples:
 
 
 def layers_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--device", default=None, help="cpu or cuda (default: cuda when available)")
+    parser.add_argument("--device", type=device, default=None, help="cpu or cuda (default: cuda when available)")
     parser.add_argument("--dtype", nargs="+", default=["float32"], choices=DTYPES,
                         help="float32, and/or bfloat16/float16 under torch.autocast with float32 parameters (AMP)")
     parser.add_argument("--layers", nargs="+", default=None, metavar="NAME",
@@ -53,7 +54,7 @@ def layers_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--shapes", nargs="+", default=None, metavar="CxHxW[:B]",
                         help="instead of --layers: 3x3 C->C zero-padded convs, e.g. 64x128x128 (crossed with "
                              "--batch) or 64x64x64:4 (batch 4 only)")
-    parser.add_argument("--batch", type=int, nargs="+", default=None,
+    parser.add_argument("--batch", type=positive_int, nargs="+", default=None,
                         help="batch sizes (default: 1 8 on CUDA, 1 on the CPU and with --quick)")
     parser.add_argument("--modes", nargs="+", default=list(MODES), choices=MODES,
                         help="fwd (training forward) and/or fwdbwd (forward + backward); default both")
@@ -64,15 +65,15 @@ def layers_arguments(parser: argparse.ArgumentParser) -> None:
                         help=f"skip {COMPILED!r} (torch.compile takes ~10-30 s per shape; --quick skips it "
                              "unless --candidates names it)")
     parser.add_argument("--no-kernels", action="store_true", help="skip the per-kernel bandwidth rows")
-    parser.add_argument("--repeats", type=int, default=None, help="timed rounds (default 10; 3 with --quick)")
-    parser.add_argument("--warmup", type=int, default=None, help="untimed rounds first (default 2; 1 with --quick)")
+    parser.add_argument("--repeats", type=positive_int, default=None, help="timed rounds (default 10; 3 with --quick)")
+    parser.add_argument("--warmup", type=nonneg_int, default=None, help="untimed rounds first (default 2; 1 with --quick)")
     parser.add_argument("--json", default=None, metavar="FILE",
                         help="write every number, device, torch and CUDA versions, dtypes, date (rewritten after "
                              "each shape, so a run cut short keeps what it measured)")
     parser.add_argument("--quick", action="store_true",
                         help="tiny versions of the layers "
                              f"({', '.join(s.label() for s in QUICK_LAYERS.values())}): seconds")
-    parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: PyTorch's choice)")
+    parser.add_argument("--threads", type=positive_int, default=None, help="torch CPU threads (default: PyTorch's choice)")
     parser.add_argument("--no-progress", action="store_true", help="no tqdm progress bar")
 
 
@@ -102,7 +103,7 @@ TRAIN_ARCHS = ("resnet_9blocks", "resnet_6blocks", "unet_256", "unet_128")
 
 
 def train_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--device", default=None, help="cpu or cuda (default: cuda when available)")
+    parser.add_argument("--device", type=device, default=None, help="cpu or cuda (default: cuda when available)")
     parser.add_argument("--json", default=None, metavar="FILE", help="write all numbers and the setting")
     parser.add_argument("--quick", action="store_true", help="few steps, small shapes (CPU: seconds per config)")
     parser.add_argument("--norms", nargs="+", default=list(TRAIN_NORMS),
@@ -110,13 +111,13 @@ def train_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--tasks", nargs="+", default=list(TRAIN_TASKS), choices=TRAIN_TASKS)
     parser.add_argument("--d-norm", default="instance", help="discriminator norm (default instance)")
     parser.add_argument("--amp", default="none", choices=("none", "bf16", "fp16"))
-    parser.add_argument("--steps", type=int, default=None, help="timed steps (default 10 CUDA, 5 CPU, 3 quick)")
-    parser.add_argument("--size", type=int, default=None, help="image size (default 256 CUDA, 64 CPU, 32 quick)")
-    parser.add_argument("--ngf", type=int, default=None, help="generator/discriminator width")
-    parser.add_argument("--batch", type=int, default=1)
+    parser.add_argument("--steps", type=positive_int, default=None, help="timed steps (default 10 CUDA, 5 CPU, 3 quick)")
+    parser.add_argument("--size", type=positive_int, default=None, help="image size (default 256 CUDA, 64 CPU, 32 quick)")
+    parser.add_argument("--ngf", type=positive_int, default=None, help="generator/discriminator width")
+    parser.add_argument("--batch", type=positive_int, default=1)
     parser.add_argument("--arch", default=None, choices=TRAIN_ARCHS,
                         help="generator (default resnet_9blocks on CUDA, resnet_6blocks on the CPU)")
-    parser.add_argument("--warmup", type=int, default=None, help="untimed steps first (default 3 CUDA, 2 CPU, 1 quick)")
+    parser.add_argument("--warmup", type=nonneg_int, default=None, help="untimed steps first (default 3 CUDA, 2 CPU, 1 quick)")
 
 
 def train_run(args: argparse.Namespace) -> int:
@@ -140,23 +141,23 @@ examples:
 
 
 def generator_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--device", default=None, help="cpu or cuda (default: cuda when available)")
+    parser.add_argument("--device", type=device, default=None, help="cpu or cuda (default: cuda when available)")
     parser.add_argument("--arch", default="resnet_6blocks",
                         choices=("resnet_9blocks", "resnet_6blocks", "unet_256", "unet_128"))
     parser.add_argument("--norms", nargs="+", default=["instance", "nc"],
                         help="generator norms; the first is the baseline (default: instance nc)")
-    parser.add_argument("--ngf", type=int, default=32)
-    parser.add_argument("--size", type=int, default=128, help="image side (default 128)")
-    parser.add_argument("--batch", type=int, default=1)
+    parser.add_argument("--ngf", type=positive_int, default=32)
+    parser.add_argument("--size", type=positive_int, default=128, help="image side (default 128)")
+    parser.add_argument("--batch", type=positive_int, default=1)
     parser.add_argument("--upsample", default="resize", choices=("resize", "transpose"),
                         help="decoder for every norm (default resize: the one fused norms need)")
     parser.add_argument("--dtype", default="float32", choices=("float32", "bfloat16", "float16"),
                         help="float32, or bfloat16/float16 under torch.autocast")
     parser.add_argument("--mode", default="train", choices=("train", "inference"),
                         help="train: forward + backward (default); inference: the forward alone")
-    parser.add_argument("--repeats", type=int, default=10, help="timed rounds (default 10)")
-    parser.add_argument("--warmup", type=int, default=2, help="untimed rounds after the first call (default 2)")
-    parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: PyTorch's choice)")
+    parser.add_argument("--repeats", type=positive_int, default=10, help="timed rounds (default 10)")
+    parser.add_argument("--warmup", type=nonneg_int, default=2, help="untimed rounds after the first call (default 2)")
+    parser.add_argument("--threads", type=positive_int, default=None, help="torch CPU threads (default: PyTorch's choice)")
     parser.add_argument("--json", default=None, metavar="FILE", help="write every number, device, versions, date")
 
 
@@ -180,16 +181,16 @@ examples:
 
 
 def profile_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--device", default=None, help="cpu or cuda (default: cuda when available)")
+    parser.add_argument("--device", type=device, default=None, help="cpu or cuda (default: cuda when available)")
     parser.add_argument("--norms", nargs="+", default=["nc", "instance"], help="block norms (default: nc instance)")
     parser.add_argument("--dtype", nargs="+", default=["float32"], choices=("float32", "bfloat16", "float16"),
                         help="float32 and/or bfloat16/float16 autocast (default float32)")
-    parser.add_argument("--channels", type=int, default=256, help="block width (default 256, ResNet-9 ngf 64)")
-    parser.add_argument("--size", type=int, default=64, help="feature map side (default 64: a 256x256 image)")
-    parser.add_argument("--batch", type=int, default=1)
-    parser.add_argument("--warmup", type=int, default=3, help="untimed steps first (default 3)")
-    parser.add_argument("--steps", type=int, default=5, help="profiled (and separately timed) steps (default 5)")
-    parser.add_argument("--rows", type=int, default=20, help="table rows per norm (default 20)")
+    parser.add_argument("--channels", type=positive_int, default=256, help="block width (default 256, ResNet-9 ngf 64)")
+    parser.add_argument("--size", type=positive_int, default=64, help="feature map side (default 64: a 256x256 image)")
+    parser.add_argument("--batch", type=positive_int, default=1)
+    parser.add_argument("--warmup", type=nonneg_int, default=3, help="untimed steps first (default 3)")
+    parser.add_argument("--steps", type=positive_int, default=5, help="profiled (and separately timed) steps (default 5)")
+    parser.add_argument("--rows", type=positive_int, default=20, help="table rows per norm (default 20)")
     parser.add_argument("--json", default=None, metavar="FILE", help="write every row, device, versions, date")
 
 
@@ -212,10 +213,10 @@ examples:
 
 
 def metrics_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--images", type=int, default=50, help="images to push through (default 50)")
-    parser.add_argument("--batch-size", type=int, default=16)
-    parser.add_argument("--size", type=int, default=256, help="input image side (default 256)")
-    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--images", type=positive_int, default=50, help="images to push through (default 50)")
+    parser.add_argument("--batch-size", type=positive_int, default=16)
+    parser.add_argument("--size", type=positive_int, default=256, help="input image side (default 256)")
+    parser.add_argument("--device", type=device, default="cpu")
 
 
 def metrics_run(args: argparse.Namespace) -> int:

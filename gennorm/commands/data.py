@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import argparse
 
+from gennorm.commands._types import int_at_least
+
 DESCRIPTION = """\
 Write gennorm's built-in labels -> photo dataset in the standard layouts, in seconds, offline.
 
@@ -23,29 +25,16 @@ examples:
 """
 
 
-def _int_at_least(low: int):
-    def parse(text: str) -> int:
-        try:
-            value = int(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
-        if value < low:
-            raise argparse.ArgumentTypeError(f"must be >= {low}, got {value}")
-        return value
-
-    return parse
-
-
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     sub = parser.add_subparsers(dest="action", metavar="ACTION", required=True)
     scenes = sub.add_parser("scenes", help="write the built-in scenes dataset to OUT",
                             description=DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter)
     scenes.add_argument("out", metavar="OUT", help="output folder (created; must be new, empty or a scenes dataset)")
-    scenes.add_argument("--size", type=_int_at_least(16), default=128, help="image side in pixels (default 128)")
-    scenes.add_argument("--count", type=_int_at_least(4), default=400, help="number of scenes (default 400)")
-    scenes.add_argument("--test-count", type=_int_at_least(2), default=None, metavar="N",
+    scenes.add_argument("--size", type=int_at_least(16), default=128, help="image side in pixels (default 128)")
+    scenes.add_argument("--count", type=int_at_least(4), default=400, help="number of scenes (default 400)")
+    scenes.add_argument("--test-count", type=int_at_least(2), default=None, metavar="N",
                         help="scenes in the test split (default round(0.15 * count), at least 2)")
-    scenes.add_argument("--seed", type=_int_at_least(0), default=0, help="random seed (default 0)")
+    scenes.add_argument("--seed", type=int_at_least(0), default=0, help="random seed (default 0)")
     scenes.add_argument("--overwrite", action="store_true",
                         help="replace a scenes dataset with other parameters at OUT")
 

@@ -10,6 +10,8 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
+from gennorm.commands._types import device_or_auto, port, positive_int
+
 DESCRIPTION = """\
 Serve the Gradio demo: pick a model set of the zoo (baseline, PONO-MS, NC, ... trained on the
 same task), upload a label map or pick an example, and see every model's translation side by
@@ -32,13 +34,13 @@ from Python (server running):
 
 def add_arguments(parser) -> None:
     parser.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: this machine only)")
-    parser.add_argument("--port", type=int, default=7860, help="port (default 7860)")
+    parser.add_argument("--port", type=port, default=7860, help="port (default 7860)")
     parser.add_argument("--models", default=None,
                         help="model zoo folder (default: $GENNORM_MODELS, ./models, the checkout's models/, "
                              "the installed zoo: the first with models; see gennorm zoo list)")
-    parser.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto",
+    parser.add_argument("--device", type=device_or_auto, default="auto",
                         help="auto (default): cuda when available, else cpu")
-    parser.add_argument("--concurrency", type=int, default=1,
+    parser.add_argument("--concurrency", type=positive_int, default=1,
                         help="translations run at the same time (default 1; the rest wait in the queue)")
 
 
@@ -56,13 +58,9 @@ def run(args) -> int:
     if not list_models(models):
         raise ConfigError(f"--models {models}: no models in it (each needs config.yaml and generator.safetensors; "
                           "make one with `gennorm export RUN_DIR models/NAME`)")
-    if args.device == "cuda":
-        import torch
+    from gennorm.devices import require_device
 
-        if not torch.cuda.is_available():
-            raise ConfigError("--device cuda: no CUDA GPU is available here; use --device auto or cpu")
-    if args.concurrency < 1:
-        raise ConfigError(f"--concurrency must be >= 1, got {args.concurrency}")
+    require_device(args.device)
     from gennorm.apps import demo as app_module
 
     app = app_module.build_app(models, args.device)

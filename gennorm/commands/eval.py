@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 
+from gennorm.commands._types import device_or_auto, int_at_least, nonneg_int, pixel_limit, positive_int
 from gennorm.metrics.protocols import DEFAULT_PROTOCOL, PROTOCOLS  # torch-free: names and their preprocessing
 
 DESCRIPTION = """\
@@ -47,18 +48,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="FID/KID preprocessing: clean (clean-fid, default), legacy (pytorch-fid), gennorm")
     parser.add_argument("--json", metavar="FILE", help="write the full result here (with --run: default "
                                                        "RUN_DIR/eval/metrics.json)")
-    parser.add_argument("--device", default="auto", help="cpu, cuda, cuda:1 or auto (default: cuda if available)")
-    parser.add_argument("--batch-size", type=int, default=16, help="images per forward pass (default 16)")
+    parser.add_argument("--device", type=device_or_auto, default="auto", help="cpu, cuda, cuda:1 or auto (default: cuda if available)")
+    parser.add_argument("--batch-size", type=positive_int, default=16, help="images per forward pass (default 16)")
     parser.add_argument("--weights-dir", metavar="DIR", help="folder with the metric weight files (searched first; "
                                                              "then $GENNORM_WEIGHTS, then the torch hub cache)")
     parser.add_argument("--no-verify-weights", action="store_true",
                         help="use weight files whose sha256 is not the official one (recorded as verified: false)")
     parser.add_argument("--no-cache", action="store_true", help="do not read or write cached real features")
-    parser.add_argument("--kid-subset-size", type=int, default=1000, help="KID subset size (lowered to the "
+    parser.add_argument("--kid-subset-size", type=int_at_least(2), default=1000, help="KID subset size (lowered to the "
                                                                           "smaller set's size, with a warning)")
-    parser.add_argument("--kid-subsets", type=int, default=100, help="number of KID subsets (default 100)")
-    parser.add_argument("--seed", type=int, default=0, help="seed of the KID subset draws (default 0)")
-    parser.add_argument("--max-pixels", type=float, default=100e6, metavar="N",
+    parser.add_argument("--kid-subsets", type=positive_int, default=100, help="number of KID subsets (default 100)")
+    parser.add_argument("--seed", type=nonneg_int, default=0, help="seed of the KID subset draws (default 0)")
+    parser.add_argument("--max-pixels", type=pixel_limit, default=int(100e6), metavar="N",
                         help="refuse images above N pixels before decoding any (default 100e6; 0: no limit)")
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
 
@@ -77,5 +78,5 @@ def run(args: argparse.Namespace) -> int:
              batch_size=args.batch_size, weights_dir=args.weights_dir, kid_subset_size=args.kid_subset_size,
              kid_subsets=args.kid_subsets, seed=args.seed, use_cache=not args.no_cache,
              progress=False if args.quiet else None, verify_weights=not args.no_verify_weights,
-             max_pixels=int(args.max_pixels) or None, protocol=args.protocol)
+             max_pixels=args.max_pixels, protocol=args.protocol)
     return 0

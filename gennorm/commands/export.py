@@ -20,6 +20,8 @@ import json
 import sys
 from pathlib import Path
 
+from gennorm.commands._types import positive_int
+
 DESCRIPTION = """\
 Export a run directory's generator (latest checkpoint, EMA weights if used) as a models/
 folder: config.yaml, generator.safetensors (float32; float16 with --half), card.md.
@@ -45,7 +47,7 @@ def add_arguments(parser) -> None:
     parser.add_argument("out", help="the models/ folder to write (e.g. models/scenes-pix2pix-nc), or the file")
     parser.add_argument("--format", choices=FORMATS, default="safetensors",
                         help="safetensors: a models/ folder (default); onnx / torch-export: one graph file")
-    parser.add_argument("--size", type=int, default=256, help="onnx / torch-export: the example input's side")
+    parser.add_argument("--size", type=positive_int, default=256, help="onnx / torch-export: the example input's side")
     parser.add_argument("--direction", choices=("AtoB", "BtoA"), default="AtoB",
                         help="which generator (BtoA: a CycleGAN run's second generator)")
     parser.add_argument("--metrics-json", metavar="FILE", help="metrics to put in the card (gennorm eval --json)")

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import sys
 
+from gennorm.commands._types import positive_int
+
 DESCRIPTION = """\
 Import a checkpoint of pytorch-CycleGAN-and-pix2pix (junyanz) as a gennorm model folder.
 
@@ -35,9 +37,9 @@ def add_arguments(parser) -> None:
     parser.add_argument("out", help="model folder to write")
     parser.add_argument("--netG", choices=("resnet_9blocks", "resnet_6blocks", "unet_256", "unet_128"))
     parser.add_argument("--norm", choices=("instance", "batch", "none"))
-    parser.add_argument("--ngf", type=int)
-    parser.add_argument("--input_nc", type=int)
-    parser.add_argument("--output_nc", type=int)
+    parser.add_argument("--ngf", type=positive_int)
+    parser.add_argument("--input_nc", type=positive_int)
+    parser.add_argument("--output_nc", type=positive_int)
     drop = parser.add_mutually_exclusive_group()
     drop.add_argument("--no_dropout", action="store_true", help="the generator has no dropout")
     drop.add_argument("--dropout", action="store_true", help="the generator has dropout (U-Net / ResNet blocks)")
@@ -47,8 +49,8 @@ def add_arguments(parser) -> None:
     parser.add_argument("--which", default=None, help="with a folder: G, G_A or G_B (default: G, else G_A)")
     parser.add_argument("--netD", choices=("basic", "n_layers", "pixel"), help="also import a discriminator")
     parser.add_argument("--checkpoint_D", help="the D .pth (default with a folder: EPOCH_net_D[_A].pth)")
-    parser.add_argument("--ndf", type=int)
-    parser.add_argument("--n_layers_D", type=int)
+    parser.add_argument("--ndf", type=positive_int)
+    parser.add_argument("--n_layers_D", type=positive_int)
 
 
 def run(args) -> int:

@@ -5,6 +5,8 @@
 """
 from __future__ import annotations
 
+from gennorm.commands._types import positive_int
+
 DESCRIPTION = """\
 Architecture summaries: every layer with its output shape and parameter count, and the total.
 
@@ -27,13 +29,13 @@ def add_arguments(parser) -> None:
     summary.add_argument("--kind", choices=("generator", "discriminator"), default=None,
                          help="default: from the architecture name")
     summary.add_argument("--norm", default="instance", help="a norm name (gennorm nets list); default instance")
-    summary.add_argument("--size", type=int, default=256, help="input height = width (default 256)")
-    summary.add_argument("--batch", type=int, default=1, help="batch size of the zero input (default 1)")
-    summary.add_argument("--ngf", type=int, default=64, help="generator width (default 64)")
-    summary.add_argument("--ndf", type=int, default=64, help="discriminator width (default 64)")
-    summary.add_argument("--input-nc", type=int, default=3, help="input channels (default 3)")
-    summary.add_argument("--output-nc", type=int, default=3, help="generator output channels (default 3)")
-    summary.add_argument("--n-layers", type=int, default=3, help="PatchGAN depth for arch n_layers (default 3)")
+    summary.add_argument("--size", type=positive_int, default=256, help="input height = width (default 256)")
+    summary.add_argument("--batch", type=positive_int, default=1, help="batch size of the zero input (default 1)")
+    summary.add_argument("--ngf", type=positive_int, default=64, help="generator width (default 64)")
+    summary.add_argument("--ndf", type=positive_int, default=64, help="discriminator width (default 64)")
+    summary.add_argument("--input-nc", type=positive_int, default=3, help="input channels (default 3)")
+    summary.add_argument("--output-nc", type=positive_int, default=3, help="generator output channels (default 3)")
+    summary.add_argument("--n-layers", type=positive_int, default=3, help="PatchGAN depth for arch n_layers (default 3)")
     summary.add_argument("--upsample", choices=("resize", "transpose"), default=None,
                          help="generator upsampling (default: resize for nc/kn, transpose otherwise)")
     summary.add_argument("--dropout", action="store_true", help="generator dropout layers")

@@ -1,6 +1,8 @@
 """`gennorm quickstart`: the main job end to end on the built-in data (gennorm.study.quickstart)."""
 from __future__ import annotations
 
+from gennorm.commands._types import DEVICE_HELP, device, nonneg_int, positive_int
+
 DESCRIPTION = """\
 Train and evaluate a small pix2pix-NC model on the built-in scenes data, on the CPU, in a few
 minutes; write OUT/report.html (images side by side + PSNR/SSIM of the trained vs the
@@ -21,17 +23,20 @@ DEFAULT_COUNT = 160
 
 def add_arguments(parser) -> None:
     parser.add_argument("--out", default="quickstart", help="output folder (default: quickstart)")
-    parser.add_argument("--steps", type=int, default=DEFAULT_STEPS, help=f"training steps (default {DEFAULT_STEPS})")
-    parser.add_argument("--size", type=int, default=DEFAULT_SIZE, help=f"image size (default {DEFAULT_SIZE})")
-    parser.add_argument("--count", type=int, default=DEFAULT_COUNT, help=f"scenes to generate (default {DEFAULT_COUNT})")
-    parser.add_argument("--ngf", type=int, default=16, help="generator width (default 16)")
+    parser.add_argument("--steps", type=positive_int, default=DEFAULT_STEPS, help=f"training steps (default {DEFAULT_STEPS})")
+    parser.add_argument("--size", type=positive_int, default=DEFAULT_SIZE, help=f"image size (default {DEFAULT_SIZE})")
+    parser.add_argument("--count", type=positive_int, default=DEFAULT_COUNT, help=f"scenes to generate (default {DEFAULT_COUNT})")
+    parser.add_argument("--ngf", type=positive_int, default=16, help="generator width (default 16)")
     parser.add_argument("--norm", default="nc", help="generator norm (default nc)")
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--device", default="cpu", help="cpu (default) or cuda")
+    parser.add_argument("--seed", type=nonneg_int, default=0)
+    parser.add_argument("--device", type=device, default="cpu", help=f"{DEVICE_HELP} (default cpu)")
 
 
 def run(args) -> int:
+    from gennorm.devices import require_device
     from gennorm.study.quickstart import run_quickstart, summary
+
+    require_device(args.device)
 
     report = run_quickstart(args.out, steps=args.steps, size=args.size, count=args.count, ngf=args.ngf,
                             norm=args.norm, seed=args.seed, device=args.device)

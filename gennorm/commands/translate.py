@@ -7,6 +7,8 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
+from gennorm.commands._types import DEVICE_HELP, device, pixel_limit, positive_int
+
 DESCRIPTION = """\
 Translate every image of a folder with a trained model; writes OUTPUT/NAME.png for each input,
 and OUTPUT/index.html with input | output (| target) side by side.
@@ -40,8 +42,8 @@ def add_arguments(parser) -> None:
     parser.add_argument("--aligned", action="store_true", help="inputs are A|B pairs; show B as the target")
     parser.add_argument("--direction", choices=("AtoB", "BtoA", "both"), default=None,
                         help="AtoB (default), BtoA or both (CycleGAN run directories: the second generator)")
-    parser.add_argument("--device", default="cpu", help="cpu (default) or cuda")
-    parser.add_argument("--num-test", type=int, default=None, metavar="N", help="only the first N images (sorted)")
+    parser.add_argument("--device", type=device, default="cpu", help=f"{DEVICE_HELP} (default cpu)")
+    parser.add_argument("--num-test", type=positive_int, default=None, metavar="N", help="only the first N images (sorted)")
     parser.add_argument("--checkpoint", default="latest", metavar="STEP|latest",
                         help="run directories: the checkpoint of this step (default: the latest readable one)")
     parser.add_argument("--train-mode", action="store_true",
@@ -49,12 +51,12 @@ def add_arguments(parser) -> None:
                              "test.py without --eval")
     parser.add_argument("--naming", choices=("gennorm", "junyanz"), default="gennorm",
                         help="output file names and page: gennorm's (default) or pytorch-CycleGAN-and-pix2pix's")
-    parser.add_argument("--tile", type=int, default=None, metavar="PX",
+    parser.add_argument("--tile", type=positive_int, default=None, metavar="PX",
                         help="translate tile by tile (PX x PX output blocks): bounded memory at any size; exact "
                              "for nc / kn / none (local statistics), blended overlaps with a warning otherwise")
     parser.add_argument("--overlap", default="auto", metavar="auto|PX",
                         help="input pixels around each tile (default auto: half the generator's receptive field)")
-    parser.add_argument("--max-pixels", type=float, default=100e6, metavar="N",
+    parser.add_argument("--max-pixels", type=pixel_limit, default=int(100e6), metavar="N",
                         help="refuse larger images (default 100e6; 0: no limit)")
     parser.add_argument("--quantize", choices=("round", "floor"), default=None,
                         help="8-bit conversion: round (default) or floor (the original's; default with --naming junyanz)")
@@ -78,8 +80,10 @@ def _overlap(text: str):
 
 def run(args) -> int:
     from gennorm.data.layouts import ab_folders
+    from gennorm.devices import require_device
     from gennorm.inference import load_translator, translate_folder
 
+    require_device(args.device)
     step = _checkpoint(args.checkpoint)
     jobs = [(args.direction or "AtoB", Path(args.input), Path(args.output))]
     if args.direction == "both":
@@ -91,7 +95,7 @@ def run(args) -> int:
                              tile=args.tile, overlap=_overlap(args.overlap))
         written += translate_folder(tr, folder, out, aligned=args.aligned, num_test=args.num_test,
                                     naming=args.naming, quantize=args.quantize,
-                                    max_pixels=int(args.max_pixels) or None)
+                                    max_pixels=args.max_pixels)
     pages = " and ".join(str(out / "index.html") for _, _, out in jobs)
     print(f"translated {len(written)} images -> {args.output}; open {pages}", file=sys.stderr)
     return 0

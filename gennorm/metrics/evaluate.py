@@ -28,6 +28,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from gennorm.devices import require_device
 from gennorm.errors import ConfigError, DataError
 from gennorm.metrics import cache, images, inception, pixel, weights
 from gennorm.metrics.frechet import frechet_distance_features
@@ -53,23 +54,21 @@ def parse_metrics(metrics: str | Iterable[str]) -> list[str]:
     return [m for m in METRICS if m in names]
 
 
-def available_metrics(weights_dir: str | os.PathLike | None = None) -> list[str]:
-    """Metrics whose weight files are on disk with the official size (psnr, ssim: always)."""
+def available_metrics(weights_dir: str | os.PathLike | None = None, verify: bool = True) -> list[str]:
+    """Metrics whose weight files are on disk (psnr, ssim: always): with the official size, or any
+    file of the right name with verify=False (--no-verify-weights, as the metrics themselves take it)."""
     ok = []
     for m in METRICS:
         files = weights.files_for(m)
-        if all((p := weights.locate(w, weights_dir)) is not None and p.stat().st_size == w.size for w in files):
+        if all((p := weights.locate(w, weights_dir)) is not None and (not verify or p.stat().st_size == w.size)
+               for w in files):
             ok.append(m)
     return ok
 
 
-def resolve_device(device: str | torch.device | None) -> torch.device:
-    if device in (None, "auto"):
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    dev = torch.device(device)
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise ConfigError(f"device {device!r} requested but no CUDA GPU is available; use --device cpu")
-    return dev
+def resolve_device(device: str | torch.device | None, option: str = "--device") -> torch.device:
+    """torch.device for a name (None / "auto": cuda when available); a ConfigError naming `option` if absent."""
+    return require_device("auto" if device is None else device, option)
 
 
 def evaluate_folders(real, fake, metrics=("psnr", "ssim"), device="cpu", batch_size: int = 16,

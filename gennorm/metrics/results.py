@@ -18,11 +18,11 @@ def names_pair_up(real, fake) -> bool:
     return {images.stem_key(real, p) for p in r} == {images.stem_key(fake, p) for p in f}
 
 
-def auto_metrics(paired: bool, weights_dir=None) -> tuple[list[str], dict[str, str]]:
+def auto_metrics(paired: bool, weights_dir=None, verify: bool = True) -> tuple[list[str], dict[str, str]]:
     """`--metrics auto`: (fid, kid, plus lpips, psnr, ssim when paired, of those whose weights are on
-    disk; {skipped metric: why})."""
+    disk (verify=False: any file of the right name); {skipped metric: why})."""
     wanted = list(UNPAIRED) + (["lpips", "psnr", "ssim"] if paired else [])
-    present = set(available_metrics(weights_dir))
+    present = set(available_metrics(weights_dir, verify))
     return [m for m in wanted if m in present], {m: "weights not on disk" for m in wanted if m not in present}
 
 

@@ -41,7 +41,7 @@ def evaluate(real: str | None = None, fake: str | None = None, *, run: str | Non
         json_path = json_path or str(Path(run) / "eval" / "metrics.json")
     if metrics.strip().lower() == "auto":
         names, skipped = auto_metrics(names_pair_up(real, fake) if paired is None else paired,
-                                      options.get("weights_dir"))
+                                      options.get("weights_dir"), options.get("verify_weights", True))
         if skipped:  # recorded in the result (and cards)
             print(f"note: skipping {', '.join(skipped)} (weights not on disk; see `gennorm weights status`)",
                   file=sys.stderr)

@@ -27,6 +27,7 @@ from tqdm import tqdm
 from gennorm.config import (RESUMABLE_KEYS, Config, config_from_file, flatten, parse_overrides, save_config,
                             set_key, to_dict, validate)
 from gennorm.data import create_dataset
+from gennorm.devices import require_device
 from gennorm.errors import CheckpointError, ConfigError, DataError, write_error
 from gennorm.train import checkpoint as ckpt
 from gennorm.train.cyclegan import CycleGANTask
@@ -45,13 +46,10 @@ def make_task(cfg: Config, device: torch.device, dist_info: DistInfo | None = No
 
 
 def resolve_device(name: str, dist_info: DistInfo | None = None) -> torch.device:
-    if name == "auto":
-        name = "cuda" if torch.cuda.is_available() else "cpu"
-    if name == "cuda":
-        if not torch.cuda.is_available():
-            raise ConfigError("config key 'train.device': cuda requested but no GPU is available; allowed: auto, cpu")
+    device = require_device(name, "config key 'train.device' =")  # the same check as every verb's --device
+    if device.type == "cuda" and device.index is None:
         return torch.device("cuda", dist_info.local_rank if dist_info else 0)
-    return torch.device("cpu")
+    return device
 
 
 def set_determinism(deterministic: bool) -> None:

@@ -1,0 +1,121 @@
+"""Hostile values and a failing machine (issue 30; ../shared/reports/2026-12-07-faults.md F20-F31):
+every number checked where it is parsed and named, images right or refused, metrics that are
+valid JSON, full disks named, the demo's temp files, torchrun that cannot hang silently."""
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from gennorm.cli import main
+
+
+def cli(capsys, *args) -> tuple[int, str]:
+    """(exit code, stderr) of `gennorm ARGS` in this process; argparse's SystemExit counts as a code."""
+    try:
+        code = main([str(a) for a in args])
+    except SystemExit as done:
+        code = done.code
+    return code, capsys.readouterr().err
+
+
+@pytest.fixture(scope="module")
+def images(tmp_path_factory) -> Path:
+    folder = tmp_path_factory.mktemp("in")
+    for i in range(2):
+        Image.new("RGB", (32, 32), (40 * i, 90, 200)).save(folder / f"{i}.png")
+    return folder
+
+
+# ---- 1. every CLI number checked and named ---------------------------------------------------
+
+@pytest.mark.parametrize("option, value", [
+    ("--num-test", "-1"), ("--num-test", "0"), ("--tile", "0"), ("--tile", "-5"), ("--max-pixels", "0.5"),
+    ("--max-pixels", "nan"), ("--max-pixels", "1e400"), ("--device", "foo"), ("--device", "meta"),
+])
+def test_translate_refuses_bad_numbers_naming_the_option(option, value, images, tmp_path, capsys):
+    """Before: --num-test -1 dropped the last image (rc 0), 0 said "no images found", --max-pixels 0.5
+    was no limit, the others ended as "unexpected ..." lines without the option's name."""
+    code, err = cli(capsys, "translate", "scenes-nc", images, tmp_path / "o", f"{option}={value}")
+    assert code == 2 and option in err and "unexpected" not in err, err
+    assert not (tmp_path / "o").exists()
+
+
+@pytest.mark.parametrize("argv", [["demo", "--port", "99999"], ["demo", "--port", "-1"], ["demo", "--device", "gpu"],
+                                  ["demo", "--concurrency", "0"], ["eval", "a", "b", "--batch-size", "0"],
+                                  ["eval", "a", "b", "--max-pixels", "inf"], ["eval", "a", "b", "--kid-subsets", "-1"],
+                                  ["quickstart", "--steps", "-3"], ["nets", "summary", "unet_256", "--size", "0"],
+                                  ["bench", "metrics", "--images", "0"], ["export", "r", "o", "--size", "-1"],
+                                  ["data", "scenes", "o", "--count", "1"]])
+def test_every_verb_checks_its_numbers_when_parsing(argv, capsys):
+    code, err = cli(capsys, *argv)
+    option = next(a for a in argv if a.startswith("--"))
+    assert code == 2 and f"argument {option}" in err, err
+
+
+def test_the_types_accept_what_they_should():
+    from gennorm.commands import _types as t
+
+    assert t.pixel_limit("100e6") == 100_000_000 and t.pixel_limit("0") is None and t.pixel_limit("1") == 1
+    assert t.port("1") == 1 and t.port("65535") == 65535
+    assert [t.device(x) for x in ("cpu", "CUDA", "cuda:1", "mps")] == ["cpu", "cuda", "cuda:1", "mps"]
+    assert t.device_or_auto("auto") == "auto" and t.positive_float("1e-3") == 1e-3 and t.nonneg_int("0") == 0
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the message on a machine without a GPU")
+@pytest.mark.parametrize("verb", ["translate", "eval", "demo", "train"])
+def test_a_missing_cuda_device_is_one_named_line(verb, images, tmp_path, capsys, scenes):
+    """Before: translate --device cuda printed "unexpected RuntimeError: Found no NVIDIA driver"."""
+    argv = {"translate": ["translate", "scenes-nc", images, tmp_path / "o", "--device", "cuda"],
+            "eval": ["eval", images, images, "--metrics", "psnr", "--device", "cuda:0"],
+            "demo": ["demo", "--device", "cuda"],
+            "train": ["train", "pix2pix-instance", f"out={tmp_path / 'r'}", f"data.root={scenes / 'paired'}",
+                      "train.device=cuda", "train.max_steps=1"]}[verb]
+    code, err = cli(capsys, *argv)
+    assert code == 2 and "no CUDA device" in err and "unexpected" not in err, err
+    assert ("train.device" if verb == "train" else "--device cuda") in err
+
+
+def test_the_device_check_counts_devices():
+    from gennorm.devices import require_device
+    from gennorm.errors import ConfigError
+
+    assert require_device("cpu").type == "cpu" and require_device("auto").type in ("cpu", "cuda")
+    with pytest.raises(ConfigError, match="--device meta: not supported"):
+        require_device("meta")
+    with pytest.raises(ConfigError, match="--device cuda:99"):
+        require_device("cuda:99")
+
+
+@pytest.mark.parametrize("override, key", [("train.lr=1e300", "train.lr"), ("train.lr=5", "train.lr"),
+                                           ("train.lambda_l1=1e30", "train.lambda_l1")])
+def test_absurd_config_numbers_are_refused_naming_the_key(override, key, scenes, tmp_path, capsys):
+    """Before: train.lr=1e300 ended as "unexpected RuntimeError: value cannot be converted to type float"."""
+    code, err = cli(capsys, "train", "pix2pix-instance", f"out={tmp_path / 'r'}", f"data.root={scenes / 'paired'}",
+                    "train.device=cpu", "train.max_steps=1", override)
+    assert code == 2 and f"'{key}'" in err and "unexpected" not in err, err
+
+
+def test_eval_auto_honours_no_verify_weights(images, tmp_path, capsys, monkeypatch):
+    """Before: --metrics auto skipped fid/kid ("weights not on disk") for a weight file that --metrics
+    fid with the same --weights-dir --no-verify-weights used."""
+    from gennorm.errors import GennormError
+    from gennorm.metrics import weights
+    from gennorm.study import evaluate as study
+
+    (tmp_path / "w").mkdir()
+    (tmp_path / "w" / weights.WEIGHT_FILES["inception"].filename).write_bytes(b"not the official file")
+
+    def chosen(real, fake, names, **options):
+        raise GennormError(f"would run {','.join(names)}")
+
+    monkeypatch.setattr(study, "evaluate_folders", chosen)
+    code, err = cli(capsys, "eval", images, images, "--weights-dir", tmp_path / "w", "--no-verify-weights")
+    assert code == 2 and "would run fid,kid" in err, err
+    code, err = cli(capsys, "eval", images, images, "--weights-dir", tmp_path / "w")  # verified: official size only
+    assert "would run psnr,ssim" in err or "would run fid" not in err, err
