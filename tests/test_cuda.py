@@ -116,6 +116,7 @@ def test_fused_ops_match_the_reference(case, dtype, layout, mode):
 def test_compiled_kernels_serve_the_layers(monkeypatch):
     """NC/KN on CUDA with impl auto run the compiled kernels: the Python kernels are never called."""
     assert all(extension.has_cuda_kernel(op) for op in library.SCHEMAS), extension.info()
+    assert has_cuda(), extension.info()["error"]  # loaded and self-checked (with the Python kernels) first
 
     def python_kernel(*args, **kwargs):
         raise AssertionError("the Python kernel served a CUDA call")
@@ -271,3 +272,12 @@ def test_layers_cuda_autocast_close_to_float32(dtype):
     assert torch.isfinite(out).all() and torch.isfinite(x.grad).all()
     assert_close(out.float(), want, rtol=5e-2, atol=1e-1)
     assert patch_moments(x.to(dtype), 3)[0].dtype == torch.float32
+
+
+def test_self_check_passes_on_the_gpu():
+    """The check has_cuda() runs before the compiled kernels serve: every op, every case, on this GPU."""
+    from gennorm.ops import selfcheck
+
+    assert extension.ensure_loaded(), extension.info()["error"]
+    rows = selfcheck.self_check("cuda")
+    assert all(r.status == "ok" for r in rows), [r for r in rows if r.status != "ok"]

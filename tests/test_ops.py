@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import warnings
 from pathlib import Path
 
 import pytest
@@ -17,7 +18,7 @@ from torch.testing import assert_close
 
 import literal
 from gennorm import PONO, KernelNorm2d, KNConv2d, NCConv2d
-from gennorm.ops import kernels, library, nc_conv2d, patch_moments
+from gennorm.ops import extension, kernels, library, nc_conv2d, patch_moments, selfcheck
 from gennorm.ops.nc_conv2d import nc_conv2d_ref
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -642,3 +643,71 @@ def test_every_call_exact_in_a_graph():
         t.join()
     for i, (out, xi) in results.items():
         assert_close(out, net(xi, ws, slow), rtol=1e-11, atol=1e-11)
+
+
+# ---- the self-check of the compiled kernels (gennorm.ops.selfcheck) ------------------------------
+
+
+def _wrong(name, scale=1.001):
+    """The op's Python kernel with its first output scaled: a kernel that is slightly wrong."""
+    def kernel(*args):
+        out = library.PYTHON_KERNELS[name](*args)
+        return out * scale if isinstance(out, torch.Tensor) else (out[0] * scale, *out[1:])
+    return kernel
+
+
+def test_self_check_passes_on_the_python_kernels():
+    rows = selfcheck.self_check("cpu")
+    assert {r.op for r in rows} == set(library.SCHEMAS)
+    assert {r.case.split()[0] for r in rows} == {"zeros", "reflect", "replicate", "circular"}
+    assert {r.case.split()[-1] for r in rows} == {"float32", "bfloat16"}
+    assert all(r.status == "ok" for r in rows), [r for r in rows if r.status != "ok"]
+
+
+@pytest.mark.parametrize("name", sorted(library.SCHEMAS))
+def test_self_check_names_a_wrong_or_failing_kernel(name):
+    """A kernel 0.1% off fails in float32 (tolerance 1e-4) and only that op fails; a raising one reports its error."""
+    rows = selfcheck.self_check("cpu", ops={name: _wrong(name)})
+    bad = {(r.op, r.case.split()[-1]) for r in rows if r.status != "ok"}
+    assert (name, "float32") in bad and {op for op, _ in bad} == {name}
+
+    def broken(*args):
+        raise RuntimeError("CUDA error: an illegal memory access was encountered")
+    rows = selfcheck.self_check("cpu", ops={name: broken})
+    assert all(r.status.startswith("error: CUDA error: an illegal") for r in rows if r.op == name)
+
+
+def test_a_failed_self_check_warns_once_and_the_pytorch_path_serves(monkeypatch):
+    """has_cuda() runs the check once before the CUDA kernels serve: a failure warns once naming the op and
+    has_cuda() stays False (impl auto then takes the torch path); a pass lets them serve."""
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(extension, "ensure_loaded", lambda: True)
+    monkeypatch.setattr(extension, "has_cuda_kernel", lambda op: True)
+    monkeypatch.setattr(extension, "_WARNED", False)
+    monkeypatch.setitem(extension._STATE, "ready", None)
+    monkeypatch.setitem(extension._STATE, "error", None)
+    real = selfcheck.self_check
+    monkeypatch.setattr(selfcheck, "self_check", lambda device: real("cpu", ops={"window_epilogue": _wrong("window_epilogue")}))
+    with pytest.warns(RuntimeWarning, match="window_epilogue"):
+        assert extension.has_cuda() is False
+    assert "window_epilogue" in extension._STATE["error"]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert extension.has_cuda() is False  # decided once: no second check, no second warning
+    monkeypatch.setitem(extension._STATE, "ready", None)
+    monkeypatch.setattr(selfcheck, "self_check", lambda device: real("cpu"))
+    assert extension.has_cuda() is True
+
+
+def test_ops_check_command(monkeypatch, capsys):
+    from gennorm import cli
+
+    assert cli.main(["ops", "check", "--device", "cpu"]) == 0
+    assert "48 of 48 checks passed on cpu" in capsys.readouterr().out
+    real = selfcheck.self_check
+    monkeypatch.setattr(selfcheck, "self_check", lambda device: real(device, ops={"patch_moments": _wrong("patch_moments")}))
+    assert cli.main(["ops", "check", "--device", "cpu"]) == 1
+    out = capsys.readouterr().out
+    assert "MISMATCH" in out and "patch_moments " in out
+    assert cli.main(["ops", "check", "--device", "tpu"]) == 2
+    assert "--device tpu" in capsys.readouterr().err

@@ -13,6 +13,10 @@ examples:
   gennorm ops build --arch 9.0       # TORCH_CUDA_ARCH_LIST (default: the visible GPUs, else 9.0+PTX)
   gennorm ops build --quiet          # compiler output only when it fails
   gennorm ops status                 # a cached build? loaded? which ops have CUDA kernels?
+  gennorm ops check                  # every op's compiled kernel against its Python kernel, a table
+
+On a GPU, the first NC call runs the same check once before the compiled kernels serve; a
+mismatch or a CUDA error warns once, naming the op, and the PyTorch path serves.
 
 Without a build, gennorm builds once on the first CUDA call (and says so); the PyTorch kernels
 serve wherever the CUDA kernels are missing. `python -m gennorm.ops ...` is the same command.
@@ -25,6 +29,8 @@ def add_arguments(parser) -> None:
     build.add_argument("--arch", default=None, help="TORCH_CUDA_ARCH_LIST, e.g. '9.0' or '8.0;9.0+PTX'")
     build.add_argument("--quiet", action="store_true", help="hide the compiler output unless it fails")
     sub.add_parser("status", help="print whether a build is cached and loadable, its path, and its kernels")
+    check = sub.add_parser("check", help="run every op on the device against its Python kernel (exit 1 on a mismatch)")
+    check.add_argument("--device", default=None, help="cuda (default when a GPU is visible) or cpu")
 
 
 def run(args) -> int:
@@ -40,6 +46,9 @@ def run(args) -> int:
         print(f"built the CUDA kernels (arch {meta.get('arch_list') or 'visible GPUs'}) in {meta.get('seconds', '?')} s: {path}")
         print("gennorm loads them on its first CUDA call")
         return 0
+
+    if args.command == "check":
+        return _check(args.device)
 
     import torch
 
@@ -63,3 +72,31 @@ def run(args) -> int:
         print("  kernels:      the PyTorch ones (build with: python -m gennorm.ops build)")
     del torch
     return 0
+
+
+def _check(device: str | None) -> int:
+    import torch
+
+    from gennorm.errors import ConfigError
+    from gennorm.ops import extension, selfcheck
+
+    device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+    if device.startswith("cuda"):
+        if not torch.cuda.is_available():
+            raise ConfigError(f"--device {device}: no CUDA device is visible")
+        if not extension.load_cached() and not extension.ensure_loaded():
+            print(f"no compiled kernels loaded ({extension.info()['error'] or 'no build'}): checking the Python "
+                  "kernels on the GPU", file=sys.stderr)
+    elif device != "cpu":
+        raise ConfigError(f"--device {device}: expected cpu or cuda")
+    else:
+        print("on the CPU the registered ops run their Python kernels: this checks the harness, not CUDA",
+              file=sys.stderr)
+    rows = selfcheck.self_check(device)
+    width = max(len(r.op) for r in rows)
+    for r in rows:
+        err = "-" if r.error is None else f"{r.error:.2e}"
+        print(f"{r.op:<{width}}  {r.case:<32} {err:>9} <= {r.tolerance:g}  {r.status}")
+    bad = [r for r in rows if r.status != "ok"]
+    print(f"{len(rows) - len(bad)} of {len(rows)} checks passed on {device}")
+    return 1 if bad else 0

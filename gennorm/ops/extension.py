@@ -293,12 +293,26 @@ def info() -> dict:
 
 
 def has_cuda() -> bool:
-    """True when the compiled CUDA kernels of the four fused ops serve CUDA tensors (loading or
-    building them once)."""
+    """True when the compiled CUDA kernels of the four fused ops serve CUDA tensors: loaded (or
+    built) once, and passing the self-check against the Python kernels on this device."""
     if _STATE.get("ready") is None:
         _STATE["ready"] = (torch.cuda.is_available() and ensure_loaded()
-                           and all(has_cuda_kernel(op) for op in FUSED_OPS))
+                           and all(has_cuda_kernel(op) for op in FUSED_OPS) and _trusted())
     return _STATE["ready"]
+
+
+def _trusted() -> bool:
+    """gennorm.ops.selfcheck on the current CUDA device, once per process; a failure warns naming the op."""
+    from gennorm.ops.selfcheck import self_check  # it imports library, which imports this module
+
+    bad = [row for row in self_check("cuda") if row.status != "ok"]
+    if bad:
+        row = bad[0]
+        detail = row.status if row.error is None else f"off by {row.error:.2g} (tolerance {row.tolerance:g})"
+        _STATE["error"] = (f"self-check: the CUDA kernel of {row.op} failed on {row.case}: {detail}"
+                           f" ({len(bad)} of the checks failed; gennorm ops check shows them)")
+        _warn_once(f"gennorm: {_STATE['error']}.")
+    return not bad
 
 
 has_cuda._dynamo_marked_constant = True  # = torch.compiler.assume_constant_result, without importing dynamo

@@ -165,14 +165,15 @@ def _serving(name, kernel):
 _lib = torch.library.Library("gennorm", "DEF")
 for _name, _schema in SCHEMAS.items():
     _lib.define(_schema)
-for _name, _kernel in [
-    ("pad_center_sums", _pad_center_sums),
-    ("window_epilogue", _window_epilogue),
-    ("window_epilogue_backward", _window_epilogue_backward),
-    ("pad_center_sums_backward", _pad_center_sums_backward),
-    ("patch_moments", _patch_moments),
-    ("patch_moments_backward", _patch_moments_backward),
-]:
+PYTHON_KERNELS = {  # op -> its Python kernel (what serves without the compiled library; gennorm ops check's reference)
+    "pad_center_sums": _pad_center_sums,
+    "window_epilogue": _window_epilogue,
+    "window_epilogue_backward": _window_epilogue_backward,
+    "pad_center_sums_backward": _pad_center_sums_backward,
+    "patch_moments": _patch_moments,
+    "patch_moments_backward": _patch_moments_backward,
+}
+for _name, _kernel in PYTHON_KERNELS.items():
     _lib.impl(_name, _serving(_name, _kernel), "CompositeExplicitAutograd")
 
 

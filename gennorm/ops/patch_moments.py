@@ -24,8 +24,8 @@ def patch_moments(x, kernel_size, stride=1, dilation=1, groups=1, eps=1e-5, impl
                                      ((kernel_size, "kernel_size"), (stride, "stride"), (dilation, "dilation")))
     checks.check_groups(x.shape[1], groups, "patch_moments", error=ValueError)
     checks.window_output(x.shape[2:], kernel_size, stride, dilation, "patch_moments", error=ValueError)
-    # On CUDA the op loads the compiled kernels on first use and falls back to its Python kernel.
-    if extension.resolve_impl(x, impl) == "op" or (impl == "auto" and x.is_cuda):
+    # auto on CUDA: the op when the compiled kernels loaded and passed their self-check (has_cuda)
+    if extension.resolve_impl(x, impl) == "op":
         return torch.ops.gennorm.patch_moments(x, kernel_size, stride, dilation, groups, float(eps))
     return patch_moments_ref(x, kernel_size, stride, dilation, groups, eps)
 
