@@ -119,3 +119,48 @@ def test_eval_auto_honours_no_verify_weights(images, tmp_path, capsys, monkeypat
     assert code == 2 and "would run fid,kid" in err, err
     code, err = cli(capsys, "eval", images, images, "--weights-dir", tmp_path / "w")  # verified: official size only
     assert "would run psnr,ssim" in err or "would run fid" not in err, err
+
+
+# ---- 3. images right or refused ----------------------------------------------------------------
+
+def _png(path: Path, width: int, height: int, depth: int, colour: int, rows: list[bytes]) -> Path:
+    """A PNG written by hand: a valid file (CRCs, IEND) whose IDAT holds exactly `rows`."""
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
+
+    header = struct.pack(">IIBBBBB", width, height, depth, colour, 0, 0, 0)
+    idat = zlib.compress(b"".join(b"\x00" + r for r in rows))
+    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", idat) + chunk(b"IEND", b""))
+    return path
+
+
+def test_a_png_with_half_its_rows_is_refused_naming_the_file(tmp_path, capsys):
+    """Before: loaded silently, the bottom half black (PIL fills missing rows)."""
+    from gennorm.data.images import load_image
+    from gennorm.errors import DataError
+
+    (tmp_path / "in").mkdir()
+    half = _png(tmp_path / "in" / "half.png", 32, 32, 8, 2, [bytes([200]) * 96] * 16)
+    whole = _png(tmp_path / "whole.png", 32, 32, 8, 2, [bytes([200]) * 96] * 32)
+    assert np.asarray(load_image(whole)).min() == 200
+    with pytest.raises(DataError, match="half.png.*rows missing"):
+        load_image(half)
+    code, err = cli(capsys, "translate", "scenes-nc", tmp_path / "in", tmp_path / "out")
+    assert code == 2 and "half.png" in err and "rows missing" in err, err
+
+
+def test_a_16bit_png_gives_the_same_pixels_in_the_cli_and_the_demo(tmp_path):
+    """Before: values 0..255 stored as 16 bits were 0..1 in the CLI and 0..255 in the demo."""
+    pytest.importorskip("gradio")
+    from gennorm.apps import demo
+    from gennorm.data.images import load_image
+
+    values = (np.arange(64 * 8).reshape(8, 64) % 256 * 16).astype(">u2")  # 12-bit data
+    path = _png(tmp_path / "deep.png", 64, 8, 16, 0, [r.tobytes() for r in values])
+    cli_pixels = np.asarray(load_image(path))
+    assert cli_pixels.max() == round(255 * 16 * 255 / 65535)
+    with Image.open(path) as im:
+        assert np.array_equal(np.asarray(demo.prepare_image(im)), cli_pixels)

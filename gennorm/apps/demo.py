@@ -52,10 +52,12 @@ import gradio as gr  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402  (gradio's dependency: its DataFrames and plots)
 import torch  # noqa: E402
-from PIL import Image, ImageOps, UnidentifiedImageError  # noqa: E402
+from PIL import Image, UnidentifiedImageError  # noqa: E402
 
+from gennorm.data.images import check_image, load_image, to_rgb8  # noqa: E402
 from gennorm.data.transforms import to_tensor  # noqa: E402
 from gennorm.devices import require_device  # noqa: E402
+from gennorm.errors import DataError  # noqa: E402
 from gennorm.inference import load_translator  # noqa: E402
 from gennorm.layers.registry import NORMS  # noqa: E402
 from gennorm.networks.statistics import norm_statistics  # noqa: E402
@@ -93,16 +95,7 @@ def prepare_image(im: Image.Image, max_side: int = MAX_SIDE) -> Image.Image:
     if w == 0 or h == 0:
         raise gr.Error(BAD_UPLOAD)
     im.load()  # decode now: a truncated file fails here, not inside a model
-    im = ImageOps.exif_transpose(im)
-    if im.mode in ("I", "I;16", "I;16B", "I;16L", "F"):  # 16-bit / float grayscale -> 8 bit
-        arr = np.asarray(im, dtype=np.float64)
-        arr = arr / max(float(arr.max()), 1.0) * 255.0 if arr.max() > 255 else arr
-        im = Image.fromarray(arr.clip(0, 255).astype(np.uint8), "L")
-    if im.mode in ("RGBA", "LA", "PA") or (im.mode == "P" and "transparency" in im.info):
-        rgba = im.convert("RGBA")
-        background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
-        im = Image.alpha_composite(background, rgba)  # transparent -> white, not black
-    im = im.convert("RGB")
+    im = to_rgb8(im)  # the data loader's conversion (EXIF, 16-bit, alpha onto white): the CLI's pixels
     if max(im.size) > max_side:
         scale = max_side / max(im.size)
         im = im.resize((max(1, round(im.width * scale)), max(1, round(im.height * scale))), Image.Resampling.LANCZOS)
@@ -112,17 +105,23 @@ def prepare_image(im: Image.Image, max_side: int = MAX_SIDE) -> Image.Image:
 def upload_image(**kwargs) -> gr.Image:
     """A gr.Image input whose preprocessing hands the app a prepared RGB image, and turns an
     unreadable upload into a clear gr.Error (instead of Gradio's generic "Error")."""
-    image = gr.Image(type="pil", image_mode=None, **kwargs)
-    decode = image.preprocess  # PIL.Image.open + EXIF transpose; raises on non-images
+    image = gr.Image(type="filepath", image_mode=None, **kwargs)
+    decode = image.preprocess  # the uploaded file's path (a data: URL written to a file); raises on non-images
 
     def preprocess(payload):
         try:
-            im = decode(payload)
-            return None if im is None else prepare_image(im)
+            path = decode(payload)
+            if path is None:
+                return None
+            w, h = check_image(path)  # the header only: a bomb is refused before decoding
+            if w * h > MAX_PIXELS:
+                raise gr.Error(f"The image is {w}x{h} pixels; the demo takes at most {MAX_PIXELS // 1_000_000} "
+                               "megapixels.")
+            return prepare_image(load_image(path))  # the CLI's reader: truncated files refused, same pixels
         except gr.Error:
             raise
-        except (UnidentifiedImageError, Image.DecompressionBombError, OSError, SyntaxError, ValueError):
-            raise gr.Error(BAD_UPLOAD) from None
+        except (DataError, UnidentifiedImageError, Image.DecompressionBombError, OSError, SyntaxError, ValueError):
+            raise gr.Error(BAD_UPLOAD) from None  # the reason names a temp path: not for the visitor
 
     image.preprocess = preprocess  # per instance: the frontend still sees a plain gr.Image
     return image

@@ -11,9 +11,13 @@ with a PIL traceback 3 hours in. Decisions (documented here once):
 - **16-bit** (`I;16*`, `I`) is *scaled* to 8 bits (`v * 255 / 65535`, rounded), never clipped,
   so a 16-bit scan keeps its whole tonal range. Float (`F`) images in [0, 1] are scaled by
   255; other float ranges are clipped to [0, 255].
+- **One conversion**: `to_rgb8` (EXIF, 16-bit, alpha) is what every reader uses, the datasets,
+  translate, eval and the demo's uploads (gennorm.apps.demo), so one file gives the same pixels.
 - **EXIF orientation** is applied (`ImageOps.exif_transpose`); a broken EXIF block is ignored.
-- **Corruption** is found by decoding: `load_image` fully decodes (`Image.load()`), so a
-  truncated file raises. `check_image` (used by dataset scans) reads only the header, which is
+- **Corruption** is found by decoding: `load_image` fully decodes (`Image.load()`, with
+  `ImageFile.LOAD_TRUNCATED_IMAGES` off), so a truncated file raises. A PNG whose IDAT stream
+  is complete but holds fewer rows than its header says is one PIL fills with black without a
+  word; `load_image` counts the decompressed bytes against the header and refuses it. `check_image` (used by dataset scans) reads only the header, which is
   cheap and catches non-images and wrong sizes; `verify_image` decodes fully (what
   `skip_corrupt=True` uses, since `Image.verify()` does not notice a truncated JPEG).
 - **Lists** are sorted by path (relative to the folder), recursive like the classic CycleGAN
@@ -22,11 +26,13 @@ with a PIL traceback 3 hours in. Decisions (documented here once):
 from __future__ import annotations
 
 import os
+import struct
 import warnings
+import zlib
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, ImageOps
+from PIL import Image, ImageFile, ImageOps
 
 from gennorm.errors import DataError
 
@@ -124,16 +130,76 @@ def load_image(path: str | os.PathLike, mode: str = "RGB") -> Image.Image:
     """
     if mode not in ("RGB", "L"):
         raise ValueError(f"load_image: mode must be 'RGB' or 'L', got {mode!r}")
+    ImageFile.LOAD_TRUNCATED_IMAGES = False  # a library may have switched it on: truncated files are refused
     try:
         with Image.open(path) as im:
             im.load()  # full decode: a truncated file raises here, not later in a worker
-            im = _apply_exif(im)
-            rgb = _to_8bit_rgb(im)
+            if im.format == "PNG":
+                _check_png_rows(path, im)
+            rgb = to_rgb8(im)
     except FileNotFoundError:
         raise DataError(f"image {path} does not exist") from None
+    except DataError:
+        raise
     except _READ_ERRORS as err:
         raise _unreadable(path, err) from None
     return rgb if mode == "RGB" else rgb.convert("L")
+
+
+def to_rgb8(im: Image.Image) -> Image.Image:
+    """A decoded PIL image -> a new upright 8-bit RGB image: EXIF orientation applied, 16-bit scaled
+    (v * 255 / 65535), alpha composited onto white (the module doc's rules; the one conversion)."""
+    return _to_8bit_rgb(_apply_exif(im))
+
+
+_PNG_CHANNELS = {0: 1, 2: 3, 3: 1, 4: 2, 6: 4}  # colour type -> samples per pixel
+_ADAM7 = ((0, 0, 8, 8), (4, 0, 8, 8), (0, 4, 4, 8), (2, 0, 4, 4), (0, 2, 2, 4), (1, 0, 2, 2), (0, 1, 1, 2))
+
+
+def _png_expected_bytes(width: int, height: int, depth: int, colour: int, interlace: int) -> int:
+    """Bytes of the decompressed IDAT stream the header promises (one filter byte per row)."""
+    bits = depth * _PNG_CHANNELS.get(colour, 4)
+    passes = [(0, 0, 1, 1)] if interlace == 0 else _ADAM7  # (x0, y0, dx, dy)
+    total = 0
+    for x0, y0, dx, dy in passes:
+        w, h = max(0, (width - x0 + dx - 1) // dx), max(0, (height - y0 + dy - 1) // dy)
+        if w and h:
+            total += h * (1 + (w * bits + 7) // 8)
+    return total
+
+
+def _check_png_rows(path: str | os.PathLike, im: Image.Image) -> None:
+    """DataError if the PNG's IDAT data decompresses to fewer bytes than its header promises (PIL
+    fills the missing rows with black silently). Streams the data: memory stays small."""
+    with open(path, "rb") as f:
+        data = f.read(8)
+        inflate, got, header = zlib.decompressobj(), 0, None
+        while True:
+            head = f.read(8)
+            if len(head) < 8:
+                break
+            length, kind = struct.unpack(">I4s", head)
+            if kind == b"IHDR":
+                header = struct.unpack(">IIBBBBB", f.read(13))
+                f.seek(length - 13 + 4, os.SEEK_CUR)
+                continue
+            if kind == b"IEND":
+                break
+            if kind != b"IDAT":
+                f.seek(length + 4, os.SEEK_CUR)
+                continue
+            chunk = f.read(length)
+            f.seek(4, os.SEEK_CUR)
+            while chunk and not inflate.eof:
+                got += len(inflate.decompress(chunk, 1 << 20))
+                chunk = inflate.unconsumed_tail
+    if header is None or data != b"\x89PNG\r\n\x1a\n":
+        return  # PIL read it: nothing for this check to say
+    width, height, depth, colour, _, _, interlace = header
+    want = _png_expected_bytes(width, height, depth, colour, interlace)
+    if got < want:
+        raise DataError(f"cannot read image {path} (corrupt, truncated or not an image): its pixel data holds "
+                        f"{got:,} of the {want:,} bytes its {width}x{height} header promises (rows missing)")
 
 
 def _unreadable(path: str | os.PathLike, err: BaseException) -> DataError:
