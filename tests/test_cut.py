@@ -1,0 +1,101 @@
+"""CUT / FastCUT: PatchNCE against the paper's equation and against CUT's PatchNCELoss; the
+generators' encoder taps; the PatchSampleF head; a CUT step against CUTModel's losses; runs.
+
+The CUT transcriptions below are written from the paper and the semantics of
+taesungp/contrastive-unpaired-translation (models/patchnce.py, models/cut_model.py,
+models/networks.py PatchSampleF), in the layout that code uses (features [B*P, D]).
+"""
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+import torch.nn as nn
+
+from gennorm.train.cut import patch_nce
+
+
+def _unit(*shape, seed=0, dtype=torch.float64):
+    g = torch.Generator().manual_seed(seed)
+    x = torch.randn(*shape, generator=g, dtype=dtype)
+    return x / x.norm(dim=-1, keepdim=True)
+
+
+def literal_patch_nce(q, k, tau, batch_negatives=False, masked_term=False):
+    """The paper's eq. (2), literally, one patch at a time (float64): for query v = q_bi, positive
+    v+ = k_bi, negatives v- = the other key patches of image b (of the batch with batch_negatives):
+    -log( exp(v.v+/tau) / (exp(v.v+/tau) + sum_n exp(v.v-_n/tau)) ).
+    masked_term: + exp(-10/tau) in the sum, the masked self-similarity CUT's logits keep."""
+    B, P, _ = q.shape
+    out = torch.zeros(B, P, dtype=torch.float64)
+    for b in range(B):
+        for i in range(P):
+            v, pos = q[b, i].double(), k[b, i].double()
+            negs = [k[c, j].double() for c in (range(B) if batch_negatives else [b]) for j in range(P)
+                    if (c, j) != (b, i)]
+            num = math.exp(float(v @ pos) / tau)
+            den = num + sum(math.exp(float(v @ n) / tau) for n in negs) + masked_term * math.exp(-10.0 / tau)
+            out[b, i] = -math.log(num / den)
+    return out
+
+
+def cut_patchnce_loss(feat_q, feat_k, nce_T, batch_size, all_negatives_from_minibatch):
+    """CUT's PatchNCELoss.forward, transcribed: feat_q, feat_k [B*P, D] (batch-major rows)."""
+    num_patches, dim = feat_q.shape
+    feat_k = feat_k.detach()
+    l_pos = torch.bmm(feat_q.view(num_patches, 1, -1), feat_k.view(num_patches, -1, 1)).view(num_patches, 1)
+    batch_dim_for_bmm = 1 if all_negatives_from_minibatch else batch_size
+    feat_q = feat_q.view(batch_dim_for_bmm, -1, dim)
+    feat_k = feat_k.view(batch_dim_for_bmm, -1, dim)
+    npatches = feat_q.size(1)
+    l_neg_curbatch = torch.bmm(feat_q, feat_k.transpose(2, 1))
+    diagonal = torch.eye(npatches, device=feat_q.device, dtype=torch.bool)[None, :, :]
+    l_neg_curbatch.masked_fill_(diagonal, -10.0)
+    l_neg = l_neg_curbatch.view(-1, npatches)
+    out = torch.cat((l_pos, l_neg), dim=1) / nce_T
+    return nn.CrossEntropyLoss(reduction="none")(out, torch.zeros(out.size(0), dtype=torch.long))
+
+
+# ---- 1. patch_nce ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("batch_negatives", [False, True])
+@pytest.mark.parametrize("tau", [0.07, 0.5])
+def test_patch_nce_is_the_papers_equation(batch_negatives, tau):
+    """At CUT's tau 0.07 the masked diagonal's exp(-10 / tau) ~ 1e-62 vanishes in float64 and the
+    loss is the paper's equation; at tau 0.5 (exp(-20) ~ 2e-9) it shows, and is that term exactly."""
+    q, k = _unit(2, 7, 5, seed=1), _unit(2, 7, 5, seed=2)
+    k = 0.6 * q + 0.4 * k  # positives more similar than chance
+    k = k / k.norm(dim=-1, keepdim=True)
+    got = patch_nce(q, k, tau, batch_negatives)
+    assert got.shape == (2, 7) and got.dtype == torch.float64
+    torch.testing.assert_close(got, literal_patch_nce(q, k, tau, batch_negatives, masked_term=True),
+                               rtol=1e-12, atol=1e-12)
+    paper = literal_patch_nce(q, k, tau, batch_negatives)
+    if tau < 0.1:
+        torch.testing.assert_close(got, paper, rtol=1e-12, atol=1e-12)
+    else:
+        assert not torch.allclose(got, paper, rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("batch_negatives", [False, True])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_patch_nce_is_cuts_patchnce_loss(batch_negatives, dtype):
+    B, P, D = 3, 16, 8
+    q, k = _unit(B, P, D, seed=3, dtype=dtype), _unit(B, P, D, seed=4, dtype=dtype)
+    got = patch_nce(q, k, 0.07, batch_negatives)
+    want = cut_patchnce_loss(q.reshape(B * P, D), k.reshape(B * P, D), 0.07, B, batch_negatives).reshape(B, P)
+    tol = 1e-12 if dtype == torch.float64 else 1e-5
+    torch.testing.assert_close(got, want, rtol=tol, atol=tol)
+
+
+def test_patch_nce_detaches_the_keys_and_checks_shapes():
+    q = _unit(1, 4, 3, seed=5).requires_grad_()
+    k = _unit(1, 4, 3, seed=6).requires_grad_()
+    patch_nce(q, k).sum().backward()
+    assert q.grad is not None and torch.isfinite(q.grad).all() and k.grad is None
+    with pytest.raises(ValueError, match=r"\[B, P, D\]"):
+        patch_nce(q[0], k[0])
+    with pytest.raises(ValueError, match=r"\[B, P, D\]"):
+        patch_nce(q, k[:, :3])
