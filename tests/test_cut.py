@@ -99,3 +99,69 @@ def test_patch_nce_detaches_the_keys_and_checks_shapes():
         patch_nce(q[0], k[0])
     with pytest.raises(ValueError, match=r"\[B, P, D\]"):
         patch_nce(q, k[:, :3])
+
+
+# ---- 2. encoder taps ---------------------------------------------------------------------------
+
+
+def _tap_modules_resnet(net):
+    """role -> the module whose forward output is that tap, per the ResNet's docstring."""
+    conv = lambda layer: layer[0] if isinstance(layer, nn.Sequential) else layer  # noqa: E731
+    out = {"input": net.stem[0], "down1": conv(net.down[0][0]), "down2": conv(net.down[1][0])}
+    out.update({f"block{k + 1}": b for k, b in enumerate(net.blocks)})
+    return out
+
+
+def _tap_modules_unet(net):
+    conv = lambda layer: layer[0] if isinstance(layer, nn.Sequential) else layer  # noqa: E731
+    out = {"level0": net.down[0]}
+    out.update({f"level{i}": conv(d[1]) for i, d in enumerate(net.down) if i > 0})
+    return out
+
+
+def _hooked(net, modules, x):
+    seen = {}
+    handles = [m.register_forward_hook(lambda mod, inp, out, name=name: seen.setdefault(name, out))
+               for name, m in modules.items()]
+    try:
+        net(x)
+    finally:
+        for h in handles:
+            h.remove()
+    return seen
+
+
+@pytest.mark.parametrize("arch", ["resnet_6blocks", "unet_128"])
+def test_encoder_taps_are_the_forward_passs_features_for_every_norm(arch):
+    from gennorm.layers.registry import NORMS
+    from gennorm.networks import build_generator
+
+    size = 16 if arch.startswith("resnet") else 128  # unet_128 halves 7 times
+    for norm in NORMS:
+        torch.manual_seed(0)
+        net = build_generator(arch, 3, 3, ngf=4, norm=norm).eval()
+        x = torch.randn(2, 3, size, size)
+        modules = _tap_modules_resnet(net) if arch.startswith("resnet") else _tap_modules_unet(net)
+        with torch.no_grad():
+            seen = _hooked(net, modules, x)
+            feats = net.encode(x, net.taps)
+        if arch.startswith("unet"):
+            seen["input"] = x
+        assert len(feats) == len(net.taps)
+        for name, feat in zip(net.taps, feats):
+            assert torch.equal(feat, seen[name]), (norm, name)
+        with torch.no_grad():  # any order, a subset; stops early (the last block is not needed)
+            sub = net.encode(x, list(reversed(net.nce_taps)))
+        assert [f.shape for f in sub] == [seen[t].shape for t in reversed(net.nce_taps)]
+
+
+def test_nce_taps_are_cuts_layers():
+    from gennorm.networks import build_generator
+
+    net = build_generator("resnet_9blocks", 3, 3, ngf=4)
+    assert net.nce_taps == ("input", "down1", "down2", "block1", "block5")
+    shapes = [tuple(f.shape) for f in net.encode(torch.zeros(1, 3, 16, 16), net.nce_taps)]
+    assert shapes == [(1, 3, 22, 22), (1, 8, 8, 8), (1, 16, 4, 4), (1, 16, 4, 4), (1, 16, 4, 4)]
+    assert build_generator("unet_128", 3, 3, ngf=4).nce_taps == ("input", "level0", "level1", "level2", "level3")
+    with pytest.raises(ValueError, match="unknown encoder tap 'block10'.*known taps: input, down1"):
+        net.encode(torch.zeros(1, 3, 16, 16), ["block10"])

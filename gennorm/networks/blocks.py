@@ -59,6 +59,25 @@ def up_conv_plain(mode: str, in_ch: int, out_ch: int, kernel_size: int = 4, outp
     return nn.ConvTranspose2d(in_ch, out_ch, kernel_size, stride=2, padding=1, output_padding=output_padding)
 
 
+def conv_then_norm(layer: nn.Module, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """(conv output, normalized output) of a `conv_norm` layer: nn.Sequential(conv, norm) gives its
+    conv's output before the norm; a fused layer (NC, KN, ConvNorm, spectral, or a plain conv)
+    gives its output twice: there the conv's output is already normalized."""
+    if isinstance(layer, nn.Sequential):
+        conv_out = layer[0](x)
+        return conv_out, layer[1:](conv_out)
+    out = layer(x)
+    return out, out
+
+
+def check_taps(arch: str, taps, known: tuple[str, ...]) -> None:
+    """A ValueError naming the known taps when `taps` is empty or has an unknown one."""
+    unknown = [t for t in taps if t not in known]
+    if unknown or not taps:
+        what = f"unknown encoder tap {unknown[0]!r}" if unknown else "no encoder taps given"
+        raise ValueError(f"{arch}: {what}; known taps: {', '.join(known)}")
+
+
 def check_image(x: torch.Tensor, arch: str, channels: int, multiple: int) -> None:
     """A clear ValueError when x is not [N, channels, H, W] with H, W multiples of `multiple`."""
     if x.dim() != 4:

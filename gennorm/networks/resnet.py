@@ -10,6 +10,16 @@ PONO-MS (docs/SPEC.md section 2; norm "pono-ms"/"pono-dms"): each downsampling b
 is followed by PONO whose moments are kept; before each upsampling conv the moments of the
 same resolution are put back by a moment shortcut (H/4 first, then H/2). Static MS adds no
 parameters; the dynamic one adds its small conv stack per shortcut.
+
+Encoder taps (`encode(x, taps)`, for CUT's PatchNCE), by role:
+    "input"       the reflect-padded input                 [N, in, H+6, W+6]    (CUT's nce layer 0)
+    "down1/2"     the output of each downsampling conv      [N, 2ngf, H/2, W/2], [N, 4ngf, H/4, W/4]
+                  before its norm and ReLU                                      (CUT's 4, 8)
+    "blockK"      the output of residual block K (1-based)  [N, 4ngf, H/4, W/4] (CUT's 12, 16: K = 1, 5)
+CUT's nce_layers 0,4,8,12,16 index its (antialiased) ResnetGenerator's layer list; they are these
+roles, `nce_taps`. With NC, KN (and ConvNorm, spectral) the conv and its normalization are one
+layer, so "down1/2" are their normalized outputs (per-window standardized for NC / KN), where
+the other norms give the raw conv output; PONO-MS taps before its PONO.
 """
 from __future__ import annotations
 
@@ -17,7 +27,7 @@ import torch
 import torch.nn as nn
 
 from gennorm.layers import PONO, DynamicMomentShortcut, MomentShortcut, NormSpec, conv_norm
-from gennorm.networks.blocks import check_image, up_conv_norm
+from gennorm.networks.blocks import check_image, check_taps, conv_then_norm, up_conv_norm
 
 N_DOWNSAMPLING = 2
 
@@ -67,6 +77,42 @@ class ResnetGenerator(nn.Module):
             self.pono = PONO()
             # shortcuts[i] runs before up[i]: i = 0 at H/4 (moments of down[1]), i = 1 at H/2 (down[0])
             self.shortcuts = nn.ModuleList(_shortcut(spec.positional) for _ in range(N_DOWNSAMPLING))
+
+    @property
+    def taps(self) -> tuple[str, ...]:
+        """The encoder taps `encode` knows, in forward order."""
+        return ("input", *(f"down{i + 1}" for i in range(N_DOWNSAMPLING)),
+                *(f"block{k + 1}" for k in range(len(self.blocks))))
+
+    @property
+    def nce_taps(self) -> tuple[str, ...]:
+        """CUT's default taps (nce_layers 0,4,8,12,16): input, down1, down2, block1, block5."""
+        blocks = len(self.blocks)
+        return ("input", "down1", "down2") + tuple(dict.fromkeys(f"block{k}" for k in (1, 5) if k <= blocks))
+
+    def encode(self, x: torch.Tensor, taps) -> list[torch.Tensor]:
+        """The encoder features named by `taps` (see the module docstring), in the order given;
+        stops after the deepest one."""
+        check_image(x, self.arch, self.input_nc, self.size_multiple)
+        check_taps(self.arch, taps, self.taps)
+        want, got = set(taps), {}
+        h = self.stem[0](x)  # [N, in, H+6, W+6]
+        got["input"] = h
+        h = self.stem[1:](h)  # [N, ngf, H, W]
+        for i, down in enumerate(self.down):
+            if want <= got.keys():
+                break
+            conv_out, h = conv_then_norm(down[0], h)  # [N, 2^(i+1) ngf, H/2^(i+1), W/2^(i+1)]
+            got[f"down{i + 1}"] = conv_out
+            h = down[1:](h)
+            if self.positional:
+                h = self.pono(h)[0]
+        for k, block in enumerate(self.blocks):
+            if want <= got.keys():
+                break
+            h = block(h)  # [N, 4ngf, H/4, W/4]
+            got[f"block{k + 1}"] = h
+        return [got[t] for t in taps]
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         check_image(x, self.arch, self.input_nc, self.size_multiple)

@@ -20,6 +20,11 @@ at least 8x8 at the nominal input size (256 for unet_256, 128 for unet_128), i.e
 the innermost three (their 4x4, 2x2, 1x1 maps have too few positions for useful moments). The
 moments are put back by a moment shortcut right before the same level's up conv, whose input
 (cat(d_i, u_{i+1}) after ReLU) has the same resolution.
+
+Encoder taps (`encode(x, taps)`, for CUT's PatchNCE): "input" (x itself) and "levelI", the
+output of level I's down conv before its norm [N, c_I, H/2^(I+1), W/2^(I+1)] (level 0 and the
+innermost have no norm). `nce_taps`: input, level0..level3. With NC, KN (ConvNorm, spectral) the
+conv and its normalization are one layer, so their taps are the normalized outputs.
 """
 from __future__ import annotations
 
@@ -27,7 +32,7 @@ import torch
 import torch.nn as nn
 
 from gennorm.layers import PONO, DynamicMomentShortcut, MomentShortcut, NormSpec, conv_norm
-from gennorm.networks.blocks import check_image, up_conv_norm, up_conv_plain
+from gennorm.networks.blocks import check_image, check_taps, conv_then_norm, up_conv_norm, up_conv_plain
 
 INNER_LEVELS_WITHOUT_PONO = 3
 
@@ -76,6 +81,34 @@ class UnetGenerator(nn.Module):
             self.pono = PONO()
             make = DynamicMomentShortcut if spec.positional == "dms" else MomentShortcut
             self.shortcuts = nn.ModuleDict({str(i): make() for i in self.pono_levels})
+
+    @property
+    def taps(self) -> tuple[str, ...]:
+        """The encoder taps `encode` knows, in forward order."""
+        return ("input", *(f"level{i}" for i in range(len(self.down))))
+
+    @property
+    def nce_taps(self) -> tuple[str, ...]:
+        """The default CUT taps of a U-Net: the input and the outer four levels."""
+        return self.taps[:5]
+
+    def encode(self, x: torch.Tensor, taps) -> list[torch.Tensor]:
+        """The encoder features named by `taps` (see the module docstring), in the order given;
+        stops after the deepest one."""
+        check_image(x, self.arch, self.input_nc, self.size_multiple)
+        check_taps(self.arch, taps, self.taps)
+        want, got, h = set(taps), {"input": x}, x
+        for i, down in enumerate(self.down):
+            if want <= got.keys():
+                break
+            if isinstance(down, nn.Sequential):  # LeakyReLU, then conv (+ norm)
+                conv_out, h = conv_then_norm(down[1], down[0](h))
+            else:
+                conv_out = h = down(h)
+            got[f"level{i}"] = conv_out  # [N, c_i, H/2^(i+1), W/2^(i+1)]
+            if i in self.pono_levels:
+                h = self.pono(h)[0]
+        return [got[t] for t in taps]
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         check_image(x, self.arch, self.input_nc, self.size_multiple)
