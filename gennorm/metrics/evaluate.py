@@ -57,13 +57,39 @@ def parse_metrics(metrics: str | Iterable[str]) -> list[str]:
 def available_metrics(weights_dir: str | os.PathLike | None = None, verify: bool = True) -> list[str]:
     """Metrics whose weight files are on disk (psnr, ssim: always): with the official size, or any
     file of the right name with verify=False (--no-verify-weights, as the metrics themselves take it)."""
-    ok = []
-    for m in METRICS:
-        files = weights.files_for(m)
-        if all((p := weights.locate(w, weights_dir)) is not None and (not verify or p.stat().st_size == w.size)
-               for w in files):
+    return usable_metrics(METRICS, weights_dir, verify)[0]
+
+
+def usable_metrics(names: Iterable[str], weights_dir: str | os.PathLike | None = None,
+                   verify: bool = True) -> tuple[list[str], dict[str, list[str]]]:
+    """Split `names` into (those whose weight files are all on disk, {metric: [its missing weight
+    files, as `missing_weights_message` names them]}); psnr and ssim need none."""
+    ok, missing = [], {}
+    for m in names:
+        absent = []
+        for w in weights.files_for(m):
+            path = weights.locate(w, weights_dir)
+            if path is None:
+                absent.append(w.filename + (f" (ships with {w.bundled}: reinstall it)" if w.bundled else ""))
+            elif verify and path.stat().st_size != w.size:
+                absent.append(f"{w.filename} ({path} is not the official file)")
+        if absent:
+            missing[m] = absent
+        else:
             ok.append(m)
-    return ok
+    return ok, missing
+
+
+def missing_weights_message(missing: dict[str, list[str]], weights_dir=None) -> str:
+    """One line naming every missing weight file of `usable_metrics` and where to put them."""
+    by_file: dict[str, list[str]] = {}
+    for m, files in missing.items():
+        for f in files:
+            by_file.setdefault(f, []).append(m)
+    dirs = weights.search_dirs(weights_dir)
+    files = ", ".join(f"{f} for {'/'.join(ms)}" for f, ms in by_file.items())
+    return (f"{', '.join(missing)} skipped: weight files not on disk: {files}; put them in {dirs[0]} "
+            f"(looked in: {', '.join(map(str, dirs))}) or run `gennorm weights fetch` (see `gennorm weights status`)")
 
 
 def resolve_device(device: str | torch.device | None, option: str = "--device") -> torch.device:
@@ -230,7 +256,21 @@ def _paired(names, pair_batches, n_pairs, weights_used, dev, progress, result) -
     if lp_nets:
         result["protocol"]["paired"]["lpips"] = ("torchmetrics LPIPS v0.1 heads, normalize=True on [0,1] inputs, "
                                                  "native resolution, mean over pairs")
-    return {m: float(torch.cat(v).mean()) for m, v in scores.items()}
+    values = {m: torch.cat(v) for m, v in scores.items()}  # [n_pairs] each
+    if "psnr" in values:
+        _note_identical_pairs(values["psnr"], result)
+    return {m: float(v.mean()) for m, v in values.items()}
+
+
+def _note_identical_pairs(psnr: torch.Tensor, result: dict) -> None:
+    """PSNR is +inf for an identical pair, and so is the mean: say why in result["notes"]["psnr"]
+    (the table prints it; the JSON writes psnr null with the note, gennorm.atomic.json_safe)."""
+    same = int(torch.isinf(psnr).sum())
+    if same:
+        rest = psnr[torch.isfinite(psnr)]
+        other = f"; the mean over the other {rest.numel()} pairs is {float(rest.mean()):.4f} dB" if rest.numel() else ""
+        result.setdefault("notes", {})["psnr"] = (f"infinite: {same} of {psnr.numel()} pairs are identical "
+                                                  f"(MSE 0){other}")
 
 
 def _group_by_size(reals: list[torch.Tensor], fakes: list[torch.Tensor]):

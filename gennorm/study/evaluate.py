@@ -12,9 +12,10 @@ from pathlib import Path
 
 import torch
 
-from gennorm.errors import ConfigError, GennormError
+from gennorm.errors import ConfigError, GennormError, MissingWeightsError
 from gennorm.inference import translate_test_split
-from gennorm.metrics.evaluate import PAIRED, evaluate_folders, parse_metrics
+from gennorm.metrics.evaluate import (PAIRED, evaluate_folders, missing_weights_message, parse_metrics,
+                                      usable_metrics)
 from gennorm.metrics.results import auto_metrics, check_writable, format_table, names_pair_up, write_json
 
 
@@ -52,6 +53,13 @@ def evaluate(real: str | None = None, fake: str | None = None, *, run: str | Non
         names = parse_metrics(metrics)
         if paired is False and set(names) & set(PAIRED):
             raise ConfigError("this run's test split is unpaired (unaligned dataset): use --metrics fid,kid")
+        names, missing = usable_metrics(names, options.get("weights_dir"), options.get("verify_weights", True))
+        if missing:  # compute what can be computed; name every missing file once
+            text = missing_weights_message(missing, options.get("weights_dir"))
+            if not names:
+                raise MissingWeightsError(f"nothing to compute: {text}")
+            print(f"gennorm eval: warning: {text}", file=sys.stderr)
+            skipped = {m: "weights not on disk" for m in missing}
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # evaluate_folders returns its warnings; we print them once below
         result = evaluate_folders(real, fake, names, device=device, **options)
