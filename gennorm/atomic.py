@@ -7,6 +7,7 @@ and the previous version of the target is untouched. A leaf module: no heavy imp
 from __future__ import annotations
 
 import json
+import math
 import os
 from pathlib import Path
 
@@ -54,5 +55,26 @@ def atomic_write_text(path, text: str) -> None:
     atomic_write_bytes(path, text.encode("utf-8"))
 
 
+def json_safe(obj):
+    """`obj` with every non-finite float (inf, -inf, nan) made JSON-valid: null, and beside it in
+    its dict a key NAME_note ("infinite", "-infinite", "not a number") unless one is there
+    already. Python's json writes `Infinity`/`NaN`, which strict parsers (JavaScript, jq) refuse."""
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return None
+    if isinstance(obj, dict):
+        out = {}
+        for key, value in obj.items():
+            out[key] = json_safe(value)
+            if isinstance(value, float) and out[key] is None:
+                note = "not a number" if value != value else ("infinite" if value > 0 else "-infinite")
+                out.setdefault(f"{key}_note", obj.get(f"{key}_note", note))
+        return out
+    if isinstance(obj, (list, tuple)):
+        return [json_safe(v) for v in obj]
+    return obj
+
+
 def atomic_write_json(path, obj, **dump_kwargs) -> None:
-    atomic_write_text(path, json.dumps(obj, indent=2, **dump_kwargs) + "\n")
+    """JSON that every parser reads: non-finite floats written as null plus a note (json_safe)."""
+    text = json.dumps(json_safe(obj), indent=2, allow_nan=False, **dump_kwargs)
+    atomic_write_text(path, text + "\n")

@@ -164,3 +164,35 @@ def test_a_16bit_png_gives_the_same_pixels_in_the_cli_and_the_demo(tmp_path):
     assert cli_pixels.max() == round(255 * 16 * 255 / 65535)
     with Image.open(path) as im:
         assert np.array_equal(np.asarray(demo.prepare_image(im)), cli_pixels)
+
+
+# ---- 4. non-finite metrics: said in the table, valid JSON ----------------------------------------
+
+def test_an_identical_pair_gives_inf_in_the_table_and_valid_json(tmp_path, capsys):
+    """Before: the set's PSNR was inf and --json wrote `Infinity`, which strict JSON parsers refuse."""
+    rng = np.random.default_rng(0)
+    for side in ("real", "fake"):
+        (tmp_path / side).mkdir()
+    for i in range(3):
+        real = rng.integers(0, 256, (16, 16, 3), dtype=np.uint8)
+        fake = real if i == 0 else rng.integers(0, 256, (16, 16, 3), dtype=np.uint8)
+        Image.fromarray(real).save(tmp_path / "real" / f"{i}.png")
+        Image.fromarray(fake).save(tmp_path / "fake" / f"{i}.png")
+    code = main(["eval", str(tmp_path / "real"), str(tmp_path / "fake"), "--metrics", "psnr",
+                 "--json", str(tmp_path / "m.json")])
+    out = capsys.readouterr().out
+    assert code == 0 and "inf" in out and "1 of 3 pairs are identical" in out, out
+    text = (tmp_path / "m.json").read_text()
+    assert "Infinity" not in text and "NaN" not in text
+    data = json.loads(text, parse_constant=lambda c: pytest.fail(f"non-standard JSON constant {c}"))
+    assert data["metrics"]["psnr"] is None and data["metrics"]["psnr_note"] == "infinite"
+    assert data["notes"]["psnr"].startswith("infinite: 1 of 3 pairs are identical")
+
+
+def test_json_writer_turns_every_non_finite_float_into_null_and_a_note(tmp_path):
+    from gennorm.atomic import atomic_write_json
+
+    atomic_write_json(tmp_path / "x.json", {"a": math.inf, "b": [math.nan, 1.5], "c": {"d": -math.inf}, "e": 2.0})
+    data = json.loads((tmp_path / "x.json").read_text(), parse_constant=lambda c: pytest.fail(c))
+    assert data == {"a": None, "a_note": "infinite", "b": [None, 1.5], "c": {"d": None, "d_note": "-infinite"},
+                    "e": 2.0}

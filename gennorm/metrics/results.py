@@ -38,6 +38,7 @@ def format_table(result: dict) -> str:
         lines.append(f"{name:<14} {text}")
     counts = f"real {c['real']}, fake {c['fake']}" + (f", pairs {c['pairs']}" if "pairs" in c else "")
     lines.append(f"images: {counts}; device {result['device']}")
+    lines += [f"note: {name}: {text}" for name, text in result.get("notes", {}).items()]
     if "inception" in result["protocol"]:
         lines.append(f"FID/KID protocol: {result['protocol']['name']} ({result['protocol']['inception']['reference']}); "
                      f"real features cache: {result['cache'].get('real_features')}")
