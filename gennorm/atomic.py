@@ -38,11 +38,13 @@ def atomic_write(path, write_fn, tmp_dir=None) -> None:
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as err:
         try:
             tmp.unlink()
         except OSError:
             pass
+        if isinstance(err, OSError) and err.filename is None:
+            err.filename = str(path)  # a write on the open file (full disk) names no file: the target's name
         raise
     _fsync_dir(path.parent)
 

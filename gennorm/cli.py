@@ -80,7 +80,7 @@ def main(argv: list[str] | None = None) -> int:
     except OSError as err:  # a file or folder we could not read or write (permissions, full disk, ...)
         if debug:
             raise
-        print(f"gennorm {verb}: error: {describe_os_error(err)}", file=sys.stderr)
+        print(f"gennorm {verb}: error: {describe_os_error(err, _destination(args))}", file=sys.stderr)
         return 2
     except Exception as err:  # a bug or an unforeseen input: still one line, the traceback on request
         if debug:
@@ -96,11 +96,32 @@ def _one_line(text: str, limit: int = 400) -> str:
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
-def describe_os_error(err: OSError) -> str:
-    """'PATH: No space left on device; free space there ...' for an OSError from a read or write."""
+# the options and positionals that name where a verb writes, most specific first
+_WRITES = ("json", "output", "out", "report", "merge")
+
+
+def _destination(args: argparse.Namespace) -> str | None:
+    """Where this verb writes (OUTPUT, --out, --json, ...): named when an OSError does not say which file."""
+    for name in _WRITES:
+        value = getattr(args, name, None)
+        if isinstance(value, (str, os.PathLike)) and str(value):
+            return str(value)
+    return None
+
+
+def describe_os_error(err: OSError, destination: str | None = None) -> str:
+    """'PATH: No space left on device; free space there ...' for an OSError from a read or write.
+
+    An error from a write on an open file (a full disk, a quota) carries no file name; then the
+    verb's output (`destination`) is named: 'a file under out/maps: No space left on device'."""
     from gennorm.errors import os_error_hint
 
-    where = err.filename if err.filename is not None else "a file"
+    if err.filename is not None:
+        where = str(err.filename)
+    elif destination:
+        where = f"a file under {destination}"
+    else:
+        where = "a file"
     reason = err.strerror or _one_line(str(err))
     return f"{where}: {reason}{os_error_hint(err)}"
 

@@ -196,3 +196,44 @@ def test_json_writer_turns_every_non_finite_float_into_null_and_a_note(tmp_path)
     data = json.loads((tmp_path / "x.json").read_text(), parse_constant=lambda c: pytest.fail(c))
     assert data == {"a": None, "a_note": "infinite", "b": [None, 1.5], "c": {"d": None, "d_note": "-infinite"},
                     "e": 2.0}
+
+
+# ---- 2. a full disk names the file or the folder -------------------------------------------------
+
+@pytest.fixture
+def small_disk(tmp_path):
+    """A 1 MB tmpfs (root only), unmounted afterwards."""
+    import os
+    import subprocess
+
+    folder = tmp_path / "small"
+    folder.mkdir()
+    if os.geteuid() != 0 or subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(folder)],
+                                           capture_output=True).returncode != 0:
+        pytest.skip("needs root to mount a small tmpfs")
+    yield folder
+    subprocess.run(["umount", "-l", str(folder)], check=False)
+
+
+def test_a_full_disk_names_the_folder_being_written(small_disk, capsys):
+    """Before: "error: a file: No space left on device" (the write on an open file names none)."""
+    code, err = cli(capsys, "data", "scenes", small_disk / "ds", "--size", "128", "--count", "60")
+    assert code == 2 and "No space left on device" in err, err
+    assert f"{small_disk / 'ds'}" in err and "a file:" not in err, err
+
+
+def test_a_full_disk_in_an_atomic_write_names_its_target(tmp_path, capsys, monkeypatch):
+    import errno
+
+    from gennorm.atomic import atomic_write
+
+    def full(f):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    with pytest.raises(OSError) as caught:
+        atomic_write(tmp_path / "out.png", full)
+    assert caught.value.filename == str(tmp_path / "out.png") and not list(tmp_path.iterdir())
+
+    from gennorm.cli import describe_os_error
+    assert describe_os_error(OSError(errno.ENOSPC, "No space left on device"), "out/maps").startswith(
+        "a file under out/maps: No space left on device; free space there")
