@@ -366,3 +366,40 @@ def test_task_lr_follows_the_schedule():
     want = [1e-3, 1e-3, 0.5e-3, 0.0]  # the lr of the next step after steps 1..4
     assert seen == [pytest.approx([w, w]) for w in want]
     assert task.lr() == pytest.approx(0.0)
+
+
+# ---------------------------------------------------------------------------------------- Adam
+
+def adam_by_definition(p0: torch.Tensor, grads: list[torch.Tensor], lr: float, beta1: float, beta2: float,
+                       eps: float = 1e-8) -> torch.Tensor:
+    """Kingma & Ba, Algorithm 1, written out (float64)."""
+    p, m, v = p0.double().clone(), torch.zeros_like(p0, dtype=torch.float64), torch.zeros_like(p0, dtype=torch.float64)
+    for t, g in enumerate(grads, 1):
+        g = g.double()
+        m = beta1 * m + (1 - beta1) * g
+        v = beta2 * v + (1 - beta2) * g * g
+        p = p - lr * (m / (1 - beta1 ** t)) / ((v / (1 - beta2 ** t)).sqrt() + eps)
+    return p
+
+
+@pytest.mark.parametrize("cls, preset", [(TinyPix2Pix, "pix2pix-instance"), (TinyCycleGAN, "cyclegan-instance")])
+def test_every_optimizer_is_adam_with_the_configured_betas_over_several_steps(cls, preset):
+    """Adam's first step is lr * g / (|g| + eps) whatever the betas: only the second step on shows them,
+    so this runs three steps of each of the task's optimizers against Adam written from its definition
+    (swapping beta1 and beta2, or dropping the bias correction, changes the third step by far more than 1e-6)."""
+    task, _ = make_task(cls, preset)
+    t = task.cfg.train
+    assert (t.beta1, t.beta2) == (0.5, 0.999)
+    gen = torch.Generator().manual_seed(0)
+    for name, opt in task.optims.items():
+        assert [tuple(g["betas"]) for g in opt.param_groups] == [(0.5, 0.999)] * len(opt.param_groups), name
+        p = opt.param_groups[0]["params"][0]
+        p0 = p.detach().clone()
+        grads = [torch.randn(p.shape, generator=gen) * s for s in (1.0, 0.1, 3.0)]
+        for g in grads:
+            opt.zero_grad(set_to_none=True)
+            p.grad = g.clone()
+            opt.step()
+        want = adam_by_definition(p0, grads, opt.param_groups[0]["lr"], 0.5, 0.999)
+        assert_close(p.detach().double(), want, rtol=1e-6, atol=1e-9)
+        assert not torch.allclose(want, adam_by_definition(p0, grads, opt.param_groups[0]["lr"], 0.999, 0.5), atol=1e-6)
