@@ -165,3 +165,43 @@ def test_nce_taps_are_cuts_layers():
     assert build_generator("unet_128", 3, 3, ngf=4).nce_taps == ("input", "level0", "level1", "level2", "level3")
     with pytest.raises(ValueError, match="unknown encoder tap 'block10'.*known taps: input, down1"):
         net.encode(torch.zeros(1, 3, 16, 16), ["block10"])
+
+
+# ---- 3. the PatchSampleF head ------------------------------------------------------------------
+
+
+def cut_patch_sample(mlps, feats, patch_ids):
+    """CUT's PatchSampleF.forward (use_mlp, given patch ids), transcribed: [B*P, nc] per tap."""
+    out = []
+    for feat_id, feat in enumerate(feats):
+        feat_reshape = feat.permute(0, 2, 3, 1).flatten(1, 2)
+        x_sample = feat_reshape[:, patch_ids[feat_id], :].flatten(0, 1)
+        x_sample = mlps[feat_id](x_sample)
+        norm = x_sample.pow(2).sum(1, keepdim=True).pow(1.0 / 2)  # Normalize(2)
+        out.append(x_sample.div(norm + 1e-7))
+    return out
+
+
+def test_patch_sample_f_is_cuts_head():
+    from gennorm.networks.patch_sample import PatchSampleF, sample_patch_ids
+
+    torch.manual_seed(0)
+    feats = [torch.randn(2, 3, 10, 10), torch.randn(2, 8, 5, 5), torch.randn(2, 16, 2, 3)]
+    netF = PatchSampleF(nc=32)
+    assert not netF.created and list(netF.parameters()) == []
+    ids = sample_patch_ids(feats, 16, torch.Generator().manual_seed(1))
+    assert [len(i) for i in ids] == [16, 16, 6] and all(len(set(i.tolist())) == len(i) for i in ids)
+    assert all(torch.equal(a, b) for a, b in zip(ids, sample_patch_ids(feats, 16, torch.Generator().manual_seed(1))))
+    out = netF(feats, ids)  # the first call creates the MLPs from the feature shapes
+    assert netF.options["channels"] == [3, 8, 16]
+    assert [tuple(o.shape) for o in out] == [(2, 16, 32), (2, 16, 32), (2, 6, 32)]
+    want = cut_patch_sample(netF.mlps, feats, ids)
+    for o, w in zip(out, want):
+        torch.testing.assert_close(o.reshape(-1, 32), w, rtol=0, atol=0)
+        torch.testing.assert_close(o.norm(dim=-1), torch.ones(o.shape[:2]), rtol=0, atol=1e-4)  # the 1e-7
+    weights = torch.cat([m.weight.flatten() for m in netF.modules() if isinstance(m, nn.Linear)])
+    biases = torch.cat([m.bias for m in netF.modules() if isinstance(m, nn.Linear)])
+    assert abs(weights.std().item() - 0.02) < 0.002 and abs(weights.mean().item()) < 0.002  # N(0, 0.02)
+    assert torch.count_nonzero(biases) == 0
+    with pytest.raises(ValueError, match="3 MLPs, got 2 feature maps"):
+        netF(feats[:2], ids[:2])
