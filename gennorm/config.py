@@ -82,6 +82,7 @@ class TrainConfig:
     beta1: float = 0.5
     beta2: float = 0.999
     decay_start: int | None = None  # constant LR until here, then linear to 0 at max_steps (None: max_steps // 2)
+    decay_start_factor: float = 1.0  # lr multiplier where the decay starts (< 1: a resumed run continuing its decay)
     # Epoch schedules, as pytorch-CycleGAN-and-pix2pix: n_epochs at the initial lr, then lr_policy over
     # n_epochs_decay more; the lr changes once per epoch and max_steps becomes
     # (n_epochs + n_epochs_decay) x batches per epoch (gennorm/train/optim.py).
@@ -119,7 +120,7 @@ class Config:
 SECTIONS = {"model": ModelConfig, "data": DataConfig, "train": TrainConfig}
 # Keys a resumed run may change (everything else must match the saved config).
 RESUMABLE_KEYS = {"out", "description", "data.num_workers", "data.skip_corrupt", "data.root"} | {
-    f"train.{k}" for k in ("max_steps", "decay_start", "checkpoint_every", "keep_last", "sample_every",
+    f"train.{k}" for k in ("max_steps", "decay_start", "decay_start_factor", "checkpoint_every", "keep_last", "sample_every",
                            "num_samples", "log_every", "device", "progress", "n_epochs", "n_epochs_decay")
 }
 
@@ -252,6 +253,8 @@ def validate(cfg: Config) -> None:
     if t.n_epochs is None and t.lr_policy != "linear":
         raise ConfigError(f"config key 'train.lr_policy': {t.lr_policy!r} is an epoch schedule; set train.n_epochs "
                           "(and train.n_epochs_decay), or use linear")
+    if not 0.0 < t.decay_start_factor <= 1.0:
+        raise ConfigError(f"config key 'train.decay_start_factor': must be in (0, 1], got {t.decay_start_factor}")
     if t.decay_start is not None and not 0 <= t.decay_start <= max(t.max_steps, 0):
         raise ConfigError(f"config key 'train.decay_start': must be in [0, train.max_steps={t.max_steps}], "
                           f"got {t.decay_start}")

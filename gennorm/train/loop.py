@@ -34,6 +34,7 @@ from gennorm.train.cyclegan import CycleGANTask
 from gennorm.train.data_plan import BatchStream, Position
 from gennorm.train.distributed import DistInfo, any_rank, barrier, broadcast_buffers, broadcast_module, \
     gather_objects, init_distributed, shutdown
+from gennorm.train.optim import resume_lr_note
 from gennorm.train.pix2pix import Pix2PixTask
 from gennorm.train.run_log import RunLog
 from gennorm.train.task import TrainingDiverged
@@ -392,6 +393,9 @@ def train(cfg: Config | None = None, resume_dir: str | Path | None = None,
             print(f"{run_dir}: already at step {state['step']} (train.max_steps={cfg.train.max_steps}); "
                   f"nothing to do (raise train.max_steps=N to continue)", file=sys.stderr)
             return run_dir
+        note = resume_lr_note(config_from_file(run_dir / "config.yaml").train, cfg.train, int(state["step"]))
+        if note:
+            print(f"note: {note}", file=sys.stderr)
     else:
         assert cfg is not None
         run_dir, state = Path(cfg.out), None
