@@ -237,3 +237,106 @@ def test_a_full_disk_in_an_atomic_write_names_its_target(tmp_path, capsys, monke
     from gennorm.cli import describe_os_error
     assert describe_os_error(OSError(errno.ENOSPC, "No space left on device"), "out/maps").startswith(
         "a file under out/maps: No space left on device; free space there")
+
+
+# ---- 5. the demo under stress -----------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def tiny_zoo(tmp_path_factory) -> Path:
+    pytest.importorskip("gradio")
+    from test_demo import write_tiny_model
+
+    root = tmp_path_factory.mktemp("zoo") / "models"
+    write_tiny_model(root / "scenes-instance", "instance", fid=30.0)
+    return root
+
+
+@pytest.fixture(scope="module")
+def demo_api(tiny_zoo):
+    """The demo's /translate function, called as Gradio calls it (no server)."""
+    from gennorm.apps import demo as demo_app
+
+    app = demo_app.build_app(tiny_zoo, device="cpu")
+    fn = next(f for f in app.fns.values() if f.api_name == "translate").fn
+    yield fn
+    app.close()
+
+
+def test_each_translate_request_gets_its_own_output_files(demo_api):
+    """Before: outputs were PIL images that Gradio cached by content, so identical requests shared one
+    file, rewritten while another response streamed it (1-2 of 50 concurrent calls truncated)."""
+    image = Image.new("RGB", (32, 32), (152, 251, 152))
+    first, _ = demo_api(image, "scenes")
+    second, _ = demo_api(image, "scenes")
+    paths = [item[0] for item in first + second]
+    assert all(isinstance(p, str) and Path(p).is_file() for p in paths), paths
+    assert len(set(paths)) == len(paths)
+    assert Path(paths[0]).read_bytes() == Path(paths[1]).read_bytes()
+
+
+def test_a_full_temp_folder_is_told_to_the_visitor(demo_api, monkeypatch):
+    """Before: /translate answered {"error": null} when the temp folder was full."""
+    import errno
+
+    import gradio as gr
+
+    from gennorm.apps import demo as demo_app
+
+    def full(image, cache_dir):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(demo_app, "fresh_png", full)
+    with pytest.raises(gr.Error, match="cannot store the results .No space left on device"):
+        demo_api(Image.new("RGB", (32, 32)), "scenes")
+
+
+def test_leftovers_of_dead_demos_are_swept_and_live_ones_kept(tmp_path, monkeypatch):
+    from gennorm.apps import tempdir
+
+    monkeypatch.setenv("GRADIO_TEMP_DIR", str(tmp_path / "elsewhere"))  # restored afterwards
+    dead = tmp_path / "gennorm-demo-999999"
+    (dead / "abc").mkdir(parents=True)
+    (dead / "abc" / "upload.png").write_bytes(b"x" * 100)
+    (dead / ".alive").touch()
+    other = tmp_path / "not-ours"
+    other.mkdir()
+    mine = tempdir.private_temp_dir(tmp_path)
+    assert not dead.exists() and other.exists() and mine.is_dir()
+    assert tempdir.sweep_dead(tmp_path) == [] and mine.is_dir()  # this process holds its lock
+    tempdir.remove(mine)
+
+
+@pytest.mark.slow
+def test_sigterm_stops_the_demo_and_removes_its_files(tiny_zoo, tmp_path):
+    """Before: a demo stopped with SIGTERM kept every upload and output in the temp folder."""
+    import os
+    import signal
+    import socket
+    import subprocess
+    import sys
+    import time
+
+    gradio_client = pytest.importorskip("gradio_client")
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    base = tmp_path / "gradio"
+    env = {**os.environ, "GRADIO_TEMP_DIR": str(base)}
+    proc = subprocess.Popen([sys.executable, "-m", "gennorm", "demo", "--models", str(tiny_zoo), "--port", str(port),
+                             "--device", "cpu"], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        line = ""
+        deadline = time.monotonic() + 120
+        while "serving" not in line and time.monotonic() < deadline and proc.poll() is None:
+            line = proc.stdout.readline()
+        assert "serving" in line, line
+        Image.new("RGB", (32, 32), (10, 200, 30)).save(tmp_path / "in.png")
+        client = gradio_client.Client(f"http://127.0.0.1:{port}", verbose=False, download_files=str(tmp_path / "dl"))
+        client.predict(gradio_client.handle_file(str(tmp_path / "in.png")), "scenes", api_name="/translate")
+        assert [p for p in base.rglob("*") if p.is_file() and p.name != ".alive"]  # the upload and output
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=60) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert not [p for p in base.rglob("*") if p.is_file()]

@@ -38,6 +38,8 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
+import tempfile
 import threading
 import time
 from collections.abc import Callable
@@ -516,13 +518,32 @@ def _api_endpoint(demo: Demo, model_set: gr.Dropdown) -> None:
 
     def translate(image, set_name):
         results = demo.translate(image, set_name)
-        gallery = [(r.image, r.caption) for r in results if r.image is not None]
+        try:  # each request its own files: Gradio's cache names PIL outputs by content and rewrites a
+            # shared file while another response still streams it (truncated bodies under load)
+            gallery = [(fresh_png(r.image, api_gallery.GRADIO_CACHE), r.caption) for r in results
+                       if r.image is not None]
+        except OSError as err:
+            raise gr.Error(f"The server cannot store the results ({err.strerror or 'write failed'}); try again "
+                           "later.") from None
         info = {r.info.name: {"norm": r.info.norm, "ms": r.ms, "size": list(r.size or image.size), "tiles": r.tiles,
                               "downscaled": r.downscaled, "error": r.error or None} for r in results}
         return gallery, info
 
     api_button.click(translate, [api_image, model_set], [api_gallery, api_info], api_name="translate",
                      concurrency_id=MODEL_EVENTS)
+
+
+def fresh_png(image: Image.Image, cache_dir: str | Path) -> str:
+    """`image` as a PNG in a new folder of Gradio's cache (served from there, swept with it)."""
+    Path(cache_dir).mkdir(parents=True, exist_ok=True)
+    folder = Path(tempfile.mkdtemp(prefix="out-", dir=cache_dir))
+    path = folder / "image.png"
+    try:
+        image.save(path, format="PNG")
+    except OSError:
+        shutil.rmtree(folder, ignore_errors=True)
+        raise
+    return str(path)
 
 
 # ----------------------------------------------------------------------------------------------

@@ -3,10 +3,12 @@
 The one entry point of the demo (`python apps/demo.py` calls it too). The app is the module
 gennorm.apps.demo (it uses only gennorm's public API); gradio is imported when the verb runs,
 not by `gennorm --help`. The verb checks its options (the zoo folder, the device) before
-gradio starts, so a wrong one is one line.
+gradio starts, so a wrong one is one line. It runs in its own temp folder (gennorm.apps.tempdir),
+removed on every way out, SIGTERM included; leftovers of dead demos are removed at start.
 """
 from __future__ import annotations
 
+import signal
 import sys
 from pathlib import Path
 
@@ -61,15 +63,27 @@ def run(args) -> int:
     from gennorm.devices import require_device
 
     require_device(args.device)
-    from gennorm.apps import demo as app_module
+    from gennorm.apps.tempdir import private_temp_dir, remove
 
-    app = app_module.build_app(models, args.device)
-    if args.host not in ("127.0.0.1", "localhost", "::1"):
-        print(f"gennorm demo: serving on {args.host}: anyone who can reach this address can use the demo",
-              file=sys.stderr)
+    signal.signal(signal.SIGTERM, _interrupt)  # SIGTERM stops like Ctrl-C: the temp folder is removed below
+    folder = private_temp_dir()  # before gradio is imported: it reads GRADIO_TEMP_DIR then
     try:
-        app_module.launch(app, args.host, args.port, args.concurrency)
-    except OSError as err:
-        reason = str(err).split(". ")[0]
-        raise GennormError(f"cannot serve on {args.host}:{args.port} ({reason}); pick another --port") from None
+        from gennorm.apps import demo as app_module
+
+        app = app_module.build_app(models, args.device)
+        if args.host not in ("127.0.0.1", "localhost", "::1"):
+            print(f"gennorm demo: serving on {args.host}: anyone who can reach this address can use the demo",
+                  file=sys.stderr)
+        try:
+            app_module.launch(app, args.host, args.port, args.concurrency)
+        except OSError as err:
+            reason = str(err).split(". ")[0]
+            raise GennormError(f"cannot serve on {args.host}:{args.port} ({reason}); pick another --port") from None
+        app.close()
+    finally:
+        remove(folder)  # uploads and outputs of this session, on every way out (error, Ctrl-C, SIGTERM)
     return 0
+
+
+def _interrupt(signum, frame):
+    raise KeyboardInterrupt
