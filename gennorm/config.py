@@ -106,6 +106,11 @@ class TrainConfig:
     log_every: int = 10
     device: str = _choices("auto", "cpu", "cuda", default="auto")
     progress: bool = True
+    wandb: bool = False  # log to Weights & Biases too (pip install 'gennorm[wandb]'; gennorm/train/wandb_sink.py)
+    wandb_project: str = "gennorm"
+    wandb_entity: str | None = None  # None: W&B's default entity
+    wandb_run_name: str | None = None  # None: the run directory's name
+    wandb_tags: str | None = None  # comma-separated
 
 
 @dataclass
@@ -121,7 +126,8 @@ SECTIONS = {"model": ModelConfig, "data": DataConfig, "train": TrainConfig}
 # Keys a resumed run may change (everything else must match the saved config).
 RESUMABLE_KEYS = {"out", "description", "data.num_workers", "data.skip_corrupt", "data.root"} | {
     f"train.{k}" for k in ("max_steps", "decay_start", "decay_start_factor", "checkpoint_every", "keep_last", "sample_every",
-                           "num_samples", "log_every", "device", "progress", "n_epochs", "n_epochs_decay")
+                           "num_samples", "log_every", "device", "progress", "n_epochs", "n_epochs_decay",
+                           "wandb", "wandb_project", "wandb_entity", "wandb_run_name", "wandb_tags")
 }
 
 

@@ -17,6 +17,7 @@ from gennorm.inference import translate_test_split
 from gennorm.metrics.evaluate import (PAIRED, evaluate_folders, missing_weights_message, parse_metrics,
                                       usable_metrics)
 from gennorm.metrics.results import auto_metrics, check_writable, format_table, names_pair_up, write_json
+from gennorm.train.wandb_sink import log_evaluation, read_run_id
 
 
 def translate_run(run_dir: str | Path, device: str = "auto") -> tuple[str, str, bool]:
@@ -73,4 +74,10 @@ def evaluate(real: str | None = None, fake: str | None = None, *, run: str | Non
     if json_path:
         write_json(Path(json_path), result)
         print(f"wrote {json_path}")
+    if run and read_run_id(run) is not None:  # the run logs to W&B (train.wandb=true): add the results there
+        try:
+            print(f"logged to the W&B run {log_evaluation(run, result)} (summary eval/*)")
+        except Exception as err:  # wandb missing or unreachable: the table and JSON above have the values
+            print(f"gennorm eval: warning: not logged to W&B ({str(err).splitlines()[0] if str(err) else err!r})",
+                  file=sys.stderr)
     return result

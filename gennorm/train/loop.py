@@ -38,6 +38,7 @@ from gennorm.train.optim import resume_lr_note
 from gennorm.train.pix2pix import Pix2PixTask
 from gennorm.train.run_log import RunLog
 from gennorm.train.task import TrainingDiverged
+from gennorm.train.wandb_sink import import_wandb
 
 FORMAT = ckpt.TRAIN_FORMAT  # "gennorm-train-1"
 
@@ -149,7 +150,7 @@ class Trainer:
                 remove_stale_temp_files(self.run_dir)
                 save_config(cfg, self.run_dir / "config.yaml")
                 self._record_command()
-                self.log = RunLog(self.run_dir, resume_step=self.step if self.step else None)
+                self.log = RunLog(self.run_dir, resume_step=self.step if self.step else None, config=cfg)
             except OSError as err:
                 raise write_error(f"the run directory {self.run_dir}", err,
                                   "choose another out=DIR" if self.resume_path is None else
@@ -402,6 +403,8 @@ def train(cfg: Config | None = None, resume_dir: str | Path | None = None,
         if ckpt.list_checkpoints(run_dir / "checkpoints"):
             raise ConfigError(f"out={run_dir} already holds checkpoints; continue it with "
                               f"`gennorm train --resume {run_dir}` or choose another out=DIR")
+    if cfg.train.wandb:
+        import_wandb()  # wandb missing: one line now, before the run directory is written
     return Trainer(cfg, run_dir, state, callbacks, resume_path=path).run()
 
 

@@ -4,6 +4,7 @@
     RUN/events.out.tfevents.*   TensorBoard scalars (loss/*, lr, step_time) and image grids
     RUN/samples/step_00000100.png   rows of a fixed test batch (pix2pix: A | G(A) | B)
     RUN/index.html         the sample grids, newest first
+    W&B (train.wandb=true)  the same scalars and grids, in the W&B run of RUN/wandb.json (wandb_sink.py)
 Only rank 0 creates a RunLog.
 """
 from __future__ import annotations
@@ -21,6 +22,7 @@ import torch
 from PIL import Image
 
 from gennorm.atomic import atomic_write_bytes
+from gennorm.train.wandb_sink import WandbSink
 from gennorm.zoo import read_training_log
 
 SAMPLE_RE = re.compile(r"^step_(\d+)\.png$")  # other files in samples/ are the user's and left alone
@@ -51,7 +53,7 @@ def save_png(image_chw: torch.Tensor, path: Path) -> None:
 
 
 class RunLog:
-    def __init__(self, run_dir: Path, resume_step: int | None = None, tensorboard: bool = True):
+    def __init__(self, run_dir: Path, resume_step: int | None = None, tensorboard: bool = True, config=None):
         self.run_dir = Path(run_dir)
         self.samples_dir = self.run_dir / "samples"
         self.samples_dir.mkdir(parents=True, exist_ok=True)
@@ -66,6 +68,8 @@ class RunLog:
                 self.writer = SummaryWriter(str(self.run_dir), purge_step=resume_step)
             except Exception:  # tensorboard missing or broken: the jsonl log still works
                 self.writer = None
+        # train.wandb: a W&B run too (continuing RUN/wandb.json's on resume); ConfigError without wandb
+        self.wandb = WandbSink(self.run_dir, config) if config is not None and config.train.wandb else None
         self._hook = None
         if self.writer is not None:  # its writer thread re-raises a full disk as a thread traceback
             self._hook, previous = threading.excepthook, threading.excepthook
@@ -101,6 +105,7 @@ class RunLog:
                     writer.add_scalar(k if k in ("lr", "step_time") else f"loss/{k}", v, record["step"])
 
         self._tensorboard(scalars)
+        self._wandb(lambda sink: sink.log(record))
 
     def _tensorboard(self, use) -> None:
         """use(writer); a TensorBoard writer that fails (full disk) is dropped with one warning."""
@@ -113,12 +118,24 @@ class RunLog:
             self._warn_once("tensorboard", f"TensorBoard events in {self.run_dir} stopped ({err}); training "
                                            "continues (metrics.jsonl has the values)")
 
+    def _wandb(self, use) -> None:
+        """use(sink); a W&B sink that fails (network, disk) is dropped with one warning."""
+        if self.wandb is None:
+            return
+        try:
+            use(self.wandb)
+        except Exception as err:
+            self.wandb = None
+            self._warn_once("wandb", f"W&B logging stopped ({str(err).splitlines()[0] if str(err) else type(err).__name__}); "
+                                     "training continues (metrics.jsonl has the values)")
+
     def samples(self, step: int, rows: list[torch.Tensor], columns: list[str]) -> Path:
         grid = to_uint8_grid(rows)
         path = self.samples_dir / f"step_{step:08d}.png"
         try:
             save_png(grid, path)
             self._tensorboard(lambda writer: (writer.add_image("samples", grid, step), writer.flush()))
+            self._wandb(lambda sink: sink.samples(step, grid, columns))
             self.write_index(columns)
         except OSError as err:  # full disk: samples are a view of the run, not part of its state
             self._warn_once("samples", f"writing the sample grid {path} failed ({err.strerror or err}); "
@@ -144,5 +161,7 @@ class RunLog:
     def close(self) -> None:
         self._tensorboard(lambda writer: writer.close())
         self.writer = None
+        self._wandb(lambda sink: sink.close())
+        self.wandb = None
         if self._hook is not None:
             threading.excepthook, self._hook = self._hook, None
