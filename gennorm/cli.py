@@ -21,7 +21,7 @@ VERBS: dict[str, tuple[str, str]] = {
     "eval": ("gennorm.commands.eval", "FID, KID, LPIPS, PSNR, SSIM between two folders"),
     "weights": ("gennorm.commands.weights", "status / fetch of the metric networks' weight files"),
     "nets": ("gennorm.commands.nets", "architecture summaries: layers, output shapes, parameters"),
-    "bench": ("gennorm.commands.bench", "benchmarks: `bench layers`, `bench train`, `bench profile`, `bench metrics`"),
+    "bench": ("gennorm.commands.bench", "benchmarks: bench layers, train, generator, profile, metrics, report"),
     "export": ("gennorm.commands.export", "export a run dir as a models/ folder (safetensors + card)"),
     "demo": ("gennorm.commands.demo", "the Gradio side-by-side demo on 127.0.0.1"),
     "ops": ("gennorm.commands.ops", "build or inspect the compiled CUDA kernels (gennorm ops build / status)"),
@@ -50,7 +50,10 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     verb, rest = argv[0], argv[1:]
     if verb not in VERBS:
-        print(f"gennorm: unknown verb {verb!r}; known verbs: {', '.join(VERBS)}", file=sys.stderr)
+        from gennorm.errors import did_you_mean  # torch-free
+
+        print(f"gennorm: unknown verb {verb!r}{did_you_mean(verb, VERBS)}; known verbs: {', '.join(VERBS)}",
+              file=sys.stderr)
         return 2
 
     from gennorm.errors import GennormError

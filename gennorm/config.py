@@ -23,7 +23,7 @@ from typing import Any
 import yaml
 
 from gennorm.atomic import atomic_write_bytes
-from gennorm.errors import ConfigError
+from gennorm.errors import ConfigError, did_you_mean
 from gennorm.layers.registry import NORMS, PRESET_NORMS
 
 PRESETS_DIR = Path(__file__).resolve().parent / "presets"  # one base per task: pix2pix.yaml, cyclegan.yaml
@@ -205,12 +205,15 @@ def set_key(cfg: Config, key: str, value: Any) -> None:
         return
     if len(parts) != 2 or parts[0] not in SECTIONS:
         top = [k for k in _fields(Config) if k not in SECTIONS]
-        raise ConfigError(f"unknown config key {key!r}; keys are {', '.join(top)} and "
+        keys = [f"{s}.{n}" for s, c in SECTIONS.items() for n in _fields(c)] + top
+        raise ConfigError(f"unknown config key {key!r}{did_you_mean(key, keys)}; keys are {', '.join(top)} and "
                           f"{', '.join(s + '.*' for s in SECTIONS)}")
     section, name = parts
     fields = _fields(SECTIONS[section])
     if name not in fields:
-        raise ConfigError(f"unknown config key {key!r}; keys of {section!r}: {', '.join(fields)}")
+        dotted = [section + "." + f for f in fields]
+        raise ConfigError(f"unknown config key {key!r}{did_you_mean(key, dotted)}; "
+                          f"keys of {section!r}: {', '.join(fields)}")
     setattr(getattr(cfg, section), name, _coerce(key, value, fields[name]))
 
 
@@ -418,7 +421,8 @@ def load_config(name_or_path: str | Path | dict, overrides: list[str] | None = N
     else:
         data = preset_data(str(name_or_path))
         if data is None:
-            raise ConfigError(f"config {str(name_or_path)!r} is neither a YAML file nor a preset; presets: "
+            raise ConfigError(f"config {str(name_or_path)!r} is neither a YAML file nor a preset"
+                              f"{did_you_mean(str(name_or_path), list_presets())}; presets: "
                               f"{', '.join(list_presets())}")
     cfg = from_dict(data)
     for key, value in parse_overrides(overrides or []):
@@ -427,9 +431,13 @@ def load_config(name_or_path: str | Path | dict, overrides: list[str] | None = N
     return cfg
 
 
+def config_text(cfg: Config) -> str:
+    """The resolved config as YAML: what RUN/config.yaml holds and `gennorm train --print-config` prints."""
+    return yaml.safe_dump(to_dict(cfg), sort_keys=False)
+
+
 def save_config(cfg: Config, path: Path) -> None:
-    text = yaml.safe_dump(to_dict(cfg), sort_keys=False)
-    atomic_write_bytes(Path(path), text.encode())
+    atomic_write_bytes(Path(path), config_text(cfg).encode())
 
 
 def config_from_file(path: Path) -> Config:

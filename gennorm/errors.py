@@ -2,6 +2,14 @@
 import errno
 
 
+def did_you_mean(name: str, choices) -> str:
+    """' (did you mean 'x'?)' for the closest of `choices` to a misspelt `name`, or '' (difflib)."""
+    import difflib
+
+    close = difflib.get_close_matches(name, list(choices), n=1, cutoff=0.6)
+    return f" (did you mean {close[0]!r}?)" if close else ""
+
+
 class GennormError(Exception):
     """A problem the user can fix (bad input, missing file, bad config). Exit code 2."""
 

@@ -3,6 +3,7 @@ the report's steps, run the way the report ran it, with what it should have prin
 from __future__ import annotations
 
 import json
+import re
 import os
 import shutil
 from pathlib import Path
@@ -118,3 +119,98 @@ def test_resume_lr_note_of_a_finished_decay():
     assert "step 200 lr 0 -> 0.000133" in note and "decay from step 100 -> 150" in note and "finished" in note
     assert resume_lr_note(t(200), t(300), 80) is None  # constant phase either way: nothing changes
     assert resume_lr_note(t(200, 100), t(200, 100), 150) is None
+
+
+# ---------------------------------------------------------------- step 23 and 13: hints and help
+
+def _subcommands(verb: str) -> set[str] | None:
+    """The subcommand names of `gennorm VERB` (None: it has none), from its own parser."""
+    import argparse
+    import importlib
+
+    from gennorm.cli import VERBS
+
+    parser = argparse.ArgumentParser()
+    importlib.import_module(VERBS[verb][0]).add_arguments(parser)
+    subs = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
+    return set(subs[0].choices) if subs else None
+
+
+def test_every_gennorm_command_named_in_the_package_exists():
+    """Each `gennorm VERB [SUB]` in a string of the package (hints, help texts) names a verb of
+    cli.VERBS, and a subcommand of that verb where it has subcommands."""
+    import ast
+    import re
+
+    import gennorm
+    from gennorm.cli import VERBS
+
+    pattern = re.compile(r"`gennorm ([a-z][\w-]*)(?: ([a-z][\w-]*))?|\bgennorm ([a-z][\w-]*) (?:--help|-h)\b")
+    bad, seen = [], 0
+    for path in sorted(Path(gennorm.__file__).parent.rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if not (isinstance(node, ast.Constant) and isinstance(node.value, str)):
+                continue
+            for m in pattern.finditer(node.value):
+                verb, sub = m.group(1) or m.group(3), m.group(2)
+                seen += 1
+                if verb not in VERBS:
+                    bad.append(f"{path.name}:{node.lineno}: {m.group(0)!r} (no verb {verb!r})")
+                elif sub and (subs := _subcommands(verb)) is not None and sub not in subs:
+                    bad.append(f"{path.name}:{node.lineno}: {m.group(0)!r} (no subcommand {sub!r})")
+    assert seen > 20 and not bad, "\n".join(bad)
+
+
+def test_unknown_model_points_to_zoo_list(tmp_path):
+    from gennorm.errors import CheckpointError
+    from gennorm.inference.loading import resolve_model
+
+    with pytest.raises(CheckpointError, match=r"`gennorm zoo list` lists the zoo"):
+        resolve_model(str(tmp_path / "runs" / "p2p-ncc"))
+
+
+def test_translate_from_a_folder_that_does_not_exist(tmp_path, capsys):
+    assert main(["translate", "scenes-nc", str(tmp_path / "nope"), str(tmp_path / "out")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.endswith(f"{tmp_path / 'nope'} does not exist") and len(err.splitlines()) == 1, err
+
+
+@pytest.mark.parametrize("argv, suggestion", [
+    (["train", "pix2pix-nc", "train.max_step=10"], "did you mean 'train.max_steps'?"),
+    (["train", "pix2pix-nc", "trian.max_steps=10"], "did you mean 'train.max_steps'?"),
+    (["train", "pix2pix-ncc"], "did you mean 'pix2pix-nc'?"),
+    (["trian"], "did you mean 'train'?"),
+])
+def test_did_you_mean(argv, suggestion, capsys):
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert suggestion in err and len(err.strip().splitlines()) == 1, err
+
+
+def test_train_print_config_prints_the_resolved_config_and_trains_nothing(tmp_path, capsys):
+    import yaml
+
+    out = tmp_path / "run"
+    assert main(["train", "pix2pix-nc", f"out={out}", "train.max_steps=7", "model.ngf=8", "--print-config"]) == 0
+    cfg = yaml.safe_load(capsys.readouterr().out)
+    assert cfg["train"]["max_steps"] == 7 and cfg["model"]["ngf"] == 8 and cfg["model"]["g_norm"] == "nc"
+    assert cfg["out"] == str(out) and not out.exists()
+
+
+def test_weights_fetch_help_is_its_own(capsys):
+    with pytest.raises(SystemExit):
+        main(["weights", "--help"])
+    verb = capsys.readouterr().out
+    with pytest.raises(SystemExit):
+        main(["weights", "fetch", "--help"])
+    fetch = capsys.readouterr().out
+    assert fetch != verb and "Download the missing weight files" in fetch and "--only" in fetch
+    assert "--no-verify" not in fetch  # status's options stay with status
+
+
+def test_top_help_names_every_bench_subcommand(capsys):
+    from gennorm.commands.bench import SUBCOMMANDS
+
+    assert main(["--help"]) == 0
+    line = next(line for line in capsys.readouterr().out.splitlines() if line.strip().startswith("bench "))
+    assert all(re.search(rf"\b{name}\b", line) for name in SUBCOMMANDS), line

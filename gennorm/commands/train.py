@@ -13,6 +13,7 @@ examples:
   gennorm data scenes data/scenes
   gennorm train --list
   gennorm train pix2pix-nc out=runs/p2p-nc train.max_steps=2000
+  gennorm train pix2pix-nc train.max_steps=2000 --print-config   # the resolved config, no training
   gennorm train cyclegan-pono-ms model.d_norm=convnorm out=runs/cg-pono train.amp=bf16
   gennorm train --resume runs/p2p-nc train.max_steps=4000
   torchrun --standalone --nproc_per_node=2 -m gennorm train pix2pix-nc out=runs/ddp
@@ -24,11 +25,14 @@ def add_arguments(parser) -> None:
     parser.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="dotted config overrides")
     parser.add_argument("--resume", metavar="RUN_DIR", help="continue this run from its latest checkpoint")
     parser.add_argument("--list", action="store_true", help="list the presets and exit")
+    parser.add_argument("--print-config", action="store_true",
+                        help="print the resolved config (preset or file, then KEY=VALUE; with --resume: the run's "
+                             "config with the overrides) as YAML and exit without training")
 
 
 def run(args) -> int:
     from gennorm.errors import ConfigError
-    from gennorm.config import list_presets, load_config
+    from gennorm.config import config_text, list_presets, load_config
 
     if args.list:
         presets = list_presets()
@@ -36,8 +40,17 @@ def run(args) -> int:
         for name, desc in presets.items():
             print(f"{name:<{width}}  {desc}")
         return 0
-    from gennorm.train.loop import train
+    from gennorm.train.loop import prepare_resume, train
 
+    if args.print_config:
+        if args.resume:
+            cfg = prepare_resume(args.resume, ([args.config] if args.config else []) + list(args.overrides))[0]
+        elif args.config:
+            cfg = load_config(args.config, args.overrides)
+        else:
+            raise ConfigError("--print-config: give a CONFIG (YAML file or preset name) or --resume RUN_DIR")
+        print(config_text(cfg), end="")
+        return 0
     if args.resume:
         overrides = ([args.config] if args.config else []) + list(args.overrides)
         run_dir = train(resume_dir=args.resume, overrides=overrides)

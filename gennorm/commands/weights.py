@@ -21,12 +21,42 @@ examples:
 """
 
 
+STATUS = """\
+List each weight file the metrics need: the metrics that use it, its size and sha256, where it
+was found (--weights-dir, then $GENNORM_WEIGHTS, then the torch hub cache), and whether it is
+the official file. Exit code 0 even when files are missing; nothing is downloaded.
+
+examples:
+  gennorm weights status
+  gennorm weights status --no-verify                # skip hashing (fast)
+  gennorm weights status --weights-dir /data/weights --json weights.json
+"""
+
+FETCH = """\
+Download the missing weight files from their official URLs into the first folder searched
+(--weights-dir, else $GENNORM_WEIGHTS, else the torch hub cache) and check each sha256; an
+official file already there is kept. Needs internet: offline it stops with exit code 2, naming the
+URL; copying the files into that folder by hand works as well (`gennorm weights status` lists them).
+
+examples:
+  gennorm weights fetch                            # everything FID, KID and LPIPS need
+  gennorm weights fetch --only inception           # just what FID and KID need
+  gennorm weights fetch --weights-dir /data/weights
+"""
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("action", choices=("status", "fetch"), help="status or fetch")
-    parser.add_argument("--weights-dir", metavar="DIR", help="folder searched first (and fetch's target)")
-    parser.add_argument("--only", metavar="KEYS", help="fetch: comma list of inception,alexnet,vgg16,squeezenet1_1")
-    parser.add_argument("--no-verify", action="store_true", help="status: skip hashing present files (fast)")
-    parser.add_argument("--json", metavar="FILE", help="status: also write the rows as JSON")
+    sub = parser.add_subparsers(dest="action", metavar="{status,fetch}", required=True)
+    for name, summary, text in (("status", "where each weight file is, and whether it is the official one", STATUS),
+                                ("fetch", "download the missing weight files and verify them", FETCH)):
+        child = sub.add_parser(name, help=summary, description=text,
+                               formatter_class=argparse.RawDescriptionHelpFormatter)
+        child.add_argument("--weights-dir", metavar="DIR", help="folder searched first (and fetch's target)")
+        if name == "fetch":
+            child.add_argument("--only", metavar="KEYS", help="comma list of inception,alexnet,vgg16,squeezenet1_1")
+        else:
+            child.add_argument("--no-verify", action="store_true", help="skip hashing present files (fast)")
+            child.add_argument("--json", metavar="FILE", help="also write the rows as JSON")
 
 
 def run(args: argparse.Namespace) -> int:

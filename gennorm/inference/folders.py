@@ -113,6 +113,8 @@ def translate_folder(model, input_dir: str | Path, output_dir: str | Path, align
     """
     input_dir, output_dir = Path(input_dir), Path(output_dir)
     tr = model if isinstance(model, Translator) else load_translator(model, device, direction or "AtoB")
+    if not input_dir.exists():
+        raise DataError(f"input folder {input_dir} does not exist")
     if not input_dir.is_dir():
         raise DataError(f"{input_dir}: not a folder of images")
     if naming not in NAMINGS:

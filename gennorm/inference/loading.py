@@ -94,7 +94,7 @@ def resolve_model(model: str | Path) -> Path:
     found = find_model(str(model))
     if found is None:
         raise CheckpointError(f"{model}: no such model (expected a run directory, a models/ folder or a zoo "
-                              "model name; `gennorm demo` lists the zoo)")
+                              "model name; `gennorm zoo list` lists the zoo)")
     return found
 
 
