@@ -340,3 +340,106 @@ def test_sigterm_stops_the_demo_and_removes_its_files(tiny_zoo, tmp_path):
         if proc.poll() is None:
             proc.kill()
     assert not [p for p in base.rglob("*") if p.is_file()]
+
+
+# ---- 6. torchrun cannot hang silently ---------------------------------------------------------
+
+def test_the_process_group_gets_a_timeout(monkeypatch):
+    """Before: init_process_group without a timeout (gloo: 30 minutes of silence)."""
+    import datetime
+
+    from gennorm.errors import ConfigError
+    from gennorm.train import distributed
+
+    seen = []
+    monkeypatch.setattr(distributed.dist, "is_initialized", lambda: False)
+    monkeypatch.setattr(distributed.dist, "init_process_group", lambda **kw: seen.append(kw))
+    monkeypatch.setattr(distributed._WATCH, "start", lambda rank, timeout: None)
+    for key, value in (("WORLD_SIZE", "2"), ("RANK", "1"), ("LOCAL_RANK", "1")):
+        monkeypatch.setenv(key, value)
+    monkeypatch.delenv("GENNORM_DIST_TIMEOUT", raising=False)
+    assert distributed.init_distributed("cpu").rank == 1
+    monkeypatch.setenv("GENNORM_DIST_TIMEOUT", "42")
+    distributed.init_distributed("cpu")
+    assert [kw["timeout"] for kw in seen] == [datetime.timedelta(seconds=600), datetime.timedelta(seconds=42)]
+    for bad in ("0", "-1", "nan", "ten"):
+        monkeypatch.setenv("GENNORM_DIST_TIMEOUT", bad)
+        with pytest.raises(ConfigError, match="GENNORM_DIST_TIMEOUT"):
+            distributed.init_distributed("cpu")
+
+
+FROZEN_PEER = """
+import os, signal, sys
+from gennorm.train import distributed as d
+
+info = d.init_distributed("cpu")
+signal.signal(signal.SIGTERM, lambda s, f: None)  # as the training loop does: a Python-level handler
+open(os.path.join(sys.argv[1], f"pid{info.rank}"), "w").write(str(os.getpid()))
+if info.rank == 1:
+    os.kill(os.getpid(), signal.SIGSTOP)  # frozen, not dead
+d.barrier(info)
+"""
+
+
+def _lines(proc):
+    """A queue of proc's output lines, filled by a thread (readline alone would block past any deadline)."""
+    import queue
+    import threading
+
+    lines: queue.Queue = queue.Queue()
+    threading.Thread(target=lambda: [lines.put(ln) for ln in proc.stdout], daemon=True).start()
+    return lines
+
+
+def _wait_for(lines, text: str, seconds: float, seen: list) -> bool:
+    import queue
+    import time
+
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        try:
+            seen.append(lines.get(timeout=0.5))
+        except queue.Empty:
+            continue
+        if text in seen[-1]:
+            return True
+    return False
+
+
+@pytest.mark.slow
+def test_a_frozen_rank_is_reported_and_sigterm_ends_the_waiting_one(tmp_path):
+    """Before: rank 0 waited 1832 s without a word and ignored SIGTERM (F11)."""
+    import contextlib
+    import os
+    import shutil
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    torchrun = shutil.which("torchrun", path=str(Path(sys.executable).parent))
+    if torchrun is None:
+        pytest.skip("no torchrun")
+    (tmp_path / "frozen.py").write_text(FROZEN_PEER)
+    env = {**os.environ, "GENNORM_DIST_TIMEOUT": "20", "OMP_NUM_THREADS": "1"}
+    proc = subprocess.Popen([torchrun, "--standalone", "--nproc_per_node=2", str(tmp_path / "frozen.py"),
+                             str(tmp_path)], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    seen: list[str] = []
+    try:
+        lines = _lines(proc)
+        assert _wait_for(lines, "has waited", 60, seen), "".join(seen)
+        assert any("rank 0 has waited" in ln and "GENNORM_DIST_TIMEOUT" in ln for ln in seen), "".join(seen)
+        sent = time.monotonic()
+        os.kill(int((tmp_path / "pid0").read_text()), signal.SIGTERM)
+        assert _wait_for(lines, "SIGTERM while blocked", 15, seen), "".join(seen)
+        assert "rank 0: SIGTERM while blocked" in seen[-1] and time.monotonic() - sent < 15
+    finally:
+        for rank in (0, 1):
+            with contextlib.suppress(OSError, ValueError):
+                os.kill(int((tmp_path / f"pid{rank}").read_text()), signal.SIGKILL)
+        if proc.poll() is None:
+            proc.terminate()
+        try:
+            proc.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            proc.kill()
