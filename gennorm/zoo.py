@@ -36,6 +36,7 @@ from pathlib import Path
 
 import yaml
 
+from gennorm.errors import ConfigError, did_you_mean
 from gennorm.layers.registry import NORMS  # display order, labels and the baseline norms
 
 WEIGHTS_FILE = "generator.safetensors"
@@ -169,6 +170,29 @@ def model_sets(root: str | Path = "models") -> dict[str, list[ModelInfo]]:
     for info in list_models(root):
         sets.setdefault(info.model_set, []).append(info)
     return sets
+
+
+BUILTIN_SET = "scenes"  # the set of the zoo shipped in models/ (scenes-*): what the demo opens on
+CHECKOUT_MODELS = Path(__file__).resolve().parent.parent / "models"  # a source checkout's zoo (setup.py ships it)
+
+
+def in_checkout_zoo(path: str | Path) -> bool:
+    """True when `path` is a folder directly in a source checkout's models/: the built-in zoo,
+    which git tracks and setup.py copies into every wheel built from the checkout."""
+    return ((CHECKOUT_MODELS.parent / "setup.py").is_file()
+            and Path(path).resolve().parent == CHECKOUT_MODELS.resolve())
+
+
+def default_set(sets: dict[str, list[ModelInfo]], wanted: str | None = None) -> str | None:
+    """The set the demo opens on: `wanted` (`gennorm demo --set`; ConfigError when the zoo has no
+    such set), else the built-in BUILTIN_SET when present, whatever else is in the zoo (a user's
+    export sorting before it must not take over), else the first set."""
+    if wanted is not None:
+        if wanted not in sets:
+            raise ConfigError(f"--set {wanted!r}: no such model set{did_you_mean(wanted, sets)}; sets: "
+                              f"{', '.join(sets) or 'none'}")
+        return wanted
+    return BUILTIN_SET if BUILTIN_SET in sets else next(iter(sets), None)
 
 
 def read_model(path: str | Path, override: dict | None = None) -> ModelInfo:

@@ -214,3 +214,67 @@ def test_top_help_names_every_bench_subcommand(capsys):
     assert main(["--help"]) == 0
     line = next(line for line in capsys.readouterr().out.splitlines() if line.strip().startswith("bench "))
     assert all(re.search(rf"\b{name}\b", line) for name in SUBCOMMANDS), line
+
+
+# ---------------------------------------------------------------- steps 15, 24: an export and the demo
+
+@pytest.fixture(scope="module")
+def zoo_with_an_export(tmp_path_factory) -> Path:
+    """The built-in set (scenes-*) plus a user's export my-p2p-nc, which sorts before it."""
+    from test_demo import write_tiny_model
+
+    root = tmp_path_factory.mktemp("zoo") / "models"
+    for norm in ("instance", "nc"):
+        write_tiny_model(root / f"scenes-{norm}", norm, fid=30.0)
+    write_tiny_model(root / "my-p2p-nc", "nc", fid=40.0)
+    return root
+
+
+def _dropdown_values(app) -> dict[str, object]:
+    return {c["props"].get("elem_id") or c["props"].get("label"): c["props"].get("value")
+            for c in app.config["components"] if c.get("type") == "dropdown"}
+
+
+@pytest.mark.parametrize("wanted, shown", [(None, "scenes"), ("my-p2p", "my-p2p")])
+def test_demo_opens_on_the_builtin_set_unless_asked(zoo_with_an_export, wanted, shown):
+    from gennorm.apps import demo as demo_app
+    from gennorm.zoo import model_sets
+
+    assert list(model_sets(zoo_with_an_export)) == ["my-p2p", "scenes"]  # alphabetical: the export first
+
+    class Stub:
+        def translate(self, image):
+            return image
+
+    asked = {"model_set": wanted} if wanted else {}
+    app = demo_app.build_app(zoo_with_an_export, "cpu", loader=lambda path, device: Stub(), **asked)
+    values = _dropdown_values(app)
+    assert values["model-set"] == shown
+    assert values["stats-model"] == f"{shown}-nc" and values["model card"].startswith(shown)
+    app.close()
+
+
+def test_demo_set_that_does_not_exist_is_one_line(zoo_with_an_export, capsys):
+    assert main(["demo", "--models", str(zoo_with_an_export), "--set", "scene"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "--set 'scene': no such model set (did you mean 'scenes'?)" in err and len(err.splitlines()) == 1
+
+
+def test_export_into_the_checkouts_models_folder_warns(scenes, tmp_path, monkeypatch, capsys):
+    from gennorm import zoo
+
+    checkout = tmp_path / "checkout"
+    (checkout / "models").mkdir(parents=True)
+    (checkout / "setup.py").write_text("")
+    monkeypatch.setattr(zoo, "CHECKOUT_MODELS", checkout / "models")
+    run = tmp_path / "run"
+    assert main(["train", "pix2pix-instance", f"out={run}", f"data.root={scenes / 'paired'}", *TINY,
+                 "train.max_steps=1"]) == 0
+    capsys.readouterr()
+    assert main(["export", str(run), str(tmp_path / "elsewhere" / "my-p2p")]) == 0
+    assert "warning" not in capsys.readouterr().err
+    assert main(["export", str(run), str(checkout / "models" / "my-p2p")]) == 0
+    err = capsys.readouterr().err
+    warning = [line for line in err.splitlines() if "warning" in line]
+    assert len(warning) == 1 and "git status" in warning[0] and "wheel" in warning[0] and "--models" in warning[0]
+    assert (checkout / "models" / "my-p2p" / "generator.safetensors").is_file()

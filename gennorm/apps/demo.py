@@ -63,7 +63,7 @@ from gennorm.errors import DataError  # noqa: E402
 from gennorm.inference import load_translator  # noqa: E402
 from gennorm.layers.registry import NORMS  # noqa: E402
 from gennorm.networks.statistics import norm_statistics  # noqa: E402
-from gennorm.zoo import ModelInfo, metrics_table, model_sets  # noqa: E402
+from gennorm.zoo import ModelInfo, default_set, metrics_table, model_sets  # noqa: E402
 
 # the example label maps: the checkout's assets/, or the wheel's copy (setup.py)
 ASSETS_DIR = next((d for d in (Path(__file__).resolve().parents[2] / "assets", Path(__file__).resolve().parents[1] / "_assets")
@@ -238,9 +238,11 @@ class Result:
 class Demo:
     """The app's state: the zoo's sets and the translator cache; UI-free logic, easy to test."""
 
-    def __init__(self, models_dir: str | Path = "models", device: str = "auto", loader: Callable | None = None):
+    def __init__(self, models_dir: str | Path = "models", device: str = "auto", loader: Callable | None = None,
+                 model_set: str | None = None):
         self.models_dir = Path(models_dir)
         self.sets = model_sets(self.models_dir)
+        self.default_set = default_set(self.sets, model_set)  # the built-in set unless --set names another
         self.device = pick_device(device)
         self.cache = TranslatorCache(self.device, loader)
 
@@ -405,9 +407,10 @@ def _zoo_tab(demo: Demo) -> None:
         loss_pick.change(lambda name: gr.update(value=training_curves(infos, name), y=name), loss_pick, plot,
                          api_visibility="private")
     names = [i.name for i in infos]
-    card_pick = gr.Dropdown(names, value=names[0] if names else None, label="model card")
+    shown = next((i.name for i in demo.sets.get(demo.default_set, [])), names[0] if names else None)
+    card_pick = gr.Dropdown(names, value=shown, label="model card")
     cards = {i.name: redact_paths(i.card) if i.card else "_(no card.md)_" for i in infos}
-    card_md = gr.Markdown(cards.get(names[0], "") if names else "")
+    card_md = gr.Markdown(cards.get(shown, "") if shown else "")
     card_pick.change(lambda n: cards.get(n, ""), card_pick, card_md, api_visibility="private")
 
 
@@ -415,8 +418,10 @@ def _statistics_panel(demo: Demo, upload) -> None:
     """For one model: the maps its norm normalizes by (PONO mean/std, NC/KN window std), per layer."""
     names = [i.name for i in demo.models()]
     # first shown: the first model of the first set whose norm works on windows (NC, KN; the registry says)
-    first = next((i.name for i in demo.models() if i.norm in NORMS and NORMS[i.norm].statistics == "window"),
-                 names[0] if names else None)
+    # the default set's first (models of other sets after it)
+    ordered = demo.sets.get(demo.default_set, []) + [i for i in demo.models() if i.model_set != demo.default_set]
+    first = next((i.name for i in ordered if i.norm in NORMS and NORMS[i.norm].statistics == "window"),
+                 ordered[0].name if ordered else None)
     with gr.Accordion("Statistics: what each norm normalizes by", open=False, elem_id="statistics"):
         with gr.Row():
             pick = gr.Dropdown(names, value=first, label="model", scale=2, elem_id="stats-model")
@@ -430,7 +435,7 @@ def _statistics_panel(demo: Demo, upload) -> None:
 
 def _translate_tab(demo: Demo) -> SimpleNamespace:
     """Controls on top, then input | model 1 | model 2 ..., then the comparison slider."""
-    first = next(iter(demo.sets), None)
+    first = demo.default_set
     first_infos = demo.sets.get(first, [])
     ui = SimpleNamespace()
     with gr.Row():
@@ -485,9 +490,10 @@ def _on_compare(name, outputs):
 
 
 def build_app(models_dir: str | Path = "models", device: str = "auto", loader: Callable | None = None,
-              delete_cache: tuple[int, int] = CACHE_SWEEP) -> gr.Blocks:
-    """The Blocks app for the zoo in `models_dir` (loader: path, device -> translator; for tests)."""
-    demo = Demo(models_dir, device, loader)
+              delete_cache: tuple[int, int] = CACHE_SWEEP, model_set: str | None = None) -> gr.Blocks:
+    """The Blocks app for the zoo in `models_dir` (loader: path, device -> translator; for tests),
+    opening on `model_set` (default: gennorm.zoo.default_set)."""
+    demo = Demo(models_dir, device, loader, model_set)
     demo.warm_up()  # load and run every model once now: no visitor's timing includes it
     # delete_cache: Gradio keeps every upload and output in its temp folder; sweep them (frequency, age in s)
     with gr.Blocks(title="gennorm demo", analytics_enabled=False, delete_cache=delete_cache) as app:

@@ -26,6 +26,7 @@ Runs on the GPU when there is one (--device cpu to keep it on the CPU).
 examples:
   gennorm demo                                   # http://127.0.0.1:7860, the first zoo found (gennorm zoo list)
   gennorm demo --models path/to/models --port 8080
+  gennorm demo --set my-p2p                      # open on another model set than the built-in scenes
   gennorm demo --host 0.0.0.0                    # reachable from other machines: be careful
 
 from Python (server running):
@@ -40,6 +41,9 @@ def add_arguments(parser) -> None:
     parser.add_argument("--models", default=None,
                         help="model zoo folder (default: $GENNORM_MODELS, ./models, the checkout's models/, "
                              "the installed zoo: the first with models; see gennorm zoo list)")
+    parser.add_argument("--set", dest="model_set", metavar="NAME", default=None,
+                        help="the model set the page opens on (default: the built-in zoo's set, scenes, when "
+                             "present; see gennorm zoo list)")
     parser.add_argument("--device", type=device_or_auto, default="auto",
                         help="auto (default): cuda when available, else cpu")
     parser.add_argument("--concurrency", type=positive_int, default=1,
@@ -48,7 +52,7 @@ def add_arguments(parser) -> None:
 
 def run(args) -> int:
     from gennorm.errors import ConfigError, GennormError
-    from gennorm.zoo import default_root, list_models, zoo_roots
+    from gennorm.zoo import default_root, default_set, list_models, model_sets, zoo_roots
 
     models = Path(args.models) if args.models else default_root()
     if models is None:
@@ -60,6 +64,7 @@ def run(args) -> int:
     if not list_models(models):
         raise ConfigError(f"--models {models}: no models in it (each needs config.yaml and generator.safetensors; "
                           "make one with `gennorm export RUN_DIR models/NAME`)")
+    default_set(model_sets(models), args.model_set)  # a --set the zoo lacks: one line, before gradio starts
     from gennorm.devices import require_device
 
     require_device(args.device)
@@ -70,7 +75,7 @@ def run(args) -> int:
     try:
         from gennorm.apps import demo as app_module
 
-        app = app_module.build_app(models, args.device)
+        app = app_module.build_app(models, args.device, model_set=args.model_set)
         if args.host not in ("127.0.0.1", "localhost", "::1"):
             print(f"gennorm demo: serving on {args.host}: anyone who can reach this address can use the demo",
                   file=sys.stderr)

@@ -75,7 +75,13 @@ def run(args) -> int:
         print(f"exported {args.run_dir} -> {out} ({args.format}, dynamic height and width)", file=sys.stderr)
         return 0
     from gennorm.inference.release import export_run
-    from gennorm.zoo import TRAINING_LOG
+    from gennorm.zoo import TRAINING_LOG, in_checkout_zoo
+
+    if in_checkout_zoo(args.out):
+        print(f"gennorm export: warning: {args.out} is in the checkout's models/ folder, the built-in zoo: it will show "
+              "in `git status`, ship in any wheel built from this checkout (setup.py copies models/) and appear in "
+              "the demo; to keep it apart, export to another folder and use `gennorm demo --models DIR` "
+              "(or GENNORM_MODELS=DIR)", file=sys.stderr)
 
     out = export_run(args.run_dir, args.out, args.direction, metrics, args.name, args.half)
     files = ", ".join(f for f in ("config.yaml", "generator.safetensors", "card.md", TRAINING_LOG) if (out / f).is_file())
