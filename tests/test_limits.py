@@ -252,14 +252,18 @@ def tiny_zoo(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="module")
-def demo_api(tiny_zoo):
-    """The demo's /translate function, called as Gradio calls it (no server)."""
+def demo_blocks(tiny_zoo):
     from gennorm.apps import demo as demo_app
 
     app = demo_app.build_app(tiny_zoo, device="cpu")
-    fn = next(f for f in app.fns.values() if f.api_name == "translate").fn
-    yield fn
+    yield app
     app.close()
+
+
+@pytest.fixture(scope="module")
+def demo_api(demo_blocks):
+    """The demo's /translate function, called as Gradio calls it (no server)."""
+    return next(f for f in demo_blocks.fns.values() if f.api_name == "translate").fn
 
 
 def test_each_translate_request_gets_its_own_output_files(demo_api):
@@ -272,6 +276,23 @@ def test_each_translate_request_gets_its_own_output_files(demo_api):
     assert all(isinstance(p, str) and Path(p).is_file() for p in paths), paths
     assert len(set(paths)) == len(paths)
     assert Path(paths[0]).read_bytes() == Path(paths[1]).read_bytes()
+
+
+def test_the_pages_outputs_are_the_requests_own_files_too(demo_blocks):
+    from gennorm.apps import demo as demo_app
+
+    on_translate = next(f.fn for f in demo_blocks.fns.values() if getattr(f.fn, "func", None) is demo_app._on_translate)
+    image = Image.new("RGB", (32, 32), (152, 251, 152))
+    first, second = on_translate(image, "scenes"), on_translate(image, "scenes")
+
+    def pngs(value):  # every file path in an event's outputs (slots, slider, shown input)
+        if isinstance(value, str):
+            return [value] if value.endswith(".png") else []
+        items = value.values() if isinstance(value, dict) else value if isinstance(value, (list, tuple)) else []
+        return [p for v in items for p in pngs(v)]
+
+    one, two = set(pngs(first)), set(pngs(second))
+    assert len(one) == 2 and not one & two and all(Path(f).is_file() for f in one | two), (one, two)
 
 
 def test_a_full_temp_folder_is_told_to_the_visitor(demo_api, monkeypatch):

@@ -355,7 +355,8 @@ def _name_label(info: ModelInfo) -> str:
     return Result(info, None, None).short_label
 
 
-def _slot_updates(demo: Demo, set_name: str, results: list[Result] | None = None) -> list:
+def _slot_updates(demo: Demo, set_name: str, results: list[Result] | None = None,
+                  paths: dict[str, str] | None = None) -> list:
     infos = demo.sets.get(set_name, [])
     updates = []
     for k in range(demo.max_models):
@@ -364,7 +365,8 @@ def _slot_updates(demo: Demo, set_name: str, results: list[Result] | None = None
         elif results is None:
             updates.append(gr.update(visible=True, value=None, label=_name_label(infos[k])))
         else:
-            updates.append(gr.update(visible=True, value=results[k].image, label=results[k].short_label))
+            value = (paths or {}).get(results[k].info.name, results[k].image)  # the request's own file
+            updates.append(gr.update(visible=True, value=value, label=results[k].short_label))
     return updates
 
 
@@ -478,15 +480,16 @@ def _on_translate(demo: Demo, image, set_name):
     pick = names[-1] if names else None  # compare the last (newest norm) with the input first
     status = " · ".join(f"**{r.info.name}** failed" if r.error else f"**{r.info.name}** {r.ms:.0f} ms ({r.how})"
                         for r in results)
-    return (*_slot_updates(demo, set_name, results), gr.update(choices=names, value=pick),
-            (image, outputs[pick]) if pick else None, outputs, image,
+    paths = {name: stored(out, demo.cache_dir) for name, out in outputs.items()}  # this request's own files
+    return (*_slot_updates(demo, set_name, results, paths), gr.update(choices=names, value=pick),
+            (paths["input"], paths[pick]) if pick else None, outputs, paths["input"],
             f"{image.width}x{image.height} px on {demo.device}, warm-up excluded: {status}")
 
 
-def _on_compare(name, outputs):
+def _on_compare(demo: Demo, name, outputs):
     if not outputs or name not in outputs:
         return None
-    return outputs["input"], outputs[name]
+    return stored(outputs["input"], demo.cache_dir), stored(outputs[name], demo.cache_dir)
 
 
 def build_app(models_dir: str | Path = "models", device: str = "auto", loader: Callable | None = None,
@@ -503,6 +506,7 @@ def build_app(models_dir: str | Path = "models", device: str = "auto", loader: C
                     f"Inference on **{demo.device}**.{empty}")
         with gr.Tab("Translate"):
             ui = _translate_tab(demo)
+            demo.cache_dir = ui.slots[0].GRADIO_CACHE  # where outputs are written, one fresh file each
             _statistics_panel(demo, ui.upload)
         with gr.Tab("Model zoo"):
             _zoo_tab(demo)
@@ -510,7 +514,7 @@ def build_app(models_dir: str | Path = "models", device: str = "auto", loader: C
         ui.model_set.change(partial(_on_set, demo), ui.model_set, outputs, api_visibility="private")
         ui.button.click(partial(_on_translate, demo), [ui.upload, ui.model_set], outputs, api_visibility="private",
                         concurrency_id=MODEL_EVENTS)
-        ui.compare.change(_on_compare, [ui.compare, ui.state], ui.slider, api_visibility="private")
+        ui.compare.change(partial(_on_compare, demo), [ui.compare, ui.state], ui.slider, api_visibility="private")
         _api_endpoint(demo, ui.model_set)
     return app
 
@@ -524,19 +528,26 @@ def _api_endpoint(demo: Demo, model_set: gr.Dropdown) -> None:
 
     def translate(image, set_name):
         results = demo.translate(image, set_name)
-        try:  # each request its own files: Gradio's cache names PIL outputs by content and rewrites a
-            # shared file while another response still streams it (truncated bodies under load)
-            gallery = [(fresh_png(r.image, api_gallery.GRADIO_CACHE), r.caption) for r in results
-                       if r.image is not None]
-        except OSError as err:
-            raise gr.Error(f"The server cannot store the results ({err.strerror or 'write failed'}); try again "
-                           "later.") from None
+        gallery = [(stored(r.image, api_gallery.GRADIO_CACHE), r.caption) for r in results if r.image is not None]
         info = {r.info.name: {"norm": r.info.norm, "ms": r.ms, "size": list(r.size or image.size), "tiles": r.tiles,
                               "downscaled": r.downscaled, "error": r.error or None} for r in results}
         return gallery, info
 
     api_button.click(translate, [api_image, model_set], [api_gallery, api_info], api_name="translate",
                      concurrency_id=MODEL_EVENTS)
+
+
+def stored(image: Image.Image, cache_dir: str | Path) -> str:
+    """fresh_png, or a gr.Error the visitor reads (a full temp folder used to answer {"error": null}).
+
+    Every output a visitor gets is its request's own file: Gradio's cache names PIL images by their
+    content and rewrites that shared file while another response may still stream it (1-2 of 50
+    identical concurrent requests got a truncated body)."""
+    try:
+        return fresh_png(image, cache_dir)
+    except OSError as err:
+        raise gr.Error(f"The server cannot store the results ({err.strerror or 'write failed'}); try again "
+                       "later.") from None
 
 
 def fresh_png(image: Image.Image, cache_dir: str | Path) -> str:
