@@ -18,6 +18,7 @@ PACKAGE = ROOT / "gennorm"
 # and the apps are the top: they may use everything.
 LEVELS = {
     "gennorm": 0, "gennorm.errors": 0, "gennorm.atomic": 0, "gennorm._lazy": 0, "gennorm.devices": 0,
+    "gennorm.paths": 0, "gennorm.locks": 0,
     "gennorm.ops": 1,
     "gennorm.layers": 2,
     "gennorm.networks": 3, "gennorm.data": 3, "gennorm.config": 3, "gennorm.zoo": 3,

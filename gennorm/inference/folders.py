@@ -18,6 +18,8 @@ from gennorm.errors import ConfigError, DataError, write_error
 from gennorm.inference.loading import load_translator
 from gennorm.inference.pages import write_index, write_junyanz_index
 from gennorm.inference.translator import Translator
+from gennorm.locks import sweep_leftovers
+from gennorm.paths import check_output_apart
 
 MIN_SIDE = 4  # smaller images are refused by translate_folder: too few pixels to mean anything
 NAMINGS = ("gennorm", "junyanz")
@@ -93,6 +95,24 @@ def _save_png(image, path: Path) -> None:
                                           f"written before it in {path.parent} are complete)") from None
 
 
+def output_stems(input_dir: Path, paths: list[Path]) -> list[str]:
+    """Each input's output name without extension: its path under input_dir (a/x.png -> "a/x"), so
+    inputs in subfolders keep them."""
+    return [path.relative_to(input_dir).with_suffix("").as_posix() for path in paths]
+
+
+def check_names_apart(output_dir: Path, paths: list[Path], files: list[list[str]]) -> None:
+    """DataError naming both inputs when two would write one file (y.png and y.jpg -> y.png; x.png
+    and inputs/x.png): `files[i]` are the files input i writes, relative to output_dir."""
+    owner: dict[str, Path] = {}
+    for src, names in zip(paths, files):
+        for name in names:
+            if name in owner:
+                raise DataError(f"{owner[name]} and {src} would both be written as {output_dir / name}; "
+                                f"rename one of them (or move it to another folder)")
+            owner[name] = src
+
+
 def translate_folder(model, input_dir: str | Path, output_dir: str | Path, aligned: bool = False,
                      direction: str | None = None, device: str = "cpu", num_test: int | None = None,
                      naming: str = "gennorm", quantize: str | None = None,
@@ -105,6 +125,9 @@ def translate_folder(model, input_dir: str | Path, output_dir: str | Path, align
     naming "gennorm": output_dir/NAME.png, inputs/NAME.png, targets/NAME.png and index.html.
     naming "junyanz": pytorch-CycleGAN-and-pix2pix's test.py layout, output_dir/images/NAME_real_A.png,
     NAME_fake_B.png, NAME_real_B.png (A and B swapped for BtoA) and its index.html.
+    NAME is the input's path under input_dir without extension (sub/x.jpg -> sub/x: see output_stems).
+    output_dir must be apart from input_dir and the model's folder (gennorm.paths); leftovers of
+    killed translations into it are removed (gennorm.locks.sweep_leftovers).
     quantize: "round" (gennorm's default) or "floor" (the original's, and the default of naming junyanz).
     max_pixels: larger images are refused (DataError) before decoding ("default":
     gennorm.data.images.DEFAULT_MAX_PIXELS, 100 MP; None: no limit). Images with a
@@ -120,9 +143,12 @@ def translate_folder(model, input_dir: str | Path, output_dir: str | Path, align
     if naming not in NAMINGS:
         raise ConfigError(f"naming {naming!r}: allowed: {', '.join(NAMINGS)}")
     quantize = quantize or ("floor" if naming == "junyanz" else "round")
+    model_dir = Path(tr.source) if Path(tr.source).exists() else None
+    check_output_apart(output_dir, [input_dir, model_dir], "gennorm translate")
     paths = list_images(input_dir)[:num_test]
     if not paths:
         raise DataError(f"{input_dir}: no images found (png, jpg, ...)")
+    stems = output_stems(input_dir, paths)
     a_is_left = (tr.cfg.data.direction == "AtoB") == (tr.direction == "AtoB")
     src_side, dst_side = ("A", "B") if tr.direction == "AtoB" else ("B", "A")
     where = {"gennorm": lambda stem, kind: {"in": f"inputs/{stem}.png", "out": f"{stem}.png",
@@ -132,13 +158,17 @@ def translate_folder(model, input_dir: str | Path, output_dir: str | Path, align
                                             "target": f"images/{stem}_real_{dst_side}.png"}[kind]}[naming]
     written, rows = [], []
     max_pixels = DEFAULT_MAX_PIXELS if max_pixels == "default" else max_pixels
-    for src in paths:
+    kinds = ("in", "out", "target") if aligned else ("in", "out")
+    check_names_apart(output_dir, paths, [[where(stem, kind) for kind in kinds] for stem in stems])
+    for folder in {(output_dir / where(stem, kind)).parent for stem in stems for kind in kinds}:
+        sweep_leftovers(folder)  # .NAME.PID.tmp of killed translations
+    for src, stem in zip(paths, stems):
         check_size(src, max_pixels, MIN_SIDE * (2 if aligned else 1))
         image = load_image(src)
         target = None
         if aligned:
             image, target = _split_pair(image, a_is_left), _split_pair(image, not a_is_left)
-        out_path = output_dir / where(src.stem, "out")
+        out_path = output_dir / where(stem, "out")
         out_path.parent.mkdir(parents=True, exist_ok=True)
         if streams(tr, *image.size):
             translate_streaming(tr, image, out_path, quantize)
@@ -147,15 +177,15 @@ def translate_folder(model, input_dir: str | Path, output_dir: str | Path, align
             files = {"in": image, "out": tr.translate(image, quantize), "target": target}
         for kind, picture in files.items():
             if picture is not None:
-                (output_dir / where(src.stem, kind)).parent.mkdir(parents=True, exist_ok=True)
-                _save_png(picture, output_dir / where(src.stem, kind))
+                (output_dir / where(stem, kind)).parent.mkdir(parents=True, exist_ok=True)
+                _save_png(picture, output_dir / where(stem, kind))
         written.append(out_path)
-        rows.append([where(src.stem, k) for k in ("in", "out", "target") if k == "out" or files[k] is not None])
+        rows.append([where(stem, k) for k in ("in", "out", "target") if k == "out" or files[k] is not None])
     title = f"{tr.source} ({tr.direction}) on {input_dir}"
     if naming == "junyanz":
-        write_junyanz_index(output_dir, [p.stem for p in paths], rows, title)
+        write_junyanz_index(output_dir, stems, rows, title)
     else:
-        write_index(output_dir, [Path(r[1]).name for r in rows], aligned, title=title)
+        write_index(output_dir, [r[1] for r in rows], aligned, title=title)
     return written
 
 

@@ -27,7 +27,7 @@ def write_junyanz_index(output_dir: Path, stems: list[str], rows: list[list[str]
     for stem, files in zip(stems, rows):
         parts.append(f"<h3>{_text(stem)}</h3><table border='1' style='table-layout: fixed;'><tr>")
         for file in files:
-            label = Path(file).stem[len(stem) + 1:]
+            label = Path(file).stem[len(Path(stem).name) + 1:]  # stem may hold subfolders: a/x
             q = _href(file)
             parts.append(f"<td halign='center' style='word-wrap: break-word;' valign='top'><p><a href='{q}'>"
                          f"<img style='width:256px' src='{q}'></a><br><p>{_text(label)}</p></p></td>")
