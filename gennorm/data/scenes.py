@@ -14,7 +14,9 @@ least 2: 400 -> 340 train / 60 test). Written:
     OUT/scenes.json (parameters, splits, class legend), OUT/README.txt
 
 NNNN is the scene number. Everything is written into a temporary sibling folder that is moved
-to OUT at the end, so an interrupted run never leaves a half dataset at OUT.
+to OUT at the end (an old dataset at OUT is moved aside whole first), so an interrupted run
+never leaves a half dataset at OUT; one writer at a time (the lock PARENT/.OUT.lock), and the
+leftovers of killed writers are removed by the next run (gennorm.locks).
 
 The file reads top to bottom: the classes and how a label map is drawn, how a photo is
 rendered from it, then writing the dataset.
@@ -35,6 +37,7 @@ import skimage.data
 from PIL import Image, ImageDraw
 
 from gennorm.errors import DataError
+from gennorm.locks import FolderLock, sweep_leftovers, write_marker
 
 
 # ----------------------------------------------------------------------------------------------
@@ -289,18 +292,39 @@ def generate_scenes(out: str | os.PathLike, size: int = 128, count: int = 400, s
     meta = _metadata(size, count, seed, train, test)
     existing = _check_out(out, meta, overwrite)
     if existing is not None:
+        sweep_leftovers(out.parent, prefix=f".{out.name}.")
         return existing
     out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.partial-", dir=out.parent))
+    with FolderLock(out.parent / f".{out.name}.lock", f"the dataset {out}"):  # one writer of OUT
+        sweep_leftovers(out.parent, prefix=f".{out.name}.")  # .OUT.partial-PID-*, .OUT.old-PID-* of dead writers
+        existing = _check_out(out, meta, overwrite)  # again: another writer may have finished meanwhile
+        if existing is not None:
+            return existing
+        _replace(out, meta)
+    return meta
+
+
+def _replace(out: Path, meta: dict) -> None:
+    """Write the dataset into .OUT.partial-PID-*, then move it to OUT; an old OUT is first moved
+    aside whole (.OUT.old-PID-*) and removed after, so OUT is never a half dataset."""
+    prefix = f".{out.name}.%s-{os.getpid()}-"
+    tmp = Path(tempfile.mkdtemp(prefix=prefix % "partial", dir=out.parent))
+    old = None
     try:
         _write_all(tmp, meta)
-        if out.exists():
-            shutil.rmtree(out) if any(out.iterdir()) else out.rmdir()
+        if out.exists() and not any(out.iterdir()):
+            out.rmdir()
+        elif out.exists():
+            old = Path(tempfile.mkdtemp(prefix=prefix % "old", dir=out.parent))
+            os.replace(out, old)  # onto the empty folder just made: a rename of the whole dataset
         os.replace(tmp, out)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
+        if old is not None and not out.exists():
+            os.replace(old, out)
         raise
-    return meta
+    if old is not None:
+        shutil.rmtree(old)
 
 
 def write_scenes(out: str | os.PathLike, size: int = 128, count: int = 400, seed: int = 0,
@@ -372,6 +396,7 @@ def _write_all(root: Path, meta: dict) -> None:
             _save(a, folders[f"unpaired/{split}A"] / name)
         else:
             _save(b, folders[f"unpaired/{split}B"] / name)
+    write_marker(root, "scenes")
     (root / "scenes.json").write_text(json.dumps(meta, indent=2) + "\n")
     (root / "README.txt").write_text(_readme(meta))
 

@@ -27,10 +27,13 @@ from safetensors.torch import save
 from gennorm.atomic import atomic_write_bytes
 from gennorm.config import config_from_file, to_dict
 from gennorm.errors import CheckpointError
+from gennorm.paths import check_output_apart
 from gennorm.inference.loading import run_generator_weights
+from gennorm.locks import holds, own_folder
 from gennorm.zoo import TRAINING_LOG, read_training_log
 
 FORMAT = "gennorm-generator-1"
+MODEL_BEFORE_MARKERS = holds("generator.safetensors", "config.yaml")  # a models/ folder made before markers
 
 
 def _fmt_time(seconds: float) -> str:
@@ -109,8 +112,16 @@ def write_card(path: Path, name: str, cfg, state: dict, direction: str, dtype: s
 
 def export_run(run_dir: str | Path, out: str | Path, direction: str = "AtoB", metrics: dict | None = None,
                name: str | None = None, half: bool = False) -> Path:
-    """Write the models/ folder `out` from `run_dir`; returns `out`."""
+    """Write the models/ folder `out` from `run_dir`; returns `out`. `out` is apart from the run,
+    gennorm's (empty, new, or a models/ folder) and written by one process at a time (gennorm.locks)."""
     run_dir, out = Path(run_dir), Path(out)
+    check_output_apart(out, [run_dir], "gennorm export")
+    with own_folder(out, "model", "the model folder", adopt=MODEL_BEFORE_MARKERS):
+        return _export_run(run_dir, out, direction, metrics, name, half)
+
+
+def _export_run(run_dir: Path, out: Path, direction: str, metrics: dict | None, name: str | None,
+                half: bool) -> Path:
     if not (run_dir / "config.yaml").is_file():
         raise CheckpointError(f"{run_dir}: not a run directory (no config.yaml)")
     cfg = config_from_file(run_dir / "config.yaml")
@@ -138,6 +149,7 @@ def export_run(run_dir: str | Path, out: str | Path, direction: str = "AtoB", me
         atomic_write_bytes(out / TRAINING_LOG, log.encode())
     elif (out / TRAINING_LOG).is_file():  # not the log of an earlier export into this folder
         (out / TRAINING_LOG).unlink()
+    (out / "discriminator.safetensors").unlink(missing_ok=True)  # an earlier import's D is not this model's
     return out
 
 

@@ -15,13 +15,27 @@ from safetensors.torch import save
 
 from gennorm.atomic import atomic_write_bytes
 from gennorm.config import from_dict, to_dict
+from gennorm.locks import holds, own_folder
 from gennorm.networks.junyanz_import import Imported, card, convert_checkpoint
+from gennorm.paths import check_output_apart
 
 
 def import_junyanz(checkpoint: str | Path, out: str | Path, model: str | None = None, **options) -> Imported:
     """Convert `checkpoint` (networks.junyanz_import.convert_checkpoint's `options`) and write the
     model folder `out`. model: their --model, pix2pix or cycle_gan (default: pix2pix for U-Nets,
-    cycle_gan for ResNets)."""
+    cycle_gan for ResNets). `out` is apart from the checkpoints, gennorm's (empty, new, or a models/
+    folder) and written by one process at a time (gennorm.locks); without a discriminator imported,
+    an earlier one in `out` is removed (fine-tuning would start from it)."""
+    out = Path(out)
+    check_output_apart(out, [checkpoint, options.get("checkpoint_D")], "gennorm import")
+    with own_folder(out, "model", "the model folder", adopt=holds("generator.safetensors", "config.yaml")):
+        imported = _write_folder(checkpoint, out, model, **options)
+        if imported.d_weights is None:
+            (out / "discriminator.safetensors").unlink(missing_ok=True)
+        return imported
+
+
+def _write_folder(checkpoint: str | Path, out: Path, model: str | None, **options) -> Imported:
     imported = convert_checkpoint(checkpoint, **options)
     opts, d_opts, g_path = imported.opts, imported.d_opts, imported.g_path
     task = model or ("pix2pix" if opts.arch.startswith("unet") else "cycle_gan")

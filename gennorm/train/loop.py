@@ -13,6 +13,7 @@ leaves the previous checkpoints as they were; temp files of killed writes are re
 """
 from __future__ import annotations
 
+import contextlib
 import os
 import platform
 import shutil
@@ -29,6 +30,7 @@ from gennorm.config import (RESUMABLE_KEYS, Config, config_from_file, flatten, p
 from gennorm.data import create_dataset
 from gennorm.devices import require_device
 from gennorm.errors import CheckpointError, ConfigError, DataError, write_error
+from gennorm.locks import holds, own_folder, sweep_leftovers
 from gennorm.train import checkpoint as ckpt
 from gennorm.train.cyclegan import CycleGANTask
 from gennorm.train.data_plan import BatchStream, Position
@@ -393,7 +395,25 @@ def train(cfg: Config | None = None, resume_dir: str | Path | None = None,
         if cfg.train.n_epochs is None and state["step"] >= cfg.train.max_steps:
             print(f"{run_dir}: already at step {state['step']} (train.max_steps={cfg.train.max_steps}); "
                   f"nothing to do (raise train.max_steps=N to continue)", file=sys.stderr)
+    The run directory is gennorm's (its .gennorm marker, or a run made before markers: config.yaml
+    and checkpoints/) and has one writer: rank 0 holds its lock for the whole run (gennorm.locks).
             return run_dir
+    assert cfg is not None or resume_dir is not None
+    run_dir, resume = Path(resume_dir if resume_dir is not None else cfg.out), resume_dir is not None
+    with contextlib.ExitStack() as held:
+        if os.environ.get("RANK", "0") == "0" and not (resume and not (run_dir / "config.yaml").is_file()):
+            try:  # rank 0 only: under torchrun the other ranks write nothing there (not a run: prepare_resume says so)
+                held.enter_context(own_folder(run_dir, "run", "the run", adopt=RUN_BEFORE_MARKERS, sweep=()))
+            except OSError as err:
+                raise write_error(f"the run directory {run_dir}", err, "make it writable (or copy the run elsewhere) "
+                                  "and resume there" if resume else "choose another out=DIR") from None
+        return _train(cfg, resume_dir, overrides, callbacks)
+
+
+RUN_BEFORE_MARKERS = holds("config.yaml", "checkpoints")  # a run written before runs carried the marker
+
+
+def _train(cfg: Config | None, resume_dir, overrides, callbacks) -> Path:
         note = resume_lr_note(config_from_file(run_dir / "config.yaml").train, cfg.train, int(state["step"]))
         if note:
             print(f"note: {note}", file=sys.stderr)
@@ -409,20 +429,10 @@ def train(cfg: Config | None = None, resume_dir: str | Path | None = None,
 
 
 def remove_stale_temp_files(run_dir: Path) -> list[Path]:
-    """Delete the temp files of writes that a kill interrupted (RUN/.tmp/*, RUN/**/.NAME.PID.tmp);
-    only one process writes a run at a time, so every such file at the start is stale."""
+    """Delete the temp files of writes that a kill interrupted (`.NAME.PID.tmp` in RUN, RUN/.tmp,
+    checkpoints/, samples/) whose process is dead (gennorm.locks.sweep_leftovers)."""
     run_dir = Path(run_dir)
-    stale = [p for p in (run_dir / ".tmp").glob("*") if p.is_file()] if (run_dir / ".tmp").is_dir() else []
-    for folder in (run_dir, run_dir / "checkpoints", run_dir / "samples"):
-        if folder.is_dir():
-            stale += [p for p in folder.glob(".*.tmp") if p.is_file()]
-    removed = []
-    for p in stale:
-        try:
-            p.unlink()
-            removed.append(p)
-        except FileNotFoundError:
-            pass
+    removed = [p for sub in (".", ".tmp", "checkpoints", "samples") for p in sweep_leftovers(run_dir / sub)]
     if removed:
         print(f"note: removed {len(removed)} temporary file(s) left by an interrupted write in {run_dir} "
               f"({', '.join(p.name for p in removed[:3])}{', ...' if len(removed) > 3 else ''})", file=sys.stderr)
