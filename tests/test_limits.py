@@ -464,3 +464,13 @@ def test_a_frozen_rank_is_reported_and_sigterm_ends_the_waiting_one(tmp_path):
             proc.wait(timeout=60)
         except subprocess.TimeoutExpired:
             proc.kill()
+
+
+def test_no_verb_takes_a_bare_int_or_float():
+    """The rule (CONTRIBUTING.md, CLI verbs): numbers take their type from gennorm/commands/_types.py."""
+    import re
+
+    commands = Path(__file__).resolve().parents[1] / "gennorm" / "commands"
+    bare = [f"{p.name}:{n}" for p in sorted(commands.glob("*.py")) if p.name != "_types.py"
+            for n, line in enumerate(p.read_text().splitlines(), 1) if re.search(r"type=(int|float)\b", line)]
+    assert not bare, f"bare type=int/float (use gennorm/commands/_types.py): {bare}"
