@@ -39,6 +39,7 @@ from gennorm.train.distributed import DistInfo, any_rank, barrier, broadcast_buf
 from gennorm.train.optim import resume_lr_note
 from gennorm.train.pix2pix import Pix2PixTask
 from gennorm.train.run_log import RunLog
+from gennorm.train.memory_note import memory_note
 from gennorm.train.task import TrainingDiverged
 from gennorm.train.wandb_sink import import_wandb
 
@@ -129,6 +130,8 @@ class Trainer:
         want = "cuda" if t.device == "auto" and torch.cuda.is_available() else t.device
         self.dist = init_distributed("cuda" if want == "cuda" else "cpu")
         self.device = resolve_device(t.device, self.dist)
+        if self.dist.is_main and (note := memory_note(cfg, self.device)):  # cuda only
+            print(note, file=sys.stderr)
         set_determinism(t.deterministic)
         ckpt.seed_everything(t.seed)
         self.task = make_task(cfg, self.device, self.dist)
@@ -387,17 +390,9 @@ def train(cfg: Config | None = None, resume_dir: str | Path | None = None,
           overrides: list[str] | None = None, callbacks=()) -> Path:
     """Train from `cfg` into cfg.out, or resume `resume_dir`. Returns the run directory.
 
-    callbacks: `Callback` objects hooked into the run (see Callback)."""
-    path = None
-    if resume_dir is not None:
-        cfg, state, path = prepare_resume(Path(resume_dir), overrides)
-        run_dir = Path(resume_dir)
-        if cfg.train.n_epochs is None and state["step"] >= cfg.train.max_steps:
-            print(f"{run_dir}: already at step {state['step']} (train.max_steps={cfg.train.max_steps}); "
-                  f"nothing to do (raise train.max_steps=N to continue)", file=sys.stderr)
     The run directory is gennorm's (its .gennorm marker, or a run made before markers: config.yaml
     and checkpoints/) and has one writer: rank 0 holds its lock for the whole run (gennorm.locks).
-            return run_dir
+    callbacks: `Callback` objects hooked into the run (see Callback)."""
     assert cfg is not None or resume_dir is not None
     run_dir, resume = Path(resume_dir if resume_dir is not None else cfg.out), resume_dir is not None
     with contextlib.ExitStack() as held:
@@ -414,6 +409,14 @@ RUN_BEFORE_MARKERS = holds("config.yaml", "checkpoints")  # a run written before
 
 
 def _train(cfg: Config | None, resume_dir, overrides, callbacks) -> Path:
+    path = None
+    if resume_dir is not None:
+        cfg, state, path = prepare_resume(Path(resume_dir), overrides)
+        run_dir = Path(resume_dir)
+        if cfg.train.n_epochs is None and state["step"] >= cfg.train.max_steps:
+            print(f"{run_dir}: already at step {state['step']} (train.max_steps={cfg.train.max_steps}); "
+                  f"nothing to do (raise train.max_steps=N to continue)", file=sys.stderr)
+            return run_dir
         note = resume_lr_note(config_from_file(run_dir / "config.yaml").train, cfg.train, int(state["step"]))
         if note:
             print(f"note: {note}", file=sys.stderr)
