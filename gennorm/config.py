@@ -28,6 +28,8 @@ from gennorm.layers.registry import NORMS, PRESET_NORMS
 
 PRESETS_DIR = Path(__file__).resolve().parent / "presets"  # one base per task: pix2pix.yaml, cyclegan.yaml
 CLASSIC_DIR = PRESETS_DIR / "classic"  # TASK-classic: pytorch-CycleGAN-and-pix2pix's defaults
+TASKS = ("pix2pix", "cyclegan", "cut")  # train.task; gennorm.train.loop.TASKS maps each to its class
+ONE_GENERATOR_TASKS = ("pix2pix", "cut")  # one generator G (AtoB); cyclegan has G_A and G_B
 GAN_MODES = ("lsgan", "vanilla", "wgangp", "hinge")
 LR_POLICIES = ("linear", "step", "plateau", "cosine")
 
@@ -74,7 +76,7 @@ class DataConfig:
 
 @dataclass
 class TrainConfig:
-    task: str = _choices("pix2pix", "cyclegan", default="pix2pix")
+    task: str = _choices(*TASKS, default="pix2pix")
     max_steps: int = 1000
     batch_size: int = 1
     seed: int = 0
@@ -96,6 +98,17 @@ class TrainConfig:
     lambda_cycle: float = 10.0
     lambda_identity: float = 0.5
     pool_size: int = 50
+    # CUT / FastCUT (train.task=cut; gennorm/train/cut.py), CUT's defaults (its option in brackets)
+    lambda_gan: float = 1.0  # [lambda_GAN]
+    lambda_nce: float = 1.0  # [lambda_NCE] (FastCUT: 10)
+    nce_idt: bool = True  # [nce_idt] NCE(B, G(B)) too (FastCUT: false)
+    nce_layers: str | None = None  # encoder taps, comma-separated ("input,down1,down2,block1,block5");
+    # null: the generator's nce_taps, CUT's nce_layers 0,4,8,12,16 on a ResNet
+    nce_t: float = 0.07  # [nce_T] the PatchNCE temperature
+    num_patches: int = 256  # [num_patches] per tap and image
+    netf_nc: int = 256  # [netF_nc] the PatchSampleF MLP width
+    nce_batch_negatives: bool = False  # [nce_includes_all_negatives_from_minibatch]
+    flip_equivariance: bool = False  # [flip_equivariance] (FastCUT: true)
     amp: str = _choices("none", "bf16", "fp16", default="none")
     ema: float = 0.0  # 0 = off, else the EMA decay of the generators' weights (e.g. 0.999)
     deterministic: bool = False
@@ -247,6 +260,7 @@ def validate(cfg: Config) -> None:
                             ("model.ngf", cfg.model.ngf, 1), ("model.ndf", cfg.model.ndf, 1),
                             ("data.crop_size", d.crop_size, 4), ("data.load_size", d.load_size, 4),
                             ("data.num_workers", d.num_workers, 0), ("train.pool_size", t.pool_size, 0),
+                            ("train.num_patches", t.num_patches, 1), ("train.netf_nc", t.netf_nc, 1),
                             ("train.num_samples", t.num_samples, 0)):
         if value < low:
             raise ConfigError(f"config key {key!r}: must be >= {low}, got {value}")
@@ -271,6 +285,10 @@ def validate(cfg: Config) -> None:
         raise ConfigError("config key 'data.mode': pix2pix needs paired data, allowed values: aligned")
     if t.task == "cyclegan" and cfg.model.input_nc != cfg.model.output_nc and t.lambda_identity > 0:
         raise ConfigError("config key 'train.lambda_identity': must be 0 when model.input_nc != model.output_nc")
+    if t.task == "cut" and cfg.model.input_nc != cfg.model.output_nc and t.nce_idt:
+        raise ConfigError("config key 'train.nce_idt': must be false when model.input_nc != model.output_nc")
+    if not 0 < t.nce_t <= 10:
+        raise ConfigError(f"config key 'train.nce_t': the PatchNCE temperature must be in (0, 10], got {t.nce_t}")
 
 
 SEED_MAX = 2**62  # seeds get per-rank offsets added and must stay inside torch's 64-bit seed range
@@ -284,7 +302,8 @@ def _check_ranges(cfg: Config) -> None:
             raise ConfigError(f"config key {key!r}: Adam's beta must be in [0, 1), got {value}")
     for key, value in (("train.lambda_l1", t.lambda_l1), ("train.lambda_cycle", t.lambda_cycle),
                        ("train.lambda_identity", t.lambda_identity), ("train.lambda_gp", t.lambda_gp),
-                       ("model.init_gain", m.init_gain)):
+                       ("train.lambda_gan", t.lambda_gan),
+                       ("train.lambda_nce", t.lambda_nce), ("model.init_gain", m.init_gain)):
         if value < 0:
             raise ConfigError(f"config key {key!r}: a weight must be >= 0, got {value}")
     if not 0 <= t.seed <= SEED_MAX:
@@ -309,7 +328,8 @@ def check_magnitudes(cfg: Config) -> None:
         raise ConfigError(f"config key 'train.lr': must be in (0, {LR_MAX:g}] (e.g. 2e-4), got {t.lr:g}")
     for key, value in (("train.lambda_l1", t.lambda_l1), ("train.lambda_cycle", t.lambda_cycle),
                        ("train.lambda_identity", t.lambda_identity), ("train.lambda_gp", t.lambda_gp),
-                       ("model.init_gain", m.init_gain)):
+                       ("train.lambda_gan", t.lambda_gan),
+                       ("train.lambda_nce", t.lambda_nce), ("model.init_gain", m.init_gain)):
         if abs(value) > WEIGHT_MAX:
             raise ConfigError(f"config key {key!r}: must be at most {WEIGHT_MAX:g}, got {value:g}")
 

@@ -170,14 +170,18 @@ def test_nce_taps_are_cuts_layers():
 # ---- 3. the PatchSampleF head ------------------------------------------------------------------
 
 
-def cut_patch_sample(mlps, feats, patch_ids):
-    """CUT's PatchSampleF.forward (use_mlp, given patch ids), transcribed: [B*P, nc] per tap."""
+def cut_patch_sample(mlps, feats, patch_ids, safe_norm=False):
+    """CUT's PatchSampleF.forward (use_mlp, given patch ids), transcribed: [B*P, nc] per tap.
+    safe_norm: |y| by torch.linalg.vector_norm (the same value; gradient 0 instead of NaN at y = 0,
+    as gennorm's head: an embedding whose ReLUs are all off, which tiny widths do meet)."""
     out = []
     for feat_id, feat in enumerate(feats):
         feat_reshape = feat.permute(0, 2, 3, 1).flatten(1, 2)
         x_sample = feat_reshape[:, patch_ids[feat_id], :].flatten(0, 1)
         x_sample = mlps[feat_id](x_sample)
         norm = x_sample.pow(2).sum(1, keepdim=True).pow(1.0 / 2)  # Normalize(2)
+        if safe_norm:
+            norm = torch.linalg.vector_norm(x_sample, dim=1, keepdim=True)
         out.append(x_sample.div(norm + 1e-7))
     return out
 
@@ -197,7 +201,7 @@ def test_patch_sample_f_is_cuts_head():
     assert [tuple(o.shape) for o in out] == [(2, 16, 32), (2, 16, 32), (2, 6, 32)]
     want = cut_patch_sample(netF.mlps, feats, ids)
     for o, w in zip(out, want):
-        torch.testing.assert_close(o.reshape(-1, 32), w, rtol=0, atol=0)
+        torch.testing.assert_close(o.reshape(-1, 32), w, rtol=1e-6, atol=1e-7)
         torch.testing.assert_close(o.norm(dim=-1), torch.ones(o.shape[:2]), rtol=0, atol=1e-4)  # the 1e-7
     weights = torch.cat([m.weight.flatten() for m in netF.modules() if isinstance(m, nn.Linear)])
     biases = torch.cat([m.bias for m in netF.modules() if isinstance(m, nn.Linear)])
@@ -205,3 +209,197 @@ def test_patch_sample_f_is_cuts_head():
     assert torch.count_nonzero(biases) == 0
     with pytest.raises(ValueError, match="3 MLPs, got 2 feature maps"):
         netF(feats[:2], ids[:2])
+    zero = torch.zeros(2, 3, 10, 10, requires_grad=True)  # y = 0 (zero input, zero biases): a finite gradient
+    small = PatchSampleF(nc=4)
+    out = small([zero], [ids[0]])[0]
+    assert torch.equal(out, torch.zeros_like(out))
+    out.sum().backward()
+    assert torch.isfinite(zero.grad).all() and all(torch.isfinite(p.grad).all() for p in small.parameters())
+
+
+# ---- 4. the CUT step against CUTModel's losses ---------------------------------------------------
+
+TINY = ["model.ngf=4", "model.ndf=4", "model.g_arch=resnet_6blocks", "data.load_size=36", "data.crop_size=32",
+        "train.device=cpu", "train.progress=false", "train.num_samples=2", "train.log_every=1",
+        "train.num_patches=16", "train.netf_nc=64"]
+
+
+class CUTTranscription:
+    """CUTModel's forward, compute_D_loss, compute_G_loss and calculate_NCE_loss, written from
+    models/cut_model.py: netG(x, nce_layers, encode_only=True) is G.encode(x, taps) (the taps
+    are tested against the forward pass above), netF is cut_patch_sample, PatchNCELoss is
+    cut_patchnce_loss, GANLoss('lsgan') is MSE against 1 / 0. np.random draws (the flip coin,
+    the patch permutations) come from `gen` in the same order CUT makes them."""
+
+    def __init__(self, netG, netD, netF, taps, opt, gen):
+        self.netG, self.netD, self.netF, self.taps, self.opt, self.gen = netG, netD, netF, taps, opt, gen
+
+    def gan(self, pred, real):
+        return nn.functional.mse_loss(pred, torch.ones_like(pred) if real else torch.zeros_like(pred))
+
+    def forward(self, real_A, real_B):
+        o = self.opt
+        self.real_A, self.real_B = real_A, real_B
+        self.real = torch.cat((real_A, real_B), dim=0) if o.nce_idt else real_A
+        self.flipped_for_equivariance = False
+        if o.flip_equivariance:
+            self.flipped_for_equivariance = torch.rand((), generator=self.gen).item() < 0.5
+            if self.flipped_for_equivariance:
+                self.real = torch.flip(self.real, [3])
+        self.fake = self.netG(self.real)
+        self.fake_B = self.fake[:real_A.size(0)]
+        if o.nce_idt:
+            self.idt_B = self.fake[real_A.size(0):]
+
+    def compute_D_loss(self):
+        self.loss_D_fake = self.gan(self.netD(self.fake_B.detach()), False).mean()
+        self.loss_D_real = self.gan(self.netD(self.real_B), True).mean()
+        return (self.loss_D_fake + self.loss_D_real) * 0.5
+
+    def compute_G_loss(self):
+        o = self.opt
+        self.loss_G_GAN = self.gan(self.netD(self.fake_B), True).mean() * o.lambda_gan
+        self.loss_NCE = self.calculate_NCE_loss(self.real_A, self.fake_B)
+        if o.nce_idt:
+            self.loss_NCE_Y = self.calculate_NCE_loss(self.real_B, self.idt_B)
+            both = (self.loss_NCE + self.loss_NCE_Y) * 0.5
+        else:
+            both = self.loss_NCE
+        return self.loss_G_GAN + both
+
+    def calculate_NCE_loss(self, src, tgt):
+        o = self.opt
+        feat_q = self.netG.encode(tgt, self.taps)
+        if o.flip_equivariance and self.flipped_for_equivariance:
+            feat_q = [torch.flip(fq, [3]) for fq in feat_q]
+        feat_k = self.netG.encode(src, self.taps)
+        sample_ids = [torch.randperm(f.shape[2] * f.shape[3], generator=self.gen)[:o.num_patches] for f in feat_k]
+        feat_k_pool = cut_patch_sample(self.netF.mlps, feat_k, sample_ids, safe_norm=True)
+        feat_q_pool = cut_patch_sample(self.netF.mlps, feat_q, sample_ids, safe_norm=True)
+        total = 0.0
+        for f_q, f_k in zip(feat_q_pool, feat_k_pool):
+            total += (cut_patchnce_loss(f_q, f_k, o.nce_t, src.shape[0], o.nce_batch_negatives) * o.lambda_nce).mean()
+        return total / len(self.taps)
+
+    def optimize_parameters(self, real_A, real_B, optimizers):
+        """CUTModel.optimize_parameters: D's step, then one backward for G and F's steps."""
+        opt_G, opt_D, opt_F = optimizers
+        self.forward(real_A, real_B)
+        for p in self.netD.parameters():
+            p.requires_grad_(True)
+        opt_D.zero_grad()
+        loss_D = self.compute_D_loss()
+        loss_D.backward()
+        opt_D.step()
+        for p in self.netD.parameters():
+            p.requires_grad_(False)
+        opt_G.zero_grad()
+        opt_F.zero_grad()
+        loss_G = self.compute_G_loss()
+        loss_G.backward()
+        opt_G.step()
+        opt_F.step()
+        for p in self.netD.parameters():
+            p.requires_grad_(True)
+        out = {"G_GAN": self.loss_G_GAN, "NCE": self.loss_NCE, "D_real": self.loss_D_real, "D_fake": self.loss_D_fake}
+        if self.opt.nce_idt:
+            out["NCE_Y"] = self.loss_NCE_Y
+        return {k: float(v.detach()) for k, v in out.items()}
+
+
+@pytest.mark.parametrize("preset, extra", [
+    ("cut-nc", []),
+    ("fastcut-instance", ["train.nce_batch_negatives=true", "train.batch_size=2"]),
+    ("fastcut-kn", ["train.lambda_gan=0.5"]),
+])
+def test_cut_step_is_cutmodels(preset, extra):
+    import copy
+
+    from gennorm.config import load_config
+    from gennorm.train.cut import CUTTask
+
+    cfg = load_config(preset, TINY + extra)
+    torch.manual_seed(0)
+    task = CUTTask(cfg, torch.device("cpu"))
+    nets = {k: copy.deepcopy(v) for k, v in task.nets.items()}
+    t = cfg.train
+    adam = lambda net: torch.optim.Adam(net.parameters(), lr=t.lr, betas=(t.beta1, t.beta2))  # noqa: E731
+    optimizers = (adam(nets["G"]), adam(nets["D"]), adam(nets["F"]))
+    gen = torch.Generator()
+    ref = CUTTranscription(nets["G"], nets["D"], nets["F"], task.taps, t, gen)
+    g = torch.Generator().manual_seed(3)
+    flips = set()
+    for step in range(1, 5):  # several steps: both sides of FastCUT's coin, the updated D used by G's loss
+        batch = {"A": torch.rand(2, 3, 32, 32, generator=g) * 2 - 1, "B": torch.rand(2, 3, 32, 32, generator=g) * 2 - 1}
+        gen.set_state(task.cut_gen.get_state())
+        rng = torch.get_rng_state()  # KN's dropout statistics draw from the global generator
+        got = task.train_step(batch, step)
+        torch.set_rng_state(rng)
+        want = ref.optimize_parameters(batch["A"], batch["B"], optimizers)
+        flips.add(ref.flipped_for_equivariance)
+        assert set(got) == set(want)
+        for key in want:
+            assert abs(got[key] - want[key]) <= 1e-5 * max(1.0, abs(want[key])), (step, key, got[key], want[key])
+        # (the weights are compared through the next steps' losses: Adam's first steps make the
+        # ~1e-9 gradients of the biases before an instance norm differ by up to 2 lr, harmlessly)
+    if t.flip_equivariance:
+        assert flips == {False, True}
+    assert task.optims["F"].param_groups[0]["lr"] == task.lr()  # the schedule runs for F too
+
+
+# ---- 5. runs: train, translate, export -----------------------------------------------------------
+
+
+def test_tasks_are_the_configs():
+    from gennorm.config import ONE_GENERATOR_TASKS, TASKS
+    from gennorm.train.loop import TASKS as CLASSES
+
+    assert tuple(CLASSES) == TASKS and set(ONE_GENERATOR_TASKS) <= set(TASKS)
+    assert all(CLASSES[t].GENERATORS == ("G",) for t in ONE_GENERATOR_TASKS)
+
+
+def test_nce_layers_errors_name_the_key():
+    from gennorm.config import load_config
+    from gennorm.errors import ConfigError
+    from gennorm.train.cut import CUTTask
+
+    with pytest.raises(ConfigError, match=r"train.nce_layers.*known taps: input, down1, down2, block1"):
+        CUTTask(load_config("cut-nc", TINY + ["train.nce_layers=input,block12"]), torch.device("cpu"))
+    with pytest.raises(ConfigError, match="train.nce_t"):
+        load_config("cut-nc", ["train.nce_t=0"])
+    with pytest.raises(ConfigError, match="train.nce_idt"):
+        load_config("cut-nc", ["model.output_nc=1"])
+    task = CUTTask(load_config("cut-nc", TINY + ["model.g_arch=unet_128", "train.nce_layers=input, level1"]),
+                   torch.device("cpu"))
+    assert task.taps == ("input", "level1") and task.nets["F"].options["channels"] == [3, 8]
+
+
+@pytest.mark.slow
+def test_cut_end_to_end(scenes, tmp_path):
+    from gennorm.cli import main
+
+    run = tmp_path / "cut"
+    assert main(["train", "cut-nc", f"out={run}", f"data.root={scenes / 'unpaired'}", "train.max_steps=2",
+                 "train.checkpoint_every=2", "train.sample_every=2", "train.ema=0.9", *TINY]) == 0
+    state = torch.load(run / "checkpoints" / "step_00000002.pt", weights_only=True)
+    assert set(state["task"]["nets"]) == {"G", "D", "F"} and set(state["task"]["optims"]) == {"G", "D", "F"}
+    assert set(state["task"]["ema"]) == {"G"} and "cut_gen" in state["local"][0]["task"]
+    import json
+
+    records = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in records] == [1, 2] and {"G_GAN", "NCE", "NCE_Y", "D_real", "D_fake"} <= set(records[0])
+    out = tmp_path / "translated"
+    assert main(["translate", str(run), str(scenes / "unpaired" / "testA"), str(out)]) == 0
+    assert len(list(out.glob("*.png"))) == len(list((scenes / "unpaired" / "testA").iterdir()))
+    assert main(["translate", str(run), str(scenes / "unpaired" / "testB"), str(tmp_path / "b"),
+                 "--direction", "BtoA"]) == 2  # one generator: AtoB only
+    model = tmp_path / "models" / "cut"
+    assert main(["export", str(run), str(model)]) == 0
+    card = (model / "card.md").read_text()
+    assert "PatchNCE" in card and "lambda_nce 1.0" in card
+    out2 = tmp_path / "from_model"
+    assert main(["translate", str(model), str(scenes / "unpaired" / "testA"), str(out2)]) == 0
+    from PIL import Image
+
+    for p in sorted(out.glob("*.png")):  # the exported EMA generator translates as the run does
+        assert Image.open(p).tobytes() == Image.open(out2 / p.name).tobytes()

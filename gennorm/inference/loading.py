@@ -12,7 +12,7 @@ from typing import NamedTuple
 
 import torch
 
-from gennorm.config import config_from_file
+from gennorm.config import ONE_GENERATOR_TASKS, config_from_file
 from gennorm.errors import CheckpointError, ConfigError
 from gennorm.inference.translator import Translator
 from gennorm.networks import load_network_state
@@ -26,12 +26,13 @@ DIRECTIONS = ("AtoB", "BtoA")
 
 
 def generator_name(cfg, direction: str) -> str:
-    """The network of a run that translates `direction`: G (pix2pix), G_A / G_B (CycleGAN)."""
+    """The network of a run that translates `direction`: G (pix2pix, CUT), G_A / G_B (CycleGAN)."""
     if direction not in DIRECTIONS:
         raise ConfigError(f"direction {direction!r}: allowed: {', '.join(DIRECTIONS)}")
-    if cfg.train.task == "pix2pix":
+    if cfg.train.task in ONE_GENERATOR_TASKS:
         if direction != "AtoB":
-            raise ConfigError(f"direction {direction!r}: a pix2pix model translates one way only; allowed: AtoB")
+            raise ConfigError(f"direction {direction!r}: a {cfg.train.task} model translates one way only; "
+                              "allowed: AtoB")
         return "G"
     return "G_A" if direction == "AtoB" else "G_B"
 

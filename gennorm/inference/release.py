@@ -36,6 +36,20 @@ FORMAT = "gennorm-generator-1"
 MODEL_BEFORE_MARKERS = holds("generator.safetensors", "config.yaml")  # a models/ folder made before markers
 
 
+TASK_SUMMARY = {"pix2pix": "paired, L1 + conditional GAN", "cyclegan": "unpaired, cycle + GAN",
+                "cut": "unpaired, PatchNCE + GAN (CUT)"}
+
+
+def _objective(t) -> str:
+    """The loss weights of the run's task (t: its train config)."""
+    if t.task == "pix2pix":
+        return f"lambda_l1 {t.lambda_l1}"
+    if t.task == "cut":
+        return (f"lambda_gan {t.lambda_gan}, lambda_nce {t.lambda_nce}, nce_idt {t.nce_idt}, "
+                f"flip_equivariance {t.flip_equivariance}, nce_t {t.nce_t}, num_patches {t.num_patches}")
+    return f"lambda_cycle {t.lambda_cycle}, lambda_identity {t.lambda_identity}"
+
+
 def _fmt_time(seconds: float) -> str:
     m, s = divmod(int(round(seconds)), 60)
     h, m = divmod(m, 60)
@@ -61,14 +75,12 @@ def write_card(path: Path, name: str, cfg, state: dict, direction: str, dtype: s
         f"# {name}", "",
         f"{t.task} generator ({direction}), exported by `gennorm export` from a gennorm training run.", "",
         "| | |", "|---|---|",
-        f"| task | {t.task} ({'paired, L1 + conditional GAN' if t.task == 'pix2pix' else 'unpaired, cycle + GAN'}) |",
+        f"| task | {t.task} ({TASK_SUMMARY[t.task]}) |",
         f"| generator | {m.g_arch}, ngf {m.ngf}, norm `{m.g_norm}`, {n_params:,} parameters |",
         f"| discriminator (training only) | {m.d_arch}, ndf {m.ndf}, norm `{m.d_norm}` |",
         f"| data | `{d.root}` ({d.mode}, {d.direction}, {d.preprocess} {d.load_size} -> {d.crop_size}) |",
         f"| steps | {state['step']} of {t.max_steps} (batch {t.batch_size} x {state.get('world_size', 1)} ranks) |",
-        f"| objective | gan_mode {t.gan_mode}, lr {t.lr}, " + (f"lambda_l1 {t.lambda_l1}" if t.task == "pix2pix" else
-                                                              f"lambda_cycle {t.lambda_cycle}, "
-                                                              f"lambda_identity {t.lambda_identity}") + " |",
+        f"| objective | gan_mode {t.gan_mode}, lr {t.lr}, {_objective(t)} |",
         f"| weights | {'EMA (decay ' + str(t.ema) + ')' if t.ema > 0 else 'raw (no EMA)'}, stored as {dtype}"
         + (" (exported with --half; loaded back as float32)" if dtype == "float16" else "") + " |",
         f"| mixed precision | {t.amp} |",

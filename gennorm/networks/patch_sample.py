@@ -8,6 +8,9 @@ features, as CUT):
     y = Linear(nc, nc)(ReLU(Linear(C_l, nc)(x)))                         [B, P, nc]
     out = y / (|y|_2 + 1e-7)                                              (CUT's Normalize(2))
 
+|y|_2 is torch.linalg.vector_norm, whose gradient at y = 0 is 0, where CUT's pow(2).sum().pow(0.5)
+gives NaN (an embedding with all its ReLUs off; rare at width 256, frequent at width 8).
+
 The MLPs need the taps' channel counts, so they are created from the first features seen
 (`create(channels)`, or the first forward), initialized as CUT's init_net (init_type normal:
 N(0, gain 0.02) weights, zero bias). A training task creates them up front from a probe of its
@@ -69,5 +72,5 @@ class PatchSampleF(nn.Module):
         for feat, ids, mlp in zip(feats, patch_ids, self.mlps):
             x = feat.permute(0, 2, 3, 1).flatten(1, 2)[:, ids, :]  # [B, P, C]
             y = mlp(x)  # [B, P, nc]
-            out.append(y / (y.pow(2).sum(-1, keepdim=True).pow(0.5) + EPS))
+            out.append(y / (torch.linalg.vector_norm(y, dim=-1, keepdim=True) + EPS))
         return out

@@ -19,6 +19,7 @@ from gennorm.train.task import Task, set_requires_grad
 class CycleGANTask(Task):
     GENERATORS = ("G_A", "G_B")
     DISCRIMINATORS = ("D_A", "D_B")
+    SAMPLE_COLUMNS = ("A", "G_A(A)", "G_B(G_A(A))", "B", "G_B(B)", "G_A(G_B(B))")  # the sample grid's columns, one per row of sample_rows
 
     def __init__(self, cfg, device, dist_info=None):
         super().__init__(cfg, device, dist_info)

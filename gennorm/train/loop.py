@@ -32,6 +32,7 @@ from gennorm.devices import require_device
 from gennorm.errors import CheckpointError, ConfigError, DataError, write_error
 from gennorm.locks import holds, own_folder, sweep_leftovers
 from gennorm.train import checkpoint as ckpt
+from gennorm.train.cut import CUTTask
 from gennorm.train.cyclegan import CycleGANTask
 from gennorm.train.data_plan import BatchStream, Position
 from gennorm.train.distributed import DistInfo, any_rank, barrier, broadcast_buffers, broadcast_module, \
@@ -46,8 +47,11 @@ from gennorm.train.wandb_sink import import_wandb
 FORMAT = ckpt.TRAIN_FORMAT  # "gennorm-train-1"
 
 
+TASKS = {"pix2pix": Pix2PixTask, "cyclegan": CycleGANTask, "cut": CUTTask}  # train.task (config.TASKS) -> class
+
+
 def make_task(cfg: Config, device: torch.device, dist_info: DistInfo | None = None):
-    return (Pix2PixTask if cfg.train.task == "pix2pix" else CycleGANTask)(cfg, device, dist_info)
+    return TASKS[cfg.train.task](cfg, device, dist_info)
 
 
 def resolve_device(name: str, dist_info: DistInfo | None = None) -> torch.device:
@@ -169,7 +173,8 @@ class Trainer:
     def _check_sizes(self) -> None:
         """Fail early, naming data.crop_size, when the nets cannot take crop_size x crop_size."""
         m, size = self.cfg.model, self.cfg.data.crop_size
-        for name, net in self.task.nets.items():
+        for name in (*self.task.GENERATORS, *self.task.DISCRIMINATORS):  # the image networks (not CUT's F)
+            net = self.task.nets[name]
             channels = net.options.get("input_nc", m.input_nc) if hasattr(net, "options") else m.input_nc
             was = net.training
             net.eval()
@@ -251,9 +256,7 @@ class Trainer:
         if self.log is None or self.sample_batch is None:
             return
         rows = self.task.sample_rows(self.sample_batch)
-        columns = ["A", "G(A)", "B"] if self.cfg.train.task == "pix2pix" else \
-            ["A", "G_A(A)", "G_B(G_A(A))", "B", "G_B(B)", "G_A(G_B(B))"]
-        self.log.samples(self.step, rows, columns)
+        self.log.samples(self.step, rows, list(self.task.SAMPLE_COLUMNS))
 
     # -- checkpoint -----------------------------------------------------------------------------
     def checkpoint(self) -> Path | None:

@@ -16,6 +16,7 @@ from gennorm.train.task import Task, set_requires_grad
 class Pix2PixTask(Task):
     GENERATORS = ("G",)
     DISCRIMINATORS = ("D",)
+    SAMPLE_COLUMNS = ("A", "G(A)", "B")  # the sample grid's columns, one per row of sample_rows
 
     def build_nets(self):
         m = self.cfg.model

@@ -3,7 +3,7 @@
 A task owns its networks (`self.nets`, name -> module), the two optimizers "G" and "D", their
 schedulers and gradient scalers, the EMA copies of its generators and its image pools; it runs
 one training step on a batch and returns its losses as floats. Subclasses build the nets and
-define `train_step`, `sample_rows` and `GENERATORS`.
+define `train_step`, `sample_rows`, `SAMPLE_COLUMNS` and `GENERATORS`.
 """
 from __future__ import annotations
 
@@ -39,6 +39,7 @@ def set_requires_grad(nets, flag: bool) -> None:
 class Task:
     GENERATORS: tuple[str, ...] = ()
     DISCRIMINATORS: tuple[str, ...] = ()
+    SAMPLE_COLUMNS: tuple[str, ...] = ()  # names of sample_rows' rows, for the sample grid
 
     def __init__(self, cfg, device: torch.device, dist_info: DistInfo | None = None):
         self.cfg = cfg
