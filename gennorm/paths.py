@@ -1,8 +1,8 @@
 """Outputs apart from inputs: a command never writes into what it reads (issue 30).
 
 `check_output_apart(output, inputs, what)` refuses an output folder that is, contains or lies
-inside one of the inputs (translate into its own input folder, `export RUN RUN`, an import into
-the checkpoint's folder): one line naming both paths. Paths are compared resolved (symlinks,
+inside one of the inputs (translate into its own input folder or onto its model's folder,
+`export RUN RUN`, an import into the checkpoint's folder): one line naming both paths. Paths are compared resolved (symlinks,
 `..`), so two spellings of one folder are one folder. A leaf module: no heavy imports.
 """
 from __future__ import annotations
@@ -29,12 +29,14 @@ def overlap(a, b) -> str | None:
     return None
 
 
-def check_output_apart(output, inputs, what: str) -> None:
-    """Raise DataError when `output` is, contains or lies inside one of `inputs` (None skipped)."""
-    for inp in inputs:
+def check_output_apart(output, inputs, what: str, holders=()) -> None:
+    """Raise DataError when `output` is, contains or lies inside one of `inputs`, or is or contains
+    one of `holders`: inputs it may lie inside (a model's folder: RUN/eval/fake is fine, RUN or
+    RUN's parent is not). None entries are skipped."""
+    for inp, allowed in [(i, None) for i in inputs] + [(h, "lies inside") for h in holders]:
         if inp is None:
             continue
         relation = overlap(output, inp)
-        if relation is not None:
+        if relation is not None and relation != allowed:
             raise DataError(f"{what}: the output {output} {relation} the input {inp}; "
                             f"choose an output folder apart from what is read")

@@ -98,11 +98,14 @@ def test_translate_into_a_subfolder_of_its_input_is_refused(trained, scenes, tmp
     assert not (p9 / "out").exists()
 
 
-def test_translate_into_the_model_folder_is_refused(trained, scenes, run_copy, capsys):
+def test_translate_into_the_model_folder_is_refused_but_a_subfolder_is_fine(trained, scenes, run_copy, capsys):
     before = digests(run_copy)
-    code, err = cli(capsys, "translate", run_copy, scenes / "unpaired" / "testA", run_copy)
-    assert code == 2 and str(run_copy) in one_line(err)
+    for out in (run_copy, run_copy.parent):
+        code, err = cli(capsys, "translate", run_copy, scenes / "unpaired" / "testA", out)
+        assert code == 2 and str(run_copy) in one_line(err)
     assert digests(run_copy) == before
+    code, err = cli(capsys, "translate", run_copy, scenes / "unpaired" / "testA", run_copy / "eval" / "fake")
+    assert code == 0, err  # as `gennorm eval --run` and the study do
 
 
 def test_export_a_run_into_itself_is_refused(run_copy, capsys):

@@ -126,7 +126,8 @@ def translate_folder(model, input_dir: str | Path, output_dir: str | Path, align
     naming "junyanz": pytorch-CycleGAN-and-pix2pix's test.py layout, output_dir/images/NAME_real_A.png,
     NAME_fake_B.png, NAME_real_B.png (A and B swapped for BtoA) and its index.html.
     NAME is the input's path under input_dir without extension (sub/x.jpg -> sub/x: see output_stems).
-    output_dir must be apart from input_dir and the model's folder (gennorm.paths); leftovers of
+    output_dir must be apart from input_dir, and neither be nor contain the model's folder
+    (gennorm.paths.check_output_apart); leftovers of
     killed translations into it are removed (gennorm.locks.sweep_leftovers).
     quantize: "round" (gennorm's default) or "floor" (the original's, and the default of naming junyanz).
     max_pixels: larger images are refused (DataError) before decoding ("default":
@@ -144,7 +145,7 @@ def translate_folder(model, input_dir: str | Path, output_dir: str | Path, align
         raise ConfigError(f"naming {naming!r}: allowed: {', '.join(NAMINGS)}")
     quantize = quantize or ("floor" if naming == "junyanz" else "round")
     model_dir = Path(tr.source) if Path(tr.source).exists() else None
-    check_output_apart(output_dir, [input_dir, model_dir], "gennorm translate")
+    check_output_apart(output_dir, [input_dir], "gennorm translate", holders=[model_dir])  # RUN/eval/fake: fine
     paths = list_images(input_dir)[:num_test]
     if not paths:
         raise DataError(f"{input_dir}: no images found (png, jpg, ...)")

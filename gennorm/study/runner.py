@@ -22,6 +22,7 @@ from gennorm.atomic import atomic_write_json
 from gennorm.data import generate_scenes
 from gennorm.errors import ConfigError, GennormError
 from gennorm.inference import translate_folder
+from gennorm.locks import read_marker, write_marker
 from gennorm.metrics import available_metrics, evaluate_folders
 from gennorm.metrics.protocols import DEFAULT_PROTOCOL
 from gennorm.study.report import write_report
@@ -72,6 +73,8 @@ def train(spec: StudySpec, run: Run, run_dir: Path) -> float:
         # Cut off before its first checkpoint (or half-created): keep it aside, start afresh.
         run_dir.rename(run_dir.with_name(f"{run_dir.name}.stale-{int(time.time())}"))
     run_dir.mkdir(parents=True, exist_ok=True)
+    if read_marker(run_dir) is None:  # the study makes this run folder (train.log first): gennorm's
+        write_marker(run_dir, "run")
     command = train_command(spec, run, run_dir, resume)
     start = time.perf_counter()
     with open(run_dir / "train.log", "a") as log:
