@@ -316,12 +316,12 @@ def _check_ranges(cfg: Config) -> None:
         raise ConfigError(f"config key 'data.max_size': null (all images) or >= 1, got {cfg.data.max_size}")
 
 
-LR_MAX = 1.0  # Adam steps of lr: above 1 the weights leave any useful range (1e300 overflows float32)
+LR_MAX = 1e6  # far above any useful Adam lr (2e-4) yet held by float32 (1e300 overflowed); NaN guard below it
 WEIGHT_MAX = 1e6  # loss weights and init gain: past this every float32 loss is inf or 0
 
 
 def check_magnitudes(cfg: Config) -> None:
-    """Finite values of the right sign that are still absurd: lr in (0, 1], loss weights <= 1e6
+    """Finite values of the right sign that are still absurd: lr in (0, 1e6], loss weights <= 1e6
     (a run would overflow at its first step with an error that names no key)."""
     t, m = cfg.train, cfg.model
     if not 0 < t.lr <= LR_MAX:

@@ -38,6 +38,7 @@ import yaml
 
 from gennorm.errors import ConfigError, did_you_mean
 from gennorm.layers.registry import NORMS  # display order, labels and the baseline norms
+from gennorm.yamlio import InvalidYAML, parse_yaml, read_text, read_yaml
 
 WEIGHTS_FILE = "generator.safetensors"
 CONFIG_FILE = "config.yaml"
@@ -198,15 +199,13 @@ def default_set(sets: dict[str, list[ModelInfo]], wanted: str | None = None) -> 
 def read_model(path: str | Path, override: dict | None = None) -> ModelInfo:
     """The ModelInfo of one folder; ValueError when its config.yaml is not a mapping."""
     path = Path(path)
-    config = yaml.safe_load((path / CONFIG_FILE).read_text()) or {}
-    if not isinstance(config, dict):
-        raise ValueError(f"{path / CONFIG_FILE} is not a mapping of config keys")
+    config = read_yaml(path / CONFIG_FILE)  # bounded (gennorm.yamlio); ConfigError, a ValueError, names the file
     model, train, data = (config.get(k) or {} for k in ("model", "train", "data"))
     norm = str(model.get("g_norm", "instance"))
     task = str(train.get("task", "pix2pix"))
     card_path = path / CARD_FILE
-    card = card_path.read_text(encoding="utf-8", errors="replace") if card_path.is_file() else ""
-    front = parse_front_matter(card)
+    card = _read_card(card_path) if card_path.is_file() else ""
+    front = parse_front_matter(card, str(card_path))
     metrics = parse_card_metrics(card)
     if isinstance(front.get("metrics"), dict):  # front matter `metrics: {fid: 41.2, ...}`
         metrics.update(_numbers(front["metrics"]))
@@ -263,16 +262,28 @@ def _set_from_data(root: str, task: str) -> str:
 # cards
 
 
-def parse_front_matter(card: str) -> dict:
-    """The YAML mapping between a leading `---` line and the next `---` line ({} if none)."""
+def _read_card(path: Path) -> str:
+    """card.md's text, at most 1 MB (gennorm.yamlio.read_text), undecodable bytes replaced."""
+    try:
+        return read_text(path)
+    except ConfigError as err:
+        if "not UTF-8" not in str(err):
+            raise
+        return path.read_bytes().decode("utf-8", errors="replace")
+
+
+def parse_front_matter(card: str, source: str = "card.md") -> dict:
+    """The YAML mapping between a leading `---` line and the next `---` line ({} if none, or if
+    it is not valid YAML). ConfigError naming `source` when it is an alias bomb, has duplicate
+    keys or is too large (gennorm.yamlio): the caller skips that model."""
     lines = card.splitlines()
     if not lines or lines[0].strip() != "---":
         return {}
     for end in range(1, len(lines)):
         if lines[end].strip() in ("---", "..."):
             try:
-                data = yaml.safe_load("\n".join(lines[1:end]))
-            except yaml.YAMLError:
+                data = parse_yaml("\n".join(lines[1:end]), f"{source} front matter", mapping=False)
+            except InvalidYAML:
                 return {}
             return data if isinstance(data, dict) else {}
     return {}

@@ -17,7 +17,7 @@ PACKAGE = ROOT / "gennorm"
 # which may use each other). The verbs (gennorm/commands/, one module per verb of cli.VERBS)
 # and the apps are the top: they may use everything.
 LEVELS = {
-    "gennorm": 0, "gennorm.errors": 0, "gennorm.atomic": 0, "gennorm._lazy": 0, "gennorm.devices": 0,
+    "gennorm": 0, "gennorm.errors": 0, "gennorm.atomic": 0, "gennorm._lazy": 0, "gennorm.yamlio": 0, "gennorm.devices": 0,
     "gennorm.paths": 0, "gennorm.locks": 0,
     "gennorm.ops": 1,
     "gennorm.layers": 2,

@@ -11,6 +11,7 @@ from pathlib import Path
 import yaml
 
 from gennorm.errors import ConfigError
+from gennorm.yamlio import read_yaml
 from gennorm.layers.registry import NORMS
 
 PRESETS_DIR = Path(__file__).resolve().parent / "presets"
@@ -74,10 +75,14 @@ def load_spec(name_or_path: str, overrides: list[str] | None = None) -> StudySpe
         if not path.is_file():
             presets = ", ".join(p.stem for p in sorted(PRESETS_DIR.glob("*.yaml")))
             raise ConfigError(f"study config {name_or_path!r} is neither a YAML file nor a preset ({presets})")
-    data = yaml.safe_load(path.read_text()) or {}
+    data = read_yaml(path)  # bounded, UTF-8, no duplicate keys, a mapping (gennorm.yamlio)
     spec = StudySpec()
-    for key, value in data.items():
-        _set(spec, key, value)
+    try:
+        for key, value in data.items():
+            _set(spec, str(key), value)
+        _check(spec)
+    except ConfigError as err:
+        raise ConfigError(f"{path}: {err}") from None
     for item in overrides or []:
         if "=" not in item:
             raise ConfigError(f"override {item!r} is not KEY=VALUE")
@@ -86,7 +91,10 @@ def load_spec(name_or_path: str, overrides: list[str] | None = None) -> StudySpe
             spec.overrides.append(item)
             continue
         default = getattr(StudySpec(), key, None)
-        value = [v for v in raw.split(",") if v] if isinstance(default, list) else yaml.safe_load(raw)
+        try:
+            value = [v for v in raw.split(",") if v] if isinstance(default, list) else yaml.safe_load(raw)
+        except yaml.YAMLError:
+            value = raw
         _set(spec, key, value)
     _check(spec)
     return spec
@@ -99,12 +107,26 @@ def _set(spec: StudySpec, key: str, value) -> None:
     if isinstance(default, list):
         if not isinstance(value, list):
             value = [value]
-        value = [int(v) if key in ("batch_sizes", "seeds") else str(v) for v in value]
+        if any(isinstance(v, (list, dict)) for v in value):
+            raise ConfigError(f"study key {key!r}: expected a list of values, got a nested list or mapping")
+        value = [_int(key, v) if key in ("batch_sizes", "seeds") else str(v) for v in value]
     elif isinstance(default, int):
-        value = int(value)
+        value = _int(key, value)
     else:
+        if isinstance(value, (list, dict)):
+            raise ConfigError(f"study key {key!r}: expected text, got a {type(value).__name__}")
         value = "" if value is None else str(value)
     setattr(spec, key, value)
+
+
+def _int(key: str, value) -> int:
+    """An integer study value (`8` or "8"); ConfigError naming the key otherwise."""
+    if isinstance(value, bool) or not isinstance(value, (int, str)):
+        raise ConfigError(f"study key {key!r}: expected an integer, got {str(value)[:60]!r}")
+    try:
+        return int(value)
+    except ValueError:
+        raise ConfigError(f"study key {key!r}: expected an integer, got {value[:60]!r}") from None
 
 
 def _check(spec: StudySpec) -> None:
@@ -117,5 +139,8 @@ def _check(spec: StudySpec) -> None:
                 raise ConfigError(f"study key {key!r}: {norm!r} is not a norm; allowed values: {', '.join(NORMS)}")
         if not getattr(spec, key):
             raise ConfigError(f"study key {key!r} must list at least one norm")
+    for key, low in (("scenes_size", 16), ("scenes_count", 1), ("grid_images", 0)):
+        if getattr(spec, key) < low:
+            raise ConfigError(f"study key {key!r}: must be >= {low}, got {getattr(spec, key)}")
     if not spec.batch_sizes or min(spec.batch_sizes) < 1 or not spec.seeds:
         raise ConfigError("study keys 'batch_sizes' and 'seeds' need at least one value (batch sizes >= 1)")
