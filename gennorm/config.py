@@ -22,6 +22,7 @@ from typing import Any
 
 import yaml
 
+from gennorm import yamlio
 from gennorm.atomic import atomic_write_bytes
 from gennorm.errors import ConfigError, did_you_mean
 from gennorm.layers.registry import NORMS, PRESET_NORMS
@@ -176,7 +177,7 @@ def _coerce(key: str, value: Any, f: dataclasses.Field) -> Any:
         if ok:
             break
     if not ok:
-        raise ConfigError(f"config key {key!r}: expected {_type_name(tp)}, got {value!r}")
+        raise ConfigError(f"config key {key!r}: expected {_type_name(tp)}, got {_short(value)}")
     if isinstance(value, float) and not math.isfinite(value):
         shown = f"{given!r}" + (f" (= {value!r})" if isinstance(given, str) else "")
         raise ConfigError(f"config key {key!r}: {shown} is not a finite number; give a finite value")
@@ -242,7 +243,7 @@ def from_dict(data: dict, base: Config | None = None) -> Config:
             if value is None:
                 continue
             if not isinstance(value, dict):
-                raise ConfigError(f"config key {key!r} must be a mapping of keys, got {value!r}")
+                raise ConfigError(f"config key {key!r} must be a mapping of keys, got {_short(value)}")
             for sub, v in value.items():
                 set_key(cfg, f"{key}.{sub}", v)
         else:
@@ -334,21 +335,6 @@ def check_magnitudes(cfg: Config) -> None:
             raise ConfigError(f"config key {key!r}: must be at most {WEIGHT_MAX:g}, got {value:g}")
 
 
-class _UniqueKeyLoader(yaml.SafeLoader):
-    """yaml.SafeLoader that refuses a key given twice in one mapping (YAML would keep the last)."""
-
-    def construct_mapping(self, node, deep=False):
-        seen = set()
-        for key_node, _ in node.value:
-            key = self.construct_object(key_node, deep=True)
-            if isinstance(key, (str, int, float, bool)) or key is None:
-                if key in seen:
-                    raise ConfigError(f"key {key!r} is given twice in one mapping (line "
-                                      f"{key_node.start_mark.line + 1}); keep one")
-                seen.add(key)
-        return super().construct_mapping(node, deep)
-
-
 def to_dict(cfg: Config) -> dict:
     return dataclasses.asdict(cfg)
 
@@ -412,24 +398,37 @@ def list_presets() -> dict[str, str]:
 
 
 def read_yaml(path: Path) -> dict:
-    """A YAML file as a dict: UTF-8, no duplicate keys, safe tags only (ConfigError naming the file)."""
+    """A YAML config file as a dict: the bounded reader of gennorm.yamlio (UTF-8, at most 1 MB, no
+    duplicate keys, no alias bombs, a mapping at the top; ConfigError naming the file)."""
+    return yamlio.read_yaml(path)
+
+
+def _from_file(path: Path, data: dict) -> Config:
+    """from_dict, with the file named in the error (`FILE: config key 'x': ...`)."""
     try:
-        raw = Path(path).read_bytes()
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError as err:
-        raise ConfigError(f"{path}: not UTF-8 text (byte 0x{raw[err.start]:02x} at offset {err.start}); "
-                          "save the file as UTF-8") from None
-    except OSError as err:
-        raise ConfigError(f"{path}: cannot read ({err.strerror})") from None
-    try:
-        data = yaml.load(text, Loader=_UniqueKeyLoader)  # noqa: S506 (a SafeLoader subclass)
+        return from_dict(data)
     except ConfigError as err:
         raise ConfigError(f"{path}: {err}") from None
-    except yaml.YAMLError as err:
-        raise ConfigError(f"{path}: not valid YAML ({err})") from None
-    except RecursionError:
-        raise ConfigError(f"{path}: not valid YAML (nested too deeply)") from None
-    return data or {}
+
+
+def changed_keys(before: dict, after: dict, allowed=RESUMABLE_KEYS) -> list[tuple[str, Any, Any]]:
+    """(key, before, after) for every key of two flattened configs that differs and may not change
+    when resuming (not in `allowed`). A key only one side has (a config older than the key) is not
+    compared. Both refusals of `gennorm train --resume` use it: overrides, and RUN/config.yaml
+    against the config stored in the checkpoint."""
+    return [(k, before[k], after[k]) for k in after if k in before and after[k] != before[k] and k not in allowed]
+
+
+def check_unchanged(before: dict, after: dict, allowed=RESUMABLE_KEYS) -> None:
+    """ConfigError naming the first key that an override may not change when resuming."""
+    for key, old, new in changed_keys(before, after, allowed)[:1]:
+        raise ConfigError(f"config key {key!r} cannot change when resuming ({_short(old)} -> {_short(new)}); "
+                          f"keys that may change: {', '.join(sorted(allowed))}")
+
+
+def _short(value, limit: int = 80) -> str:
+    text = repr(value)
+    return text if len(text) <= limit else text[:limit] + "..."
 
 
 def load_config(name_or_path: str | Path | dict, overrides: list[str] | None = None) -> Config:
@@ -437,14 +436,17 @@ def load_config(name_or_path: str | Path | dict, overrides: list[str] | None = N
     if isinstance(name_or_path, dict):
         data = name_or_path
     elif Path(name_or_path).is_file():
-        data = read_yaml(Path(name_or_path))
+        path = Path(name_or_path)
+        cfg = _from_file(path, read_yaml(path))
+        data = None
     else:
         data = preset_data(str(name_or_path))
         if data is None:
             raise ConfigError(f"config {str(name_or_path)!r} is neither a YAML file nor a preset"
                               f"{did_you_mean(str(name_or_path), list_presets())}; presets: "
                               f"{', '.join(list_presets())}")
-    cfg = from_dict(data)
+    if data is not None:
+        cfg = from_dict(data)
     for key, value in parse_overrides(overrides or []):
         set_key(cfg, key, value)
     validate(cfg)
@@ -461,4 +463,4 @@ def save_config(cfg: Config, path: Path) -> None:
 
 
 def config_from_file(path: Path) -> Config:
-    return from_dict(read_yaml(path))
+    return _from_file(Path(path), read_yaml(Path(path)))

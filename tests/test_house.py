@@ -140,7 +140,7 @@ def test_name_lists_come_from_the_registry():
     fields = {f.name: f for f in dataclasses.fields(config.ModelConfig)}
     assert fields["g_norm"].metadata["choices"] == tuple(NORMS) == fields["d_norm"].metadata["choices"]
     tasks = sorted(p.stem for p in config.PRESETS_DIR.glob("*.yaml"))
-    assert tasks == ["cyclegan", "pix2pix"]
+    assert tasks == ["cut", "cyclegan", "fastcut", "pix2pix"]  # fastcut: CUT's task with FastCUT's keys
     assert sorted(config.list_presets()) == sorted([f"{t}-{n}" for t in tasks for n in PRESET_NORMS]
                                                    + [f"{t}-classic" for t in tasks])
     assert set(StudySpec().norms) <= set(NORMS)
@@ -155,7 +155,7 @@ def test_presets_differ_only_in_the_generator_norm(norm):
     from gennorm.config import load_config, to_dict
     from gennorm.layers.registry import NORMS
 
-    for task in ("pix2pix", "cyclegan"):
+    for task in ("pix2pix", "cyclegan", "cut", "fastcut"):
         cfg, base = to_dict(load_config(f"{task}-{norm}")), to_dict(load_config(f"{task}-instance"))
         diff = {k for k in cfg if cfg[k] != base[k]} | {f"model.{k}" for k in cfg["model"]
                                                          if cfg["model"][k] != base["model"][k]}
