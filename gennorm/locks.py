@@ -27,6 +27,7 @@ import sys
 import time
 from pathlib import Path
 
+from gennorm import __version__
 from gennorm.atomic import atomic_write_json
 from gennorm.errors import GennormError
 
@@ -155,8 +156,6 @@ def read_marker(folder) -> dict | None:
 
 
 def write_marker(folder, kind: str) -> None:
-    from gennorm import __version__
-
     atomic_write_json(Path(folder) / MARKER, {"kind": kind, "version": __version__})
 
 
