@@ -17,7 +17,7 @@ from gennorm.errors import CheckpointError, ConfigError
 from gennorm.inference.translator import Translator
 from gennorm.networks import load_network_state
 from gennorm.networks.checkpoint import (check_finite_weights, check_train_checkpoint, checkpoint_name, load_latest,
-                                         load_torch, read_safetensors, verify_content)
+                                         load_torch, options_from_metadata, read_safetensors, verify_content)
 from gennorm.networks.factory import build_generator_from
 from gennorm.zoo import find_model
 
@@ -75,16 +75,23 @@ def _read_config(folder: Path):
     return config_from_file(path)
 
 
-def _build(cfg, direction: str, state: dict, what: str, options: dict | None = None):
+def _build(cfg, direction: str, state: dict | Path, what: str, options: dict | None = None):
+    """(generator of `cfg` for `direction` with `state` loaded, metadata). `state`: a state dict,
+    or a model folder's generator.safetensors, read after the network is built so that its header
+    is checked against the network before any tensor is read, and the build options recorded in
+    it (gennorm.networks.checkpoint.options_metadata) are compared with the config's."""
     m = cfg.model
     ins, outs = (m.input_nc, m.output_nc) if direction == "AtoB" else (m.output_nc, m.input_nc)
+    net, meta = build_generator_from(m, ins, outs), {}
+    if isinstance(state, Path):
+        state, meta = read_safetensors(state, net.state_dict())
+        options = options_from_metadata(meta, Path(what))
     check_finite_weights(state, what)
-    net = build_generator_from(m, ins, outs)
     try:
         load_network_state(net, state, options)
     except CheckpointError as err:
         raise CheckpointError(f"{what}: {err}") from None
-    return net
+    return net, meta
 
 
 def resolve_model(model: str | Path) -> Path:
@@ -117,14 +124,13 @@ def load_translator(model: str | Path, device="cpu", direction: str = "AtoB", ch
     if (path / GENERATOR_FILE).is_file():
         if direction != "AtoB":
             raise ConfigError(f"direction {direction!r}: a models/ folder holds the AtoB generator only")
-        state, meta = read_safetensors(path / GENERATOR_FILE)
         if checkpoint != "latest":
             raise ConfigError(f"checkpoint {checkpoint!r}: {path} is a model folder (one generator), not a run directory")
-        net = _build(cfg, "AtoB", state, str(path / GENERATOR_FILE))
+        net, meta = _build(cfg, "AtoB", path / GENERATOR_FILE, str(path / GENERATOR_FILE))
         return Translator(net, cfg, device, str(path), "AtoB", meta, train_mode, dtype, tile, overlap)
     run = run_generator_weights(path, cfg, direction, None if checkpoint == "latest" else int(checkpoint))
     meta = {"step": str(run.checkpoint["step"]), "ema": str(run.ema), "checkpoint": str(run.path)}
-    net = _build(cfg, direction, run.weights, str(run.path), run.options)
+    net, _ = _build(cfg, direction, run.weights, str(run.path), run.options)
     return Translator(net, cfg, device, str(path), direction, meta, train_mode, dtype, tile, overlap)
 
 

@@ -6,7 +6,9 @@ A models/ folder holds one translation direction (AtoB of its config.yaml):
                             channels and data.direction swapped so that it reads as AtoB)
     generator.safetensors   the generator's state dict (EMA weights when the run used EMA);
                             float32 (float16 with half=True; loaded back as float32);
-                            metadata: format (FORMAT), task, step, dtype, direction, source, ema
+                            metadata: format (FORMAT), task, step, dtype, direction, source, ema,
+                            options + options_sha256 (the generator's build options, compared
+                            with config.yaml's on loading: gennorm.networks.checkpoint)
     card.md                 task, data, the command that trained it, steps, hardware, wall
                             time, and metrics (from `gennorm eval --json`)
     training_log.jsonl      the run's logged losses per step (gennorm.zoo.TRAINING_LOG), when it logged any
@@ -30,6 +32,7 @@ from gennorm.errors import CheckpointError
 from gennorm.paths import check_output_apart
 from gennorm.inference.loading import run_generator_weights
 from gennorm.locks import holds, own_folder
+from gennorm.networks.checkpoint import generator_options, options_metadata
 from gennorm.zoo import TRAINING_LOG, read_training_log
 
 FORMAT = "gennorm-generator-1"
@@ -149,7 +152,9 @@ def _export_run(run_dir: Path, out: Path, direction: str, metrics: dict | None, 
         cfg.data.direction = "BtoA" if cfg.data.direction == "AtoB" else "AtoB"
     n_params = sum(v.numel() for k, v in weights.items() if v.is_floating_point())
     meta = {"format": FORMAT, "task": cfg.train.task, "step": str(state["step"]), "dtype": dtype,
-            "direction": direction, "source": str(ckpt_path), "ema": str(cfg.train.ema > 0)}
+            "direction": direction, "source": str(ckpt_path), "ema": str(cfg.train.ema > 0),
+            # what network the weights are (checked against config.yaml on every load)
+            **options_metadata(generator_options(cfg.model, cfg.model.input_nc, cfg.model.output_nc))}
     out.mkdir(parents=True, exist_ok=True)
     atomic_write_bytes(out / "generator.safetensors", save(weights, metadata=meta))
     atomic_write_bytes(out / "config.yaml", yaml.safe_dump(to_dict(cfg), sort_keys=False).encode())

@@ -16,6 +16,9 @@ would load into a different network.
 from __future__ import annotations
 
 import hashlib
+import json
+import math
+import os
 import re
 import sys
 from collections.abc import Mapping
@@ -23,9 +26,10 @@ from pathlib import Path
 
 import torch
 import torch.nn as nn
-from safetensors.torch import load_file, safe_open
+from safetensors import safe_open
 
 from gennorm.errors import CheckpointError
+from gennorm.networks.factory import build_generator_from
 
 CKPT_RE = re.compile(r"^step_(\d+)\.pt$")
 IGNORED_OPTIONS = ("init_type", "init_gain")
@@ -84,6 +88,7 @@ def load_network_state(net: nn.Module, state_dict: Mapping[str, torch.Tensor],
     if summary:
         what = f"{current.get('kind', 'network')} {current.get('arch', '')}".strip() if current else "the network"
         raise CheckpointError(f"checkpoint does not match {what}: {summary}")
+    _check_dtypes(net.state_dict(), state_dict)
     try:
         net.load_state_dict(state_dict, strict=True)
     except RuntimeError as err:  # a layer's own check (e.g. a size mismatch it refuses); keep it short
@@ -91,6 +96,61 @@ def load_network_state(net: nn.Module, state_dict: Mapping[str, torch.Tensor],
         detail = f"{len(lines)} problem(s): {_names(lines)}" if lines else str(err).splitlines()[0]
         raise CheckpointError(f"checkpoint could not be loaded: {detail}") from None
     return net
+
+
+def _check_dtypes(expected: Mapping[str, torch.Tensor], given: Mapping[str, torch.Tensor]) -> None:
+    """CheckpointError naming the first tensor stored as integers where the network holds floats
+    (float bytes relabelled I32 would load as numbers around 1e9)."""
+    for k, t in expected.items():
+        g = given.get(k)
+        if t.is_floating_point() and isinstance(g, torch.Tensor) and not g.is_floating_point():
+            raise CheckpointError(f"tensor {k!r} is stored as {str(g.dtype).removeprefix('torch.')}, but the "
+                                  "network's is floating point (a relabelled or foreign file)")
+
+
+# ----------------------------------------------------------------------------------------------
+# build options in a weights file's metadata: the file says what network it is
+
+
+OPTIONS_KEY = "options"  # safetensors metadata: canonical JSON of the network's build options (net.options)
+OPTIONS_HASH_KEY = "options_sha256"  # sha256 of that JSON
+
+
+def canonical_options(options: Mapping) -> str:
+    """The build options that shape the weights (init_* left out) as canonical JSON."""
+    return json.dumps({k: v for k, v in options.items() if k not in IGNORED_OPTIONS}, sort_keys=True,
+                      separators=(",", ":"))
+
+
+def options_metadata(options: Mapping) -> dict[str, str]:
+    """safetensors metadata entries recording `options` (net.options) and their sha256."""
+    text = canonical_options(options)
+    return {OPTIONS_KEY: text, OPTIONS_HASH_KEY: hashlib.sha256(text.encode()).hexdigest()}
+
+
+def options_from_metadata(meta: Mapping[str, str], path: Path) -> dict | None:
+    """The build options recorded in a weights file's metadata (None for files written before
+    gennorm recorded them); CheckpointError naming `path` when they do not match their sha256."""
+    text = meta.get(OPTIONS_KEY)
+    if text is None:
+        return None
+    if hashlib.sha256(text.encode()).hexdigest() != meta.get(OPTIONS_HASH_KEY):
+        raise CheckpointError(f"{path}: the build options in its metadata do not match their sha256 "
+                              f"({OPTIONS_HASH_KEY}); the file was edited or damaged")
+    try:
+        options = json.loads(text)
+    except ValueError:
+        options = None
+    if not isinstance(options, dict):
+        raise CheckpointError(f"{path}: the build options in its metadata are not a JSON object")
+    return options
+
+
+def generator_options(model_cfg, input_nc: int, output_nc: int) -> dict:
+    """net.options of the generator a config's `model` section describes (built on the meta
+    device: no memory, no time)."""
+    with torch.device("meta"):
+        return dict(build_generator_from(model_cfg, input_nc, output_nc).options)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -231,12 +291,65 @@ def load_latest(ckpt_dir: Path, map_location="cpu") -> tuple[dict, Path]:
     raise CheckpointError(f"no usable checkpoint in {ckpt_dir}: {'; '.join(errors)}")
 
 
-def read_safetensors(path: Path) -> tuple[dict, dict]:
-    """(float32 state dict, metadata) of a .safetensors file (model folders); CheckpointError if unreadable."""
+HEADER_MAX = 64 << 20  # a generator's safetensors header is a few KB
+_DTYPE_BYTES = {"F64": 8, "F32": 4, "F16": 2, "BF16": 2, "I64": 8, "I32": 4, "I16": 2, "I8": 1, "U8": 1,
+                "BOOL": 1, "U16": 2, "U32": 4, "U64": 8, "F8_E4M3": 1, "F8_E5M2": 1}
+
+
+def safetensors_header(path: Path) -> dict:
+    """A .safetensors file's header, checked against the file's size before any tensor is read:
+    CheckpointError naming `path` when the header or a tensor's bytes lie beyond the file."""
+    what = f"{path}: cannot be read"
     try:
-        state = {k: v.float() for k, v in load_file(str(path)).items()}
+        if not path.is_file():
+            raise CheckpointError(f"{path}: {'not a regular file' if path.exists() else 'does not exist'}")
+        size = os.path.getsize(path)
+        with open(path, "rb") as f:
+            head = f.read(8)
+            n = int.from_bytes(head, "little") if len(head) == 8 else -1
+            if n < 0 or n > min(size - 8, HEADER_MAX):
+                raise CheckpointError(f"{what} (its header declares {max(n, 0):,} bytes; the file has {size:,}: "
+                                      "not a safetensors file, or truncated)")
+            header = json.loads(f.read(n))
+    except OSError as err:
+        raise CheckpointError(f"{what} ({err.strerror or err})") from None
+    except ValueError:
+        raise CheckpointError(f"{what} (its header is not JSON)") from None
+    if not isinstance(header, dict):
+        raise CheckpointError(f"{what} (its header is not a JSON object)")
+    data_size = size - 8 - n
+    for name, info in header.items():
+        if name == "__metadata__":
+            continue
+        try:
+            begin, end = (int(x) for x in info["data_offsets"])
+            nbytes = math.prod(int(d) for d in info["shape"]) * _DTYPE_BYTES[info["dtype"]]
+        except (TypeError, ValueError, KeyError):
+            raise CheckpointError(f"{what} (tensor {str(name)[:80]!r}: no valid dtype, shape, data_offsets)") from None
+        if not 0 <= begin <= end <= data_size or end - begin != nbytes:
+            raise CheckpointError(f"{what} (tensor {str(name)[:80]!r} declares {nbytes:,} bytes at {begin:,}..{end:,}, "
+                                  f"but the file holds {data_size:,} bytes of tensor data: truncated or forged)")
+    return header
+
+
+def read_safetensors(path: Path, expected: Mapping[str, torch.Tensor] | None = None) -> tuple[dict, dict]:
+    """(state dict, metadata) of a .safetensors file (model folders); CheckpointError if unreadable.
+
+    The header is checked first (safetensors_header); with `expected` (the network's state dict)
+    a tensor the network does not have is refused before anything is read. Floating tensors come
+    back as float32, others as stored (the network's dtypes are compared on loading)."""
+    path = Path(path)
+    header = safetensors_header(path)
+    names = [k for k in header if k != "__metadata__"]
+    if expected is not None:
+        unexpected = [k for k in names if k not in expected]
+        if unexpected:
+            raise CheckpointError(f"{path}: {len(unexpected)} tensor(s) the network does not have "
+                                  f"({_names([k[:80] for k in unexpected])}); nothing was loaded")
+    try:
         with safe_open(str(path), "pt") as f:
             meta = dict(f.metadata() or {})
+            state = {k: f.get_tensor(k) for k in names}
     except Exception as err:  # safetensors raises its own error types for bad files
         raise CheckpointError(f"{path}: cannot be read ({err})") from None
-    return state, meta
+    return {k: v.float() if v.is_floating_point() else v for k, v in state.items()}, meta

@@ -16,6 +16,7 @@ from safetensors.torch import save
 from gennorm.atomic import atomic_write_bytes
 from gennorm.config import from_dict, to_dict
 from gennorm.locks import holds, own_folder
+from gennorm.networks.checkpoint import generator_options, options_metadata
 from gennorm.networks.junyanz_import import Imported, card, convert_checkpoint
 from gennorm.paths import check_output_apart
 
@@ -51,11 +52,13 @@ def _write_folder(checkpoint: str | Path, out: Path, model: str | None, **option
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     meta = {"format": "gennorm-generator-1", "task": cfg.train.task, "dtype": "float32", "direction": "AtoB",
-            "source": str(g_path)}
+            "source": str(g_path), **options_metadata(generator_options(cfg.model, opts.input_nc, opts.output_nc))}
     atomic_write_bytes(out / "generator.safetensors", save(imported.g_weights, metadata=meta))
     if imported.d_weights is not None:
+        d_meta = {k: v for k, v in meta.items() if not k.startswith("options")}  # G's options are not D's
+        d_meta["source"] = str(imported.d_path)
         atomic_write_bytes(out / "discriminator.safetensors",
-                           save(imported.d_weights, metadata={**meta, "source": str(imported.d_path)}))
+                           save(imported.d_weights, metadata=d_meta))
     atomic_write_bytes(out / "config.yaml", yaml.safe_dump(to_dict(cfg), sort_keys=False).encode())
     atomic_write_bytes(out / "card.md", card(out, imported, task).encode())
     return imported

@@ -16,7 +16,7 @@ import torch
 import torch.nn as nn
 
 from gennorm.errors import CheckpointError, ConfigError, GennormError
-from gennorm.networks.checkpoint import load_network_state, read_safetensors
+from gennorm.networks.checkpoint import load_network_state, options_from_metadata, read_safetensors
 from gennorm.train.distributed import DistInfo, any_rank, average_gradients
 from gennorm.train.optim import EMA, make_adam, make_scheduler, refresh_lr
 from gennorm.train.gan import GANLoss, gradient_penalty
@@ -89,9 +89,9 @@ class Task:
                     raise ConfigError(f"config key 'model.init_from': {path} does not exist (a model folder made by "
                                       "gennorm export or gennorm import)")
                 continue
-            state, _ = read_safetensors(path)
-            try:
-                load_network_state(self.nets[name], state)
+            try:  # the header checked against the network first; the recorded build options compared
+                state, meta = read_safetensors(path, self.nets[name].state_dict())
+                load_network_state(self.nets[name], state, options_from_metadata(meta, path))
             except CheckpointError as err:
                 raise ConfigError(f"config key 'model.init_from': {path} does not fit {name}: {err}") from None
 
