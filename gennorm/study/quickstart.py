@@ -8,7 +8,8 @@
    OUT/report.html (side by side: input | untrained | trained | target, plus numbers) and
    OUT/report.json.
 
-Everything lives under `out`; running it again reuses the data and a finished run (an
+Everything lives under `out`; running it again reuses the data and a finished run made with
+the same settings (one made with another --norm, --ngf, --size or --seed is refused; an
 interrupted run is resumed). It uses train, metrics and inference (siblings of level 4), so it
 lives at level 5, with the study.
 """
@@ -23,7 +24,8 @@ from pathlib import Path
 import torch
 
 from gennorm.atomic import atomic_write_bytes
-from gennorm.config import Config, load_config
+from gennorm.config import Config, changed_keys, config_from_file, flatten, load_config, to_dict
+from gennorm.errors import ConfigError
 from gennorm.data import generate_scenes
 from gennorm.inference import Translator, load_translator, translate_folder
 from gennorm.metrics import available_metrics, evaluate_folders
@@ -45,6 +47,18 @@ def quickstart_config(out: Path, steps: int, size: int, ngf: int = 16,
                   "sample_every": max(steps // 4, 1), "log_every": 10, "keep_last": 2,
                   "device": device, "num_samples": 6},
     })
+
+
+def check_existing_run(cfg: Config) -> None:
+    """ConfigError when OUT/run holds a run made with other settings (another --norm, --ngf,
+    --size, --seed): resuming it would report that run under this quickstart's settings. The
+    keys are compared as `gennorm train --resume` compares them (gennorm.config.changed_keys)."""
+    saved = Path(cfg.out) / "config.yaml"
+    if not saved.is_file():
+        return
+    for key, old, new in changed_keys(flatten(to_dict(config_from_file(saved))), flatten(to_dict(cfg)))[:1]:
+        raise ConfigError(f"{cfg.out} holds a quickstart run made with {key}={old!r}; this quickstart asks for "
+                          f"{key}={new!r}: choose another --out, or remove {cfg.out} to train again")
 
 
 def untrained_translator(cfg: Config, device: str) -> Translator:
@@ -111,6 +125,7 @@ def run_quickstart(out: str | Path, steps: int, size: int, count: int, ngf: int 
     run_dir = Path(cfg.out)
     print(f"[2/4] training pix2pix-{norm} for {steps} steps on {device} -> {run_dir}", file=sys.stderr)
     t0 = time.perf_counter()
+    check_existing_run(cfg)
     if list_checkpoints(run_dir / "checkpoints"):
         train(resume_dir=run_dir, overrides=[f"train.max_steps={steps}"])
     else:

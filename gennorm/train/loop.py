@@ -25,8 +25,8 @@ from pathlib import Path
 import torch
 from tqdm import tqdm
 
-from gennorm.config import (RESUMABLE_KEYS, Config, config_from_file, flatten, parse_overrides, save_config,
-                            set_key, to_dict, validate)
+from gennorm.config import (Config, changed_keys, check_unchanged, config_from_file, flatten, parse_overrides,
+                            save_config, set_key, to_dict, validate)
 from gennorm.data import create_dataset
 from gennorm.devices import require_device
 from gennorm.errors import CheckpointError, ConfigError, DataError, write_error
@@ -379,13 +379,14 @@ def prepare_resume(run_dir: Path, overrides: list[str] | None) -> tuple[Config, 
     for key, value in parse_overrides(overrides or []):
         set_key(cfg, key, value)
     validate(cfg)
-    after = flatten(to_dict(cfg))
-    for key in after:
-        if after[key] != before[key] and key not in RESUMABLE_KEYS:
-            raise ConfigError(f"config key {key!r} cannot change when resuming ({before[key]!r} -> {after[key]!r}); "
-                              f"keys that may change: {', '.join(sorted(RESUMABLE_KEYS))}")
+    check_unchanged(before, flatten(to_dict(cfg)))
     cfg.out = str(run_dir)
     state, path = ckpt.load_latest(run_dir / "checkpoints")  # hash and structure checked
+    if isinstance(state.get("config"), dict):  # config.yaml edited since: the same keys refused
+        for key, old, new in changed_keys(flatten(state["config"]), before)[:1]:
+            raise ConfigError(f"config key {key!r} cannot change when resuming: checkpoint {path} has {key}={old!r}, "
+                              f"{run_dir / 'config.yaml'} has {key}={new!r} (edited after training?); set it "
+                              "back, or train a new run")
     return cfg, state, path
 
 
