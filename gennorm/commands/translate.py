@@ -11,7 +11,10 @@ from gennorm.commands._types import DEVICE_HELP, device, pixel_limit, positive_i
 
 DESCRIPTION = """\
 Translate every image of a folder with a trained model; writes OUTPUT/NAME.png for each input,
-and OUTPUT/index.html with input | output (| target) side by side.
+and OUTPUT/index.html with input | output (| target) side by side. NAME is the input's path
+under INPUT without its extension (INPUT/sub/x.jpg -> OUTPUT/sub/x.png); two inputs that would
+write one file (x.png and x.jpg) are refused, naming both. OUTPUT lies apart from INPUT (neither
+is inside the other) and is not MODEL's folder (a folder inside it is fine).
 
 MODEL: a run directory (gennorm train's out; the latest checkpoint, EMA weights if used), a
 models/ folder (gennorm export) or a zoo model name. INPUT: a folder of images, or of A|B pairs
