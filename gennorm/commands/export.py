@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import json
 import sys
-from pathlib import Path
 
 from gennorm.commands._types import positive_int
 
@@ -58,11 +57,15 @@ def add_arguments(parser) -> None:
 def run(args) -> int:
     from gennorm.errors import ConfigError
 
+    from gennorm.yamlio import read_text
+
     metrics = None
     if args.metrics_json:
-        try:
-            metrics = json.loads(Path(args.metrics_json).read_text())
-        except (OSError, ValueError) as err:
+        try:  # at most 1 MB read (a /dev/zero or a huge file is refused, not read to the end)
+            metrics = json.loads(read_text(args.metrics_json))
+        except ConfigError as err:
+            raise ConfigError(f"--metrics-json {err}") from None
+        except ValueError as err:
             raise ConfigError(f"--metrics-json {args.metrics_json}: cannot read a JSON object ({err})") from None
         if not isinstance(metrics, dict):
             raise ConfigError(f"--metrics-json {args.metrics_json}: expected a JSON object of metrics")
