@@ -57,6 +57,8 @@ def _pngs(folder: Path) -> dict[str, bytes]:
     # 4 steps with max_steps=4, then --resume train.max_steps=8: the next step's lr (0 at the old
     # max_steps) must be recomputed from the new config (decay_start fixed, so the schedules agree)
     ("pix2pix-kn", ["train.batch_size=2", "train.decay_start=4"], True),
+    # CUT: F's optimizer and schedule, FastCUT's flip coins and the patch ids (the task's generator)
+    ("fastcut-nc", ["train.num_patches=16", "train.netf_nc=32", "train.ema=0.9"], False),
 ])
 def test_bit_exact_resume(preset, extra, raise_max_steps, scenes, tmp_path, monkeypatch):
     common = ["train.max_steps=8", "train.checkpoint_every=100", "train.sample_every=100",

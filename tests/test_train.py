@@ -27,19 +27,39 @@ def _cli(*args: str) -> int:
 
 def test_presets_load():
     presets = list_presets()
-    for task in ("pix2pix", "cyclegan"):
+    for family, task in (("pix2pix", "pix2pix"), ("cyclegan", "cyclegan"), ("cut", "cut"), ("fastcut", "cut")):
         for norm in ("instance", "pono-ms", "nc", "kn"):
-            name = f"{task}-{norm}"
+            name = f"{family}-{norm}"
             assert name in presets and presets[name], name
             cfg = load_config(name, ["model.d_norm=convnorm"])
             assert cfg.train.task == task and cfg.model.g_norm == norm and cfg.model.d_norm == "convnorm"
             assert cfg.data.mode == ("aligned" if task == "pix2pix" else "unaligned")
+            if task == "cut":  # FastCUT: CUT with lambda_nce 10, no identity NCE, flip equivariance
+                fast = family == "fastcut"
+                t = cfg.train
+                assert (t.lambda_nce, t.nce_idt, t.flip_equivariance) == ((10.0, False, True) if fast else (1.0, True, False))
+
+
+def test_cut_classic_presets_are_cuts_defaults():
+    for name, fast in (("cut-classic", False), ("fastcut-classic", True)):
+        cfg = load_config(name)
+        m, d, t = cfg.model, cfg.data, cfg.train
+        assert (m.g_arch, m.g_norm, m.d_norm, m.use_dropout, m.init_type, m.init_gain) == (
+            "resnet_9blocks", "instance", "instance", False, "xavier", 0.02)
+        assert (d.mode, d.load_size, d.crop_size, d.no_flip, t.batch_size, t.gan_mode) == (
+            "unaligned", 286, 256, False, 1, "lsgan")
+        assert (t.task, t.lambda_gan, t.nce_t, t.num_patches, t.netf_nc, t.nce_batch_negatives) == (
+            "cut", 1.0, 0.07, 256, 256, False)
+        assert t.nce_layers == "input,down1,down2,block1,block5"  # CUT's nce_layers 0,4,8,12,16
+        assert (t.lr, t.beta1, t.beta2, t.lr_policy) == (0.0002, 0.5, 0.999, "linear")
+        assert (t.lambda_nce, t.nce_idt, t.flip_equivariance, t.n_epochs, t.n_epochs_decay) == (
+            (10.0, False, True, 150, 50) if fast else (1.0, True, False, 200, 200))
 
 
 def test_train_list(capsys):
     assert _cli("train", "--list") == 0
     out = capsys.readouterr().out
-    assert "pix2pix-nc" in out and "cyclegan-pono-ms" in out
+    assert "pix2pix-nc" in out and "cyclegan-pono-ms" in out and "cut-kn" in out and "fastcut-classic" in out
 
 
 @pytest.mark.parametrize("override, words", [
