@@ -286,8 +286,9 @@ def validate(cfg: Config) -> None:
         raise ConfigError("config key 'data.mode': pix2pix needs paired data, allowed values: aligned")
     if t.task == "cyclegan" and cfg.model.input_nc != cfg.model.output_nc and t.lambda_identity > 0:
         raise ConfigError("config key 'train.lambda_identity': must be 0 when model.input_nc != model.output_nc")
-    if t.task == "cut" and cfg.model.input_nc != cfg.model.output_nc and t.nce_idt:
-        raise ConfigError("config key 'train.nce_idt': must be false when model.input_nc != model.output_nc")
+    if t.task == "cut" and cfg.model.input_nc != cfg.model.output_nc:  # G's encoder reads G(A) too
+        raise ConfigError(f"config key 'model.output_nc': CUT encodes G(A) with G's encoder, so it must equal "
+                          f"model.input_nc ({cfg.model.input_nc}), got {cfg.model.output_nc}")
     if not 0 < t.nce_t <= 10:
         raise ConfigError(f"config key 'train.nce_t': the PatchNCE temperature must be in (0, 10], got {t.nce_t}")
 

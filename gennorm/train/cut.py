@@ -96,8 +96,6 @@ class CUTTask(Task):
         self.scheds["F"] = make_scheduler(self.optims["F"], t)  # its own: G's scaler steps both
         # the flip coins and patch ids: the run's own generator, in checkpoints (exact resume)
         self.cut_gen = torch.Generator().manual_seed(t.seed * 1000 + 211 + 101 * self.dist.rank)
-        if cfg.model.input_nc != cfg.model.output_nc:  # G cannot take B: no G(B) column
-            self.SAMPLE_COLUMNS = self.SAMPLE_COLUMNS[:3]
 
     def build_nets(self):
         m, t = self.cfg.model, self.cfg.train
@@ -175,8 +173,7 @@ class CUTTask(Task):
     def sample_rows(self, batch: dict) -> list[torch.Tensor]:
         """[A, G(A), B, G(B)] (G(B): the identity CUT's nce_idt trains)."""
         real_A, real_B = batch["A"].to(self.device), batch["B"].to(self.device)
-        rows = [real_A, self.run_generator("G", real_A), real_B]
-        return rows + [self.run_generator("G", real_B)] if len(self.SAMPLE_COLUMNS) == 4 else rows
+        return [real_A, self.run_generator("G", real_A), real_B, self.run_generator("G", real_B)]
 
     def local_state(self) -> dict:
         return {**super().local_state(), "cut_gen": self.cut_gen.get_state()}
