@@ -342,7 +342,7 @@ def read_safetensors(path: Path, expected: Mapping[str, torch.Tensor] | None = N
     header = safetensors_header(path)
     names = [k for k in header if k != "__metadata__"]
     if expected is not None:
-        unexpected = [k for k in names if k not in expected]
+        unexpected = [k for k in names if k not in expected and k.removeprefix("module.") not in expected]
         if unexpected:
             raise CheckpointError(f"{path}: {len(unexpected)} tensor(s) the network does not have "
                                   f"({_names([k[:80] for k in unexpected])}); nothing was loaded")
