@@ -310,7 +310,7 @@ class CUTTranscription:
 @pytest.mark.parametrize("preset, extra", [
     ("cut-nc", []),
     ("fastcut-instance", ["train.nce_batch_negatives=true", "train.batch_size=2"]),
-    ("fastcut-kn", ["train.lambda_gan=0.5"]),
+    pytest.param("fastcut-kn", ["train.lambda_gan=0.5"], marks=pytest.mark.slow),  # KN's dropout statistics
 ])
 def test_cut_step_is_cutmodels(preset, extra):
     import copy
