@@ -188,7 +188,9 @@ def test_inception_features_match_torchmetrics_antialiased_path(random_weights):
 def test_cache_key_changes_when_a_file_changes(tmp_path):
     paths = _write_images(tmp_path / "r", seed=0, n=2)
     key = cache.folder_key(tmp_path / "r", paths, inception.PROTOCOLS["clean"], "x")
-    os.utime(paths[0], ns=(1, 1))
+    os.utime(paths[0], ns=(1, 1))  # the key is the content's (tests/test_integrity.py): touching keeps it
+    assert cache.folder_key(tmp_path / "r", paths, inception.PROTOCOLS["clean"], "x") == key
+    paths[0].write_bytes(paths[1].read_bytes())
     assert cache.folder_key(tmp_path / "r", paths, inception.PROTOCOLS["clean"], "x") != key
     assert cache.folder_key(tmp_path / "r", paths, inception.PROTOCOLS["clean"], "y") != cache.folder_key(
         tmp_path / "r", paths, inception.PROTOCOLS["clean"], "x")
