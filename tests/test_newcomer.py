@@ -278,3 +278,38 @@ def test_export_into_the_checkouts_models_folder_warns(scenes, tmp_path, monkeyp
     warning = [line for line in err.splitlines() if "warning" in line]
     assert len(warning) == 1 and "git status" in warning[0] and "wheel" in warning[0] and "--models" in warning[0]
     assert (checkout / "models" / "my-p2p" / "generator.safetensors").is_file()
+
+
+# ---------------------------------------------------------------- steps 19-20: graphs at any size
+
+def test_onnx_and_torch_export_take_any_size_as_gennorm_load(tmp_path, capsys):
+    """scenes-nc (size grid 4) exported, then run at sizes off the grid (130x130 failed in
+    onnxruntime with 'Attempting to broadcast an axis ... 32 by 33'): the same as gennorm.load."""
+    import torch
+
+    import gennorm
+
+    ort = pytest.importorskip("onnxruntime")
+    onnx_file, program_file = tmp_path / "g.onnx", tmp_path / "g.pt2"
+    assert main(["export", "scenes-nc", str(onnx_file), "--format", "onnx", "--size", "32"]) == 0
+    assert "multiples of 4" in capsys.readouterr().err
+    assert main(["export", "scenes-nc", str(program_file), "--format", "torch-export", "--size", "32"]) == 0
+    session = ort.InferenceSession(str(onnx_file), providers=["CPUExecutionProvider"])
+    program = torch.export.load(str(program_file)).module()
+    tr = gennorm.load("scenes-nc")
+    for h, w in ((130, 130), (67, 45), (64, 96)):
+        x = torch.rand(1, 3, h, w, generator=torch.Generator().manual_seed(h)) * 2 - 1
+        want = tr(x)  # resized to the grid and back
+        got_onnx = torch.from_numpy(session.run(None, {"image": x.numpy()})[0])
+        with torch.no_grad():
+            got_program = program(x)
+        assert got_onnx.shape == got_program.shape == want.shape == (1, 3, h, w)
+        assert (got_onnx - want).abs().max().item() <= 1e-4, (h, w)
+        assert (got_program - want).abs().max().item() <= 1e-5, (h, w)
+
+
+def test_export_help_states_the_size_grid(capsys):
+    with pytest.raises(SystemExit):
+        main(["export", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    assert "any height and width" in text and "multiples of 4" in text and "nearest size on the grid" in text

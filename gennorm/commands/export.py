@@ -32,10 +32,13 @@ examples:
   gennorm export scenes-nc scenes-nc.onnx --format onnx          # any model: run dir, folder, zoo name
   gennorm export models/scenes-nc scenes-nc.pt2 --format torch-export
 
---format onnx | torch-export write one file (OUT) holding the generator as a graph with dynamic
-height and width (multiples of its size grid): ONNX with standard operators only (NC and KN
-decompose into convolutions, pooling and arithmetic; run it with onnxruntime), or a torch.export
-program (torch.export.load). Input [1, C, H, W] in [-1, 1], output the same.
+--format onnx | torch-export write one file (OUT) holding the generator as a graph that takes any
+height and width: ONNX with standard operators only (NC and KN decompose into convolutions,
+pooling and arithmetic; run it with onnxruntime), or a torch.export program (torch.export.load).
+Input [1, C, H, W] in [-1, 1], output the same size. The generator's size grid (multiples of 4
+for the ResNet generators, of 2**downsamplings for the U-Nets: 256 for unet_256) is inside the
+graph: as gennorm.load, it resizes the input (bicubic) to the nearest size on the grid and the
+output back, so a size on the grid (e.g. 128x128, 96x160) goes through unresized.
 """
 
 FORMATS = ("safetensors", "onnx", "torch-export")  # --format: a models/ folder, or one graph file
@@ -75,7 +78,8 @@ def run(args) -> int:
         translator = load_translator(args.run_dir, "cpu", args.direction)
         write = export_onnx if args.format == "onnx" else export_program
         out = write(translator, args.out, args.size)
-        print(f"exported {args.run_dir} -> {out} ({args.format}, dynamic height and width)", file=sys.stderr)
+        print(f"exported {args.run_dir} -> {out} ({args.format}; any height and width, resized inside the graph to "
+              f"multiples of {translator.multiple}, the generator's size grid)", file=sys.stderr)
         return 0
     from gennorm.inference.release import export_run
     from gennorm.zoo import TRAINING_LOG, in_checkout_zoo
