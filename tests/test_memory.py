@@ -70,3 +70,22 @@ def test_nets_summary_prints_the_plan(capsys):
     assert "Adam moments" in out and "EMA of the generators" in out and "G_B(G_A(A))" in out and "peak" in out
     assert main(["nets", "summary", "basic", "--norm", "batch", "--size", "64"]) == 0
     assert "training-step memory" not in capsys.readouterr().out
+
+
+def test_train_prints_the_estimate_on_a_gpu_only(monkeypatch):
+    from types import SimpleNamespace
+
+    from gennorm.config import load_config, set_key
+    from gennorm.train.memory_note import memory_note
+
+    cfg = load_config("pix2pix-nc")
+    for key, value in (("model.ngf", 8), ("model.ndf", 8), ("data.crop_size", 64), ("train.batch_size", 2)):
+        set_key(cfg, key, value)
+    assert memory_note(cfg, torch.device("cpu")) is None
+    monkeypatch.setattr(torch.cuda, "get_device_properties", lambda device: SimpleNamespace(total_memory=2**20))
+    note = memory_note(cfg, torch.device("cuda"))
+    plan = plan_memory("pix2pix", cfg.model.g_arch, "nc", size=64, batch=2, ngf=8, ndf=8, d_norm=cfg.model.d_norm)
+    assert note.startswith("memory: a training step needs about") and "1.0 MiB" in note and "may not fit" in note
+    from gennorm.networks.memory import mib
+
+    assert mib(plan.total) in note

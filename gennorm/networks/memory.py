@@ -59,9 +59,11 @@ def saved_bytes(net: nn.Module, shape: tuple[int, ...], *, amp: str = "none", in
         return t
 
     with _fake_mode(fake) as mode:
-        params = {name: (mode.from_tensor(p) if mode is not None else p.detach()).requires_grad_(not frozen)
-                  for name, p in net.named_parameters()}
-        buffers = {name: mode.from_tensor(b) if mode is not None else b for name, b in net.named_buffers()}
+        # fake: new fake tensors of the same shapes (mode.from_tensor would keep the real ones referenced)
+        params = {name: (torch.empty(p.shape, dtype=p.dtype) if mode is not None else p.detach())
+                  .requires_grad_(not frozen) for name, p in net.named_parameters()}
+        buffers = {name: torch.empty(b.shape, dtype=b.dtype) if mode is not None else b
+                   for name, b in net.named_buffers()}
         x = torch.zeros(shape, requires_grad=input_grad)
         with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t), \
                 torch.autocast("cpu", dtype=dtype or torch.bfloat16, enabled=dtype is not None):
