@@ -432,6 +432,13 @@ def _short(value, limit: int = 80) -> str:
     return text if len(text) <= limit else text[:limit] + "..."
 
 
+# `gennorm train PRESET --quick`: a CPU-sized profile of any preset (the quickstart's model: ResNet-6,
+# ngf/ndf 16, 64 px, batch 4, lr 1e-3), put before the user's KEY=VALUE overrides
+QUICK_OVERRIDES = ("model.g_arch=resnet_6blocks", "model.ngf=16", "model.ndf=16", "data.load_size=72",
+                   "data.crop_size=64", "train.batch_size=4", "train.lr=0.001", "train.max_steps=300",
+                   "train.checkpoint_every=100", "train.sample_every=100", "train.log_every=10")
+
+
 def load_config(name_or_path: str | Path | dict, overrides: list[str] | None = None) -> Config:
     """Config from a preset name, a YAML file or a dict, then dotted overrides (all checked)."""
     if isinstance(name_or_path, dict):

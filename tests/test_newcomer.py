@@ -313,3 +313,61 @@ def test_export_help_states_the_size_grid(capsys):
         main(["export", "--help"])
     text = " ".join(capsys.readouterr().out.split())
     assert "any height and width" in text and "multiples of 4" in text and "nearest size on the grid" in text
+
+
+# ---------------------------------------------------------------- steps 4-5: what a training costs
+
+def test_train_says_how_many_steps_then_their_speed_and_eta(scenes, tmp_path, capsys):
+    run = tmp_path / "run"
+    args = [a for a in TINY if a != "train.progress=false"]
+    assert main(["train", "pix2pix-instance", f"out={run}", f"data.root={scenes / 'paired'}", *args,
+                 "train.max_steps=4", "train.progress=true"]) == 0
+    err = capsys.readouterr().err
+    first = next(line for line in err.splitlines() if line.startswith("training "))
+    assert first.startswith("training 4 steps (step 0 -> 4), batch 1 at 32 px on cpu"), first
+    assert re.search(r"steps/s=[\d.e+-]+, ETA=0:00:00", err), err
+
+
+def test_speed_of_the_progress_line():
+    from gennorm.train.loop import speed
+
+    assert speed(1, 100, [9.0]) == {}  # the first step (warm-up) alone says nothing
+    assert speed(3, 100, [9.0, 2.0, 2.0]) == {"steps/s": "0.5", "ETA": "0:03:14"}  # 97 steps x 2 s
+
+
+def test_quick_is_a_cpu_sized_profile_of_any_preset(capsys):
+    import yaml
+
+    for preset in ("pix2pix-nc", "cyclegan-instance"):
+        assert main(["train", preset, "--quick", "train.max_steps=50", "--print-config"]) == 0
+        cfg = yaml.safe_load(capsys.readouterr().out)
+        assert cfg["model"]["g_arch"] == "resnet_6blocks" and cfg["model"]["ngf"] == 16
+        assert cfg["data"]["crop_size"] == 64 and cfg["train"]["batch_size"] == 4
+        assert cfg["train"]["max_steps"] == 50  # the user's overrides come after the profile
+    assert main(["train", "--resume", "runs/x", "--quick"]) == 2
+
+
+# ---------------------------------------------------------------- step 23g: --device cuda without a GPU
+
+@pytest.mark.skipif("__import__('torch').cuda.is_available()", reason="the case of a machine without a GPU")
+def test_translate_a_run_with_device_cuda_and_no_gpu_is_one_line(scenes, tmp_path, capsys):
+    run = tmp_path / "run"
+    assert main(["train", "pix2pix-instance", f"out={run}", f"data.root={scenes / 'paired'}", *TINY,
+                 "train.max_steps=1"]) == 0
+    capsys.readouterr()
+    code = main(["translate", str(run), str(scenes / "paired" / "test"), str(tmp_path / "out"), "--aligned",
+                 "--device", "cuda"])
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and len(err.splitlines()) == 1 and "--device cuda" in err, err
+    assert "unexpected" not in err and "NVIDIA driver" not in err
+
+
+def test_the_pix2pix_and_cyclegan_presets_state_their_cost():
+    from gennorm.config import list_presets
+
+    listed = {name: text for name, text in list_presets().items()
+              if name.split("-")[0] in ("pix2pix", "cyclegan") and not name.endswith("-classic")}
+    assert listed
+    for name, text in listed.items():
+        assert re.search(r"cost \d+ steps at \d+ px, CPU", text) and "GPU not measured" in text, name
+        assert "--quick" in text, name

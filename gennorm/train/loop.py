@@ -314,9 +314,13 @@ class Trainer:
         old = {s: signal.signal(s, self._on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
         bar = None
         try:
+            if self.dist.is_main:
+                print(f"training {t.max_steps - self.step} steps (step {self.step} -> {t.max_steps}), batch "
+                      f"{t.batch_size} at {self.cfg.data.crop_size} px on {self.device}; the steps/s and the time "
+                      "left show after the first steps", file=sys.stderr)
             if self.dist.is_main and t.progress:
                 bar = tqdm(total=t.max_steps, initial=self.step, desc=self.run_dir.name, dynamic_ncols=True,
-                           mininterval=1.0, file=sys.stderr)
+                           mininterval=1.0, file=sys.stderr, unit="step")
             if self.step == 0:
                 self.evaluate()
             self._loop(bar)
@@ -336,15 +340,18 @@ class Trainer:
     def _loop(self, bar) -> None:
         t = self.cfg.train
         window: list[float] = []
+        times: list[float] = []  # this session's step times (the first, with warm-up, is left out by speed)
         while self.step < t.max_steps:
             start = time.perf_counter()
             losses = self.train_step()
             elapsed = time.perf_counter() - start
             self.wall_time += elapsed
             window.append(elapsed)
+            times.append(elapsed)
             if bar is not None:
                 bar.update(1)
-                bar.set_postfix({k: f"{v:.3g}" for k, v in losses.items()}, refresh=False)
+                bar.set_postfix({**speed(self.step, t.max_steps, times),
+                                 **{k: f"{v:.3g}" for k, v in losses.items()}}, refresh=False)
             if self.log is not None and (self.step % t.log_every == 0 or self.step == t.max_steps):
                 self.log.log({"step": self.step, "epoch": self.stream.position.epoch, **losses,
                               "lr": self.task.lr(), "step_time": sum(window) / len(window),
@@ -363,6 +370,16 @@ class Trainer:
                     print(f"\nstopped by {self.stop_signal or 'a signal on another rank'} after step {self.step}; "
                           f"{where}; continue with: gennorm train --resume {self.run_dir}", file=sys.stderr)
                 return
+
+
+def speed(step: int, max_steps: int, times: list[float], recent: int = 50) -> dict[str, str]:
+    """{"steps/s", "ETA"} for the progress line from the step times of this session ({} until 2
+    steps ran: the first pays the warm-up); the mean of the last `recent` steps after the first."""
+    if len(times) < 2:
+        return {}
+    mean = sum(times[1:][-recent:]) / len(times[1:][-recent:])
+    left = int(round(mean * (max_steps - step)))
+    return {"steps/s": f"{1 / mean:.3g}", "ETA": f"{left // 3600}:{left % 3600 // 60:02d}:{left % 60:02d}"}
 
 
 # ----------------------------------------------------------------------------------------------
