@@ -127,7 +127,8 @@ def test_pix2pix_end_to_end(scenes, tmp_path, capsys):
     metrics.write_text(json.dumps({"metrics": {"psnr": 12.5, "ssim": 0.25}, "counts": {"pairs": 9}, "run": str(run),
                                    "protocol": {"name": "clean"}, "skipped": {"fid": "weights not on disk"}}))
     assert _cli("export", str(run), str(model), "--metrics-json", str(metrics)) == 0
-    assert {p.name for p in model.iterdir()} == {"config.yaml", "generator.safetensors", "card.md", "training_log.jsonl"}
+    files = {p.name for p in model.iterdir()} - {".gennorm", ".gennorm.lock"}  # gennorm.locks: marker, lock
+    assert files == {"config.yaml", "generator.safetensors", "card.md", "training_log.jsonl"}
     card = (model / "card.md").read_text()
     assert "pix2pix" in card and "12.5" in card and "gennorm" in card and "Images: pairs 9." in card
     assert "FID/KID: not measured (the Inception weights were not on disk" in card
