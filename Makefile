@@ -7,7 +7,7 @@ BIN    := $(VENV)/bin
 # instead of ~6 GB with the CUDA libraries), where the index offers wheels for this Python and machine
 TORCH_INDEX ?=
 
-.PHONY: run test install browser clean
+.PHONY: run test install browser clean mutation
 
 $(BIN)/gennorm: pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -34,3 +34,10 @@ run: $(BIN)/gennorm
 
 test: $(VENV)/.dev browser
 	$(BIN)/python -m pytest -q
+
+# Mutation testing with mutmut ([tool.mutmut] in pyproject.toml; docs/mutation.md): hours on the 2-core VM,
+# not in CI nor in `make test`; reruns are incremental (results and the test map stay in mutants/).
+# One module: make mutation MUTANTS='gennorm.train.optim*'. Then .venv/bin/mutmut results / show NAME.
+MUTANTS ?=
+mutation: $(VENV)/.dev
+	nice -n 19 $(BIN)/mutmut run --max-children 1 $(if $(MUTANTS),"$(MUTANTS)")
