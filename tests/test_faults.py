@@ -24,6 +24,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from clitools import cli, error_line
 from gennorm.cli import main
 from gennorm.train import checkpoint as ckpt
 from gennorm.train import loop
@@ -56,19 +57,8 @@ def run_copy(trained, tmp_path) -> Path:
     return dst
 
 
-def cli(capsys, *args) -> tuple[int, str]:
-    """Run `gennorm ARGS` in-process; (exit code, stderr)."""
-    capsys.readouterr()
-    code = main([str(a) for a in args])
-    return code, capsys.readouterr().err
 
 
-def error_line(err: str, verb: str) -> str:
-    """The one error line of a failed command (and no traceback anywhere)."""
-    assert "Traceback" not in err, err
-    lines = [line for line in err.splitlines() if line.startswith(f"gennorm {verb}: error: ")]
-    assert len(lines) == 1, err
-    return lines[0]
 
 
 @contextlib.contextmanager

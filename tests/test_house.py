@@ -192,3 +192,41 @@ def test_docs_cited_by_the_code_are_in_the_repo():
     outside = ("shared/SPEC", "../SPEC", "/work/op_contract")  # documents a clone does not have
     offenders = [str(p.relative_to(ROOT)) for p in files if any(ref in p.read_text() for ref in outside)]
     assert not offenders, offenders
+
+
+def _functions(tree: ast.AST):
+    return [n for n in ast.walk(tree) if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef))]
+
+
+def test_library_modules_import_at_the_top():
+    """Only the CLI layer (cli.py, commands/) imports inside functions, to keep `--help` torch-free; the
+    library imports what it uses at the top, but for optional packages absent on some machines (each
+    lazy import says why). The budget is what those need."""
+    inside = []
+    for path in sorted(PACKAGE.rglob("*.py")):
+        rel = path.relative_to(PACKAGE).as_posix()
+        if rel == "cli.py" or rel.startswith("commands/"):
+            continue
+        for fn in _functions(ast.parse(path.read_text())):
+            inside += [f"{rel}:{node.lineno}" for node in ast.walk(fn) if isinstance(node, (ast.Import, ast.ImportFrom))]
+    assert len(inside) <= 30, "\n".join(inside)
+
+
+def test_the_op_package_and_inference_stay_small():
+    """gennorm/ops <= 1,300 lines of Python with no function over 60 lines and no mmap; no file of
+    gennorm/inference over 300 lines, and no module there calls another's private names."""
+    ops = sorted((PACKAGE / "ops").glob("*.py"))
+    assert sum(len(p.read_text().splitlines()) for p in ops) <= 1300
+    for path in ops:
+        text = path.read_text()
+        assert "mmap" not in text, path
+        for fn in _functions(ast.parse(text)):
+            assert fn.end_lineno - fn.lineno + 1 <= 60, f"{path.name}: {fn.name} is {fn.end_lineno - fn.lineno + 1} lines"
+    for path in sorted((PACKAGE / "inference").glob("*.py")):
+        text = path.read_text()
+        assert len(text.splitlines()) <= 300, path
+        for node in ast.walk(ast.parse(text)):
+            if isinstance(node, ast.Attribute) and node.attr.startswith("_") and not node.attr.startswith("__"):
+                base = node.value
+                assert not (isinstance(base, ast.Name) and base.id not in ("self", "cls", "torch", "F", "np")), \
+                    f"{path.name}:{node.lineno} calls {ast.unparse(node)}"

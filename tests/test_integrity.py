@@ -29,6 +29,9 @@ import pytest
 from safetensors import safe_open
 from safetensors.torch import save_file
 
+import clitools
+from clitools import cli
+
 from gennorm.cli import main
 from gennorm.errors import ConfigError
 
@@ -38,18 +41,11 @@ BOMB = "a0: &a0 [x, x, x, x, x, x, x, x, x]\n" + "".join(
     f"a{i}: &a{i} [{', '.join([f'*a{i - 1}'] * 9)}]\n" for i in range(1, 9))
 
 
-def cli(capsys, *args) -> tuple[int, str]:
-    capsys.readouterr()
-    code = main([str(a) for a in args])
-    return code, capsys.readouterr().err
-
-
 def error_line(err: str, verb: str) -> str:
-    assert "Traceback" not in err, err
-    lines = [line for line in err.splitlines() if line.startswith(f"gennorm {verb}: error: ")]
-    assert len(lines) == 1, err
-    assert "unexpected" not in lines[0], lines[0]
-    return lines[0]
+    """clitools.error_line, and never an "unexpected ..." line."""
+    line = clitools.error_line(err, verb)
+    assert "unexpected" not in line, line
+    return line
 
 
 @pytest.fixture(scope="module")

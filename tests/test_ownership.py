@@ -21,6 +21,7 @@ from pathlib import Path
 
 import pytest
 
+from clitools import cli
 from gennorm.cli import main
 from gennorm.train import loop
 
@@ -50,10 +51,6 @@ def run_copy(trained, tmp_path) -> Path:
     return dst
 
 
-def cli(capsys, *args) -> tuple[int, str]:
-    capsys.readouterr()
-    code = main([str(a) for a in args])
-    return code, capsys.readouterr().err
 
 
 def one_line(err: str) -> str:
