@@ -333,9 +333,11 @@ def test_safetensors_with_a_huge_junk_tensor_is_refused_before_reading_it(models
     """F32a: a sparse 132 KB file declaring a 1 GiB tensor: 3.6 GB RSS before the key check."""
     folder = _copy(models["instance"], tmp_path / "junk")
     _with_junk(models["instance"] / "generator.safetensors", folder / "generator.safetensors", 1 << 30, beyond)
-    code = ("import resource, sys\nfrom gennorm.cli import main\n"
+    # VmHWM: this process's own peak (ru_maxrss would include the pytest parent's RSS at fork time)
+    code = ("import re, sys\nfrom gennorm.cli import main\n"
             f"rc = main(['translate', {str(folder)!r}, {str(folder / 'in')!r}, {str(tmp_path / 'o')!r}])\n"
-            "print('maxrss_kb', resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)\nsys.exit(rc)\n")
+            "hwm = re.search(r'VmHWM:\\s+(\\d+)', open('/proc/self/status').read()).group(1)\n"
+            "print('maxrss_kb', hwm)\nsys.exit(rc)\n")
     (folder / "in").mkdir()
     _images(folder / "in", 0)
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
