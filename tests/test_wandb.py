@@ -4,6 +4,7 @@ wandb installed the request is one line."""
 from __future__ import annotations
 
 import json
+import re
 import sys
 
 import pytest
@@ -66,6 +67,11 @@ def test_wandb_missing_is_one_line(scenes, tmp_path, monkeypatch, capsys):
     assert not (run / "config.yaml").exists()
 
 
+def _of_run(folder, run_id: str) -> bool:
+    """W&B's offline folder of run `run_id`: offline-run-DATE_TIME-ID, with -N added when two open in one second."""
+    return re.fullmatch(rf"offline-run-\d{{8}}_\d{{6}}-{re.escape(run_id)}(-\d+)?", folder.name) is not None
+
+
 def test_offline_run_and_resume_continue_one_wandb_run(scenes, tmp_path, monkeypatch):
     pytest.importorskip("wandb", reason="wandb is not installed (pip install 'gennorm[wandb]')")
     monkeypatch.setenv("WANDB_MODE", "offline")
@@ -90,7 +96,7 @@ def test_offline_run_and_resume_continue_one_wandb_run(scenes, tmp_path, monkeyp
     assert main(["train", "--resume", str(run), "train.max_steps=3"]) == 0
     assert json.loads((run / "wandb.json").read_text())["id"] == info["id"]
     runs = sorted((tmp_path / "wb" / "wandb").glob("offline-run-*"))
-    assert len(runs) == 2 and all(p.name.endswith(info["id"]) for p in runs)  # the same W&B run, continued
+    assert len(runs) == 2 and all(_of_run(p, info["id"]) for p in runs)  # the same W&B run, continued
     resumed = [r for p in runs if p != first[0] for r in _records(next(p.glob("*.wandb"))) if "loss/G_L1" in r]
     assert [r["_step"] for r in resumed] == [3]
 
@@ -100,7 +106,7 @@ def test_offline_run_and_resume_continue_one_wandb_run(scenes, tmp_path, monkeyp
 
     assert log_evaluation(run, {"metrics": {"psnr": 12.5, "ssim": 0.25}}) == info["id"]
     third = [p for p in sorted((tmp_path / "wb" / "wandb").glob("offline-run-*")) if p not in runs]
-    assert len(third) == 1 and third[0].name.endswith(info["id"])
+    assert len(third) == 1 and _of_run(third[0], info["id"])
     _records(next(third[0].glob("*.wandb")))  # flushes the log
     summary = {}
     for data in _log_payloads(next(third[0].glob("*.wandb"))):
