@@ -268,6 +268,57 @@ def test_uploaded_files_are_served_back(server, tmp_path):
     assert httpx.get(server + "/gradio_api/file=" + uploaded, timeout=30).status_code == 200
 
 
+def _strings(value):
+    """Every string in a JSON value (keys and values)."""
+    if isinstance(value, str):
+        yield value
+    elif isinstance(value, dict):
+        for k, v in value.items():
+            yield k
+            yield from _strings(v)
+    elif isinstance(value, list):
+        for v in value:
+            yield from _strings(v)
+
+
+def test_no_answer_names_an_absolute_path(server, tmp_path):
+    """Before: /config, /upload and every event answer held Gradio's absolute temp-folder paths
+    (.../gennorm-demo-PID/<sha>/image.webp), though the README says the page shows no path of
+    this machine. The files are still served by their relative names."""
+    import json
+    import os
+
+    import httpx
+    from gradio.utils import get_upload_folder
+
+    folder = str(Path(get_upload_folder()).resolve())
+    local = (folder, get_upload_folder(), "/tmp", os.path.expanduser("~"), str(REPO), str(tmp_path))
+    page = httpx.get(server + "/", timeout=30)
+    answers = {"/config": httpx.get(server + "/config", timeout=30).json(),
+               "info": httpx.get(server + "/gradio_api/info", timeout=30).json()}
+    with open(_png(tmp_path / "in.png"), "rb") as f:
+        upload = httpx.post(server + "/gradio_api/upload", files={"files": ("in.png", f, "image/png")}, timeout=30)
+    answers["/upload"] = upload.json()
+    event = httpx.post(server + "/gradio_api/call/translate", timeout=30,
+                       json={"data": [{"path": upload.json()[0], "meta": {"_type": "gradio.FileData"}}, "scenes"]})
+    answers["/call/translate"] = event.json()
+    stream = httpx.get(f"{server}/gradio_api/call/translate/{event.json()['event_id']}", timeout=120).text
+    assert "event: complete" in stream, stream
+    answers["/call/translate result"] = json.loads(stream.split("data: ", 1)[1])
+    for name, text in [("/", page.text), ("result", stream)]:
+        assert folder not in text and get_upload_folder() not in text, name
+    for name, answer in answers.items():
+        for s in _strings(answer):
+            assert not s.startswith(local), (name, s)
+    gallery = answers["/call/translate result"][0]
+    assert len(gallery) == len(NORMS) and gallery[0]["image"]["path"].endswith("/image.png")
+    for item in gallery:  # served by its relative URL
+        r = httpx.get(item["image"]["url"], timeout=30)
+        assert r.status_code == 200 and r.content.startswith(b"\x89PNG"), item
+    example = answers["/config"]["components"]  # the cached examples too, e.g. "<sha>/image.webp"
+    assert any(".webp" in s for s in _strings(example))
+
+
 def test_server_binds_localhost(server):
     assert server.startswith("http://127.0.0.1:")
 

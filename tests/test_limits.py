@@ -307,8 +307,117 @@ def test_a_full_temp_folder_is_told_to_the_visitor(demo_api, monkeypatch):
         raise OSError(errno.ENOSPC, "No space left on device")
 
     monkeypatch.setattr(demo_app, "fresh_png", full)
-    with pytest.raises(gr.Error, match="cannot store the results .No space left on device"):
+    with pytest.raises(gr.Error, match="temp space is full"):
         demo_api(Image.new("RGB", (32, 32)), "scenes")
+
+
+def test_a_full_temp_folder_is_told_wherever_gradio_hits_it():
+    """The two places that turn ENOSPC into TEMP_FULL whatever raised it: the demo's events (Gradio
+    storing an upload or an output) and its server's middleware (an upload: it was an HTTP 500)."""
+    import asyncio
+    import errno
+
+    import gradio as gr
+
+    from gennorm.apps import demo as demo_app
+    from gennorm.apps.public import TEMP_FULL, PublicPaths, disk_full
+
+    def enospc():
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    try:
+        try:
+            enospc()
+        except OSError as err:
+            raise RuntimeError("wrapped") from err
+    except RuntimeError as err:
+        assert disk_full(err) and not disk_full(RuntimeError("x")) and not disk_full(OSError(errno.EACCES, "no"))
+
+    class Raising(gr.Blocks):
+        async def process_api(self, *args, **kwargs):
+            enospc()
+
+    class Events(demo_app.DemoBlocks, Raising):
+        pass
+
+    with pytest.raises(gr.Error, match="temp space is full") as caught:
+        asyncio.run(Events().process_api(0, []))
+    assert caught.value.message == TEMP_FULL
+
+    async def upload(scope, receive, send):
+        enospc()
+
+    sent = []
+
+    async def send(message):
+        sent.append(message)
+
+    async def receive():
+        return {"type": "http.request", "body": b"", "more_body": False}
+
+    scope = {"type": "http", "path": "/gradio_api/upload", "headers": [(b"content-type", b"multipart/form-data")]}
+    asyncio.run(PublicPaths(upload, "/nowhere")(scope, receive, send))
+    assert sent[0]["status"] == 507 and sent[1]["body"].decode() == TEMP_FULL
+
+
+@pytest.fixture
+def full_temp_dir(tmp_path, monkeypatch):
+    """A 1 MB tmpfs as Gradio's temp folder (root only: mount); unmounted afterwards."""
+    import subprocess
+
+    folder = tmp_path / "tmpfs"
+    folder.mkdir()
+    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(folder)], capture_output=True).returncode:
+        pytest.skip("mounting a tmpfs needs root")
+    monkeypatch.setenv("GRADIO_TEMP_DIR", str(folder))  # read by Gradio's components and server when built
+    yield folder
+    subprocess.run(["umount", str(folder)], check=True)
+
+
+@pytest.mark.slow
+def test_a_full_temp_folder_gives_uploads_and_translations_a_clear_message(tiny_zoo, full_temp_dir, tmp_path):
+    """Before: with the temp folder full, /upload answered HTTP 500 and /translate {"error": null}."""
+    import errno
+    import json
+
+    import httpx
+    from test_demo import _free_port
+
+    from gennorm.apps import demo as demo_app
+    from gennorm.apps.public import TEMP_FULL
+
+    app = demo_app.build_app(tiny_zoo, device="cpu")
+    _, url, _ = demo_app.launch(app, "127.0.0.1", _free_port(), prevent_thread_lock=True, quiet=True)
+    url = url.rstrip("/")
+
+    def upload(colour):
+        Image.new("RGB", (64, 64), colour).save(tmp_path / "in.png")
+        with open(tmp_path / "in.png", "rb") as f:
+            return httpx.post(url + "/gradio_api/upload", files={"files": ("in.png", f, "image/png")}, timeout=30)
+
+    def translate(path):
+        event = httpx.post(url + "/gradio_api/call/translate", timeout=30,
+                           json={"data": [{"path": path, "meta": {"_type": "gradio.FileData"}}, "scenes"]})
+        return httpx.get(f"{url}/gradio_api/call/translate/{event.json()['event_id']}", timeout=120).text
+
+    try:
+        uploaded = upload((10, 200, 30)).json()[0]  # before the folder is full
+        filler = full_temp_dir / "filler"
+        with open(filler, "wb") as f:
+            try:
+                while True:
+                    f.write(b"\0" * 65536)
+                    f.flush()
+            except OSError as err:
+                assert err.errno == errno.ENOSPC
+        refused = upload((200, 10, 30))
+        assert (refused.status_code, refused.text) == (507, TEMP_FULL)
+        answer = translate(uploaded)
+        assert answer.startswith("event: error") and json.loads(answer.split("data: ", 1)[1])["error"] == TEMP_FULL, answer
+        filler.unlink()  # space again: the server works as before
+        assert "event: complete" in translate(uploaded) and upload((200, 10, 30)).status_code == 200
+    finally:
+        app.close()
 
 
 def test_leftovers_of_dead_demos_are_swept_and_live_ones_kept(tmp_path, monkeypatch):

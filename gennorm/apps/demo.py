@@ -32,7 +32,9 @@ clear message. The server binds 127.0.0.1 unless told otherwise, never opens a s
 serves no files but its own (no `allowed_paths`; examples are passed as images, not paths).
 Uploads and outputs are swept from Gradio's temp folder (CACHE_SWEEP; everything on close), and
 the page shows no absolute path of this machine (the zoo folder by its name, paths in cards and
-error messages shortened to their last component).
+error messages shortened to their last component); neither does any answer of the server: files
+are named relative to the temp folder (gennorm.apps.public). A full temp folder is told to the
+visitor (TEMP_FULL), on an upload as on a translation.
 """
 from __future__ import annotations
 
@@ -55,6 +57,7 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402  (gradio's dependency: its DataFrames and plots)
 import torch  # noqa: E402
 from PIL import Image, UnidentifiedImageError  # noqa: E402
+from starlette.middleware import Middleware  # noqa: E402  (gradio's server)
 
 from gennorm.data.images import check_image, load_image, to_rgb8  # noqa: E402
 from gennorm.data.transforms import to_tensor  # noqa: E402
@@ -64,6 +67,8 @@ from gennorm.inference import load_translator  # noqa: E402
 from gennorm.layers.registry import NORMS  # noqa: E402
 from gennorm.networks.statistics import norm_statistics  # noqa: E402
 from gennorm.zoo import ModelInfo, default_set, metrics_table, model_sets  # noqa: E402
+
+from gennorm.apps.public import TEMP_FULL, PublicPaths, disk_full  # noqa: E402
 
 # the example label maps: the checkout's assets/, or the wheel's copy (setup.py)
 ASSETS_DIR = next((d for d in (Path(__file__).resolve().parents[2] / "assets", Path(__file__).resolve().parents[1] / "_assets")
@@ -122,6 +127,8 @@ def upload_image(**kwargs) -> gr.Image:
             return prepare_image(load_image(path))  # the CLI's reader: truncated files refused, same pixels
         except gr.Error:
             raise
+        except OSError as err:
+            raise gr.Error(TEMP_FULL if disk_full(err) else BAD_UPLOAD) from None
         except (DataError, UnidentifiedImageError, Image.DecompressionBombError, OSError, SyntaxError, ValueError):
             raise gr.Error(BAD_UPLOAD) from None  # the reason names a temp path: not for the visitor
 
@@ -499,7 +506,7 @@ def build_app(models_dir: str | Path = "models", device: str = "auto", loader: C
     demo = Demo(models_dir, device, loader, model_set)
     demo.warm_up()  # load and run every model once now: no visitor's timing includes it
     # delete_cache: Gradio keeps every upload and output in its temp folder; sweep them (frequency, age in s)
-    with gr.Blocks(title="gennorm demo", analytics_enabled=False, delete_cache=delete_cache) as app:
+    with DemoBlocks(title="gennorm demo", analytics_enabled=False, delete_cache=delete_cache) as app:
         empty = "" if demo.sets else (f"\n\n**No models found in `{demo.models_dir.name}`** "
                                       "(export one with `gennorm export RUN_DIR models/NAME`).")
         gr.Markdown("## gennorm: normalizations side by side\nLabel map in, one photo per model out. "
@@ -517,6 +524,20 @@ def build_app(models_dir: str | Path = "models", device: str = "auto", loader: C
         ui.compare.change(partial(_on_compare, demo), [ui.compare, ui.state], ui.slider, api_visibility="private")
         _api_endpoint(demo, ui.model_set)
     return app
+
+
+class DemoBlocks(gr.Blocks):
+    """gr.Blocks whose events answer TEMP_FULL when the temp folder is full, wherever Gradio hit it
+    (storing an upload, an example or an output): show_error is off, so that other errors show no
+    internals, and such an event answered {"error": null}."""
+
+    async def process_api(self, *args, **kwargs):
+        try:
+            return await super().process_api(*args, **kwargs)
+        except Exception as err:
+            if disk_full(err):
+                raise gr.Error(TEMP_FULL) from None
+            raise
 
 
 def _api_endpoint(demo: Demo, model_set: gr.Dropdown) -> None:
@@ -546,8 +567,9 @@ def stored(image: Image.Image, cache_dir: str | Path) -> str:
     try:
         return fresh_png(image, cache_dir)
     except OSError as err:
-        raise gr.Error(f"The server cannot store the results ({err.strerror or 'write failed'}); try again "
-                       "later.") from None
+        reason = err.strerror or "write failed"
+        raise gr.Error(TEMP_FULL if disk_full(err) else f"The server cannot store the results ({reason}); try "
+                       "again later.") from None
 
 
 def fresh_png(image: Image.Image, cache_dir: str | Path) -> str:
@@ -578,7 +600,9 @@ def launch(app: gr.Blocks, host: str = "127.0.0.1", port: int | None = 7860, con
     served = app.launch(server_name=host, server_port=port, share=False, max_file_size=max_file_size,
                         show_error=False, ssr_mode=False, prevent_thread_lock=True, quiet=True, inbrowser=False,
                         enable_monitoring=False, mcp_server=False, footer_links=["api"],
-                        theme=gr.themes.Soft(**THEME_FONTS), css=CSS)
+                        theme=gr.themes.Soft(**THEME_FONTS), css=CSS,
+                        # inside Gradio's middleware: answers name files relative to the temp folder
+                        app_kwargs={"middleware": [Middleware(PublicPaths, folder=app.GRADIO_CACHE)]})
     if not quiet:
         print(f"gennorm demo: serving {served[1]} (Ctrl-C to stop)", flush=True)
     if not prevent_thread_lock:
