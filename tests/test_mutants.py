@@ -5,6 +5,8 @@ prints it) is in the test's docstring, so a rerun of that mutant says which test
 """
 from __future__ import annotations
 
+import math
+
 import pytest
 import torch
 import torch.nn as nn
@@ -175,3 +177,231 @@ def test_gan_loss_default_mode_is_lsgan():
     pred = torch.tensor([[[[-1.0, 0.5], [2.0, 0.0]]]])
     assert GANLoss().mode == "lsgan"
     assert GANLoss()(pred, True).item() == pytest.approx(((pred - 1) ** 2).mean().item())
+
+
+# ---------------------------------------------------------------------------------------- KID (run of 2026-12-07)
+
+def test_kid_error_and_warning_name_the_right_things():
+    """The error names both set sizes (kills `x.shape[1]` / `y.shape[1]` in its text); the subset-size warning
+    names the caller's line (stacklevel=2: evaluate_folders keeps warnings by the file they name), not kid.py.
+    Under mutmut the caller's frame is its trampoline (mutmut/mutation/trampoline.py), one frame in between."""
+    import numpy as np
+
+    import gennorm.metrics.kid as kid
+
+    g = np.random.default_rng(1)
+    x, y = g.normal(size=(6, 2)), g.normal(size=(5, 2))
+    with pytest.raises(ValueError, match="got 1 real and 5 fake"):
+        kid.kernel_inception_distance(x[:1], y, subsets=1, subset_size=1)
+    with pytest.warns(UserWarning, match="subset size lowered from 9 to 5") as record:
+        kid.kernel_inception_distance(x, y, subsets=1, subset_size=9)
+    under_mutmut = hasattr(kid, "MutantDict")  # the mutated copy imports mutmut's trampoline helpers
+    want = "trampoline.py" if under_mutmut else __file__
+    assert [w.filename.endswith(want) for w in record] == [True], [w.filename for w in record]
+
+
+# ---------------------------------------------------------------------------------------- Frechet distance
+
+def test_frechet_of_two_samples_per_set():
+    """Two feature vectors per set is the smallest allowed (kills `N < 3` / `N <= 2` in feature_stats and
+    frechet_distance_features), by hand: mu (1,1,1) and (1,2,1), S1 = [[2,0,-2],[0,0,0],[-2,0,2]],
+    S2 = diag(0,2,0), S1 S2 = 0: d^2 = 1 + 4 + 2 - 0 = 7."""
+    import numpy as np
+
+    from gennorm.metrics.frechet import feature_stats, frechet_distance, frechet_distance_features
+
+    x = np.array([[0.0, 1.0, 2.0], [2.0, 1.0, 0.0]])
+    y = np.array([[1.0, 1.0, 1.0], [1.0, 3.0, 1.0]])
+    mu, s = feature_stats(x)
+    np.testing.assert_array_equal(mu, [1.0, 1.0, 1.0])
+    np.testing.assert_array_equal(s, [[2.0, 0.0, -2.0], [0.0, 0.0, 0.0], [-2.0, 0.0, 2.0]])
+    assert frechet_distance(*feature_stats(x), *feature_stats(y)) == pytest.approx(7.0, rel=1e-12)
+    assert frechet_distance_features(x, y) == pytest.approx(7.0, rel=1e-12)  # N <= D: the nuclear-norm route
+
+
+def test_frechet_input_checks():
+    """Mismatched means or covariances, and features that are not [N >= 2, D] with one D, raise the function's
+    own ValueError (kills the `and`/`==` swaps of the checks, which fail later with other errors or not at all)."""
+    import numpy as np
+
+    from gennorm.metrics.frechet import frechet_distance, frechet_distance_features
+
+    for mu1, s1, mu2, s2 in [(3, 3, 4, 4), (3, 3, 3, 4), (3, 4, 3, 4), (3, 4, 3, 3)]:
+        with pytest.raises(ValueError, match=r"frechet_distance: shapes differ: mu \(3,\)/"):
+            frechet_distance(np.zeros(mu1), np.eye(s1), np.zeros(mu2), np.eye(s2))
+    g = np.random.default_rng(0)
+    for a, b in [((5, 4, 2), (5, 4)), ((5, 4), (5, 4, 2)), ((5, 4), (5, 3)), ((1, 4), (5, 4)), ((5, 4), (1, 4)),
+                 ((1, 8), (5, 8)), ((5, 8), (1, 8))]:
+        with pytest.raises(ValueError, match=r"frechet_distance_features needs \[N, D\] features with N >= 2, "
+                                             + rf"got {tuple(a)} and {tuple(b)}".replace("(", r"\(").replace(")", r"\)")):
+            frechet_distance_features(g.normal(size=a), g.normal(size=b))
+
+
+def test_frechet_features_route_by_set_size(monkeypatch):
+    """More samples than dimensions in either set: the D x D covariance route; otherwise (N <= D for both, N = D
+    included) the N x N nuclear-norm route; both give the same number (kills `max(D, N2)`, `max(N1, D)`, `>=`)."""
+    import numpy as np
+
+    import gennorm.metrics.frechet as fr
+
+    calls = []
+    covariance_route = fr.frechet_distance
+    monkeypatch.setattr(fr, "frechet_distance", lambda *a, **k: calls.append(1) or covariance_route(*a, **k))
+    g = np.random.default_rng(5)
+    for n1, n2, route in [(5, 3, 1), (3, 5, 1), (4, 4, 0), (3, 2, 0)]:
+        x, y = g.normal(size=(n1, 4)), g.normal(size=(n2, 4)) * 1.2 + 0.1
+        calls.clear()
+        got = fr.frechet_distance_features(x, y)
+        assert len(calls) == route, (n1, n2)
+        assert got == pytest.approx(covariance_route(*fr.feature_stats(x), *fr.feature_stats(y)), rel=1e-9)
+
+
+def test_frechet_at_tiny_scales():
+    """d(s x, s y) = s^2 d(x, y): at s = 1e-9 the covariances' eigenvalues are ~1e-18, far below D * eps; the
+    round-off cut is relative to the largest eigenvalue (kills `clamp_min(1.0)` and `eps / max` in _clean)."""
+    import numpy as np
+
+    from gennorm.metrics.frechet import feature_stats, frechet_distance, frechet_distance_features
+
+    g = np.random.default_rng(6)
+    x, y = g.normal(size=(30, 6)), g.normal(size=(40, 6)) * 1.3 + 0.2
+    ref = frechet_distance(*feature_stats(x), *feature_stats(y))
+    s = 1e-9
+    # (abs=0: pytest.approx's default absolute tolerance, 1e-12, would accept any value this small)
+    assert frechet_distance(*feature_stats(x * s), *feature_stats(y * s)) == pytest.approx(ref * s * s, rel=1e-6, abs=0)
+    assert frechet_distance_features(x[:5] * s, y[:5] * s) == pytest.approx(
+        frechet_distance_features(x[:5], y[:5]) * s * s, rel=1e-6, abs=0)
+
+
+@pytest.mark.cuda
+def test_kid_and_feature_fid_on_the_gpu_equal_the_cpu():
+    """Equivalent on the CPU, wrong on a GPU: KID's or the feature FID's set made without `device=device` (kid
+    x_kernel_inception_distance__mutmut_9, _17; frechet x_frechet_distance_features__mutmut_6, _14) stays on the
+    CPU, and the indexing with the GPU's subset ids (KID) or the product with the other set (FID) fails."""
+    import numpy as np
+
+    from gennorm.metrics.frechet import frechet_distance_features
+    from gennorm.metrics.kid import kernel_inception_distance
+
+    g = np.random.default_rng(0)
+    x, y = g.normal(size=(12, 5)), g.normal(size=(10, 5)) + 0.2
+    cpu = kernel_inception_distance(x, y, subsets=4, subset_size=6)
+    gpu = kernel_inception_distance(x, y, subsets=4, subset_size=6, device="cuda")
+    assert gpu["kid"] == pytest.approx(cpu["kid"], rel=1e-9) and gpu["kid_std"] == pytest.approx(cpu["kid_std"], rel=1e-6)
+    assert frechet_distance_features(x[:4], y[:4], device="cuda") == pytest.approx(
+        frechet_distance_features(x[:4], y[:4]), rel=1e-9)
+
+
+# ---------------------------------------------------------------------------------------- PSNR / SSIM
+
+def test_ssim_size_limit_and_psnr_per_image():
+    """SSIM works from 11x11 (its window) and refuses 10 pixels in either dimension, naming the size (kills
+    `<= 11`, `< 12`, `shape[-3:]`); PSNR is per image: 10 log10(1 / MSE) of each pair."""
+    from gennorm.metrics.pixel import psnr_per_image, ssim_per_image
+
+    g = torch.Generator().manual_seed(0)
+    real = torch.rand(2, 3, 11, 11, generator=g)
+    fake = (real + 0.05 * torch.randn(2, 3, 11, 11, generator=g)).clamp(0, 1)
+    s = ssim_per_image(real, fake)
+    assert s.shape == (2,) and bool(((s > 0) & (s < 1)).all())
+    assert ssim_per_image(real, real).tolist() == pytest.approx([1.0, 1.0], abs=1e-12)
+    for h, w in [(10, 11), (11, 10)]:
+        with pytest.raises(ValueError, match=rf"at least 11x11 pixels, got \({h}, {w}\)"):
+            ssim_per_image(real[..., :h, :w], fake[..., :h, :w])
+    real = real.double()  # the differences exact enough for rel 1e-9
+    fake = real.clone()
+    fake[0] += 0.1
+    fake[1, 0, 0, 0] += 0.3
+    mse = [0.01, 0.09 / (3 * 11 * 11)]
+    assert psnr_per_image(real, fake).tolist() == pytest.approx([10 * math.log10(1 / m) for m in mse], rel=1e-9)
+
+
+# ---------------------------------------------------------------------------------------- pix2pix, CycleGAN, CUT tasks
+
+_TINY = ["train.device=cpu", "train.seed=3", "model.ngf=4", "model.ndf=4", "model.g_arch=resnet_6blocks"]
+
+
+def _batch(n=1, cin=3, cout=3, size=32):
+    g = torch.Generator().manual_seed(0)
+    return {"A": torch.rand(n, cin, size, size, generator=g) * 2 - 1,
+            "B": torch.rand(n, cout, size, size, generator=g) * 2 - 1}
+
+
+def test_pix2pix_and_cyclegan_build_their_nets_from_the_channel_counts():
+    """The tasks' own build_nets (the objectives tests replace them with tiny nets): with 1 input and 3 output
+    channels, pix2pix's G is 1 -> 3 and its conditional D reads 1 + 3; CycleGAN's G_A is 1 -> 3, G_B 3 -> 1,
+    D_A judges the 3-channel B domain, D_B the 1-channel A domain."""
+    from gennorm.config import load_config
+    from gennorm.train.cyclegan import CycleGANTask
+    from gennorm.train.pix2pix import Pix2PixTask
+
+    def channels_in(net):
+        return next(m for m in net.modules() if isinstance(m, nn.Conv2d)).in_channels
+
+    x1, x3 = torch.zeros(1, 1, 32, 32), torch.zeros(1, 3, 32, 32)
+    cpu = torch.device("cpu")
+    p2p = Pix2PixTask(load_config("pix2pix-instance", _TINY + ["model.input_nc=1"]), cpu)
+    assert set(p2p.nets) == {"G", "D"}
+    with torch.no_grad():
+        assert p2p.nets["G"](x1).shape == (1, 3, 32, 32)
+    assert channels_in(p2p.nets["D"]) == 4
+    cyc = CycleGANTask(load_config("cyclegan-instance", _TINY + ["model.input_nc=1", "train.lambda_identity=0"]), cpu)
+    assert set(cyc.nets) == {"G_A", "G_B", "D_A", "D_B"}
+    with torch.no_grad():
+        assert cyc.nets["G_A"](x1).shape == (1, 3, 32, 32) and cyc.nets["G_B"](x3).shape == (1, 1, 32, 32)
+    assert (channels_in(cyc.nets["D_A"]), channels_in(cyc.nets["D_B"])) == (3, 1)
+
+
+def test_task_seeds_per_rank_and_pool_sizes():
+    """CycleGAN's pools: size train.pool_size, seeds seed * 1000 + 101 * rank + 1 (A) and + 2 (B); CUT's own
+    generator: seed * 1000 + 211 + 101 * rank (rank 1 here: DistInfo without a process group)."""
+    from gennorm.config import load_config
+    from gennorm.train.cut import CUTTask
+    from gennorm.train.cyclegan import CycleGANTask
+    from gennorm.train.distributed import DistInfo
+
+    cpu = torch.device("cpu")
+
+    def seeded(seed):
+        return torch.Generator().manual_seed(seed).get_state()
+
+    cfg = load_config("cyclegan-instance", _TINY + ["train.pool_size=7"])
+    for rank in (0, 1):
+        task = CycleGANTask(cfg, cpu, DistInfo(rank=rank))
+        assert sorted(task.pools) == ["A", "B"]
+        for name, offset in (("A", 1), ("B", 2)):
+            assert task.pools[name].size == 7
+            assert torch.equal(task.pools[name].gen.get_state(), seeded(3000 + 101 * rank + offset)), (rank, name)
+    cut = CUTTask(load_config("cut-nc", _TINY + ["train.num_patches=16", "train.netf_nc=8"]), cpu, DistInfo(rank=1))
+    assert torch.equal(cut.cut_gen.get_state(), seeded(3000 + 211 + 101))
+
+
+def test_tasks_sample_rows_and_leave_the_discriminators_trainable():
+    """sample_rows: pix2pix [A, G(A), B], CycleGAN [A, G_A(A), G_B(G_A(A)), B, G_B(B), G_A(G_B(B))], CUT
+    [A, G(A), B, G(B)] (eval-mode generators); after a step every discriminator parameter requires grad again."""
+    from gennorm.config import load_config
+    from gennorm.train.cut import CUTTask
+    from gennorm.train.cyclegan import CycleGANTask
+    from gennorm.train.pix2pix import Pix2PixTask
+
+    cpu = torch.device("cpu")
+    b = _batch()
+    A, B = b["A"], b["B"]
+    for cls, preset, extra in ((Pix2PixTask, "pix2pix-instance", []), (CycleGANTask, "cyclegan-instance", []),
+                               (CUTTask, "cut-nc", ["train.num_patches=16", "train.netf_nc=8"])):
+        task = cls(load_config(preset, _TINY + extra), cpu)
+        run = lambda name, x: task.run_generator(name, x)  # noqa: E731
+        rows = task.sample_rows(b)
+        if cls is Pix2PixTask:
+            want = [A, run("G", A), B]
+        elif cls is CycleGANTask:
+            fb, fa = run("G_A", A), run("G_B", B)
+            want = [A, fb, run("G_B", fb), B, fa, run("G_A", fa)]
+        else:
+            want = [A, run("G", A), B, run("G", B)]
+        assert len(rows) == len(want) == len(cls.SAMPLE_COLUMNS), cls
+        for i, (r, w) in enumerate(zip(rows, want, strict=True)):
+            assert torch.equal(r, w), (cls, i)
+        task.train_step(b, 1)
+        for name in cls.DISCRIMINATORS:
+            assert all(p.requires_grad for p in task.nets[name].parameters()), (cls, name)
