@@ -51,7 +51,11 @@ class ModelConfig:
     n_layers: int = 3
     d_norm: str = _choices(*NORMS, default="instance")
     use_dropout: bool = False
-    upsample: str | None = None  # generator decoder: None = the network's default for the norm
+    upsample: str | None = None  # generator decoder: resize | transpose | antialias (CUT's blur
+    # upsampling); None = the network's default for the norm
+    antialias: bool = False  # CUT's blur-pooled downsampling in the ResNet G and the PatchGAN D
+    # (gennorm/layers/blur.py); CUT's network: antialias true + upsample antialias. A model folder
+    # older than the key is false (it had none).
     init_from: str | None = None  # a model folder (gennorm export / import): its generator (and
     # discriminator.safetensors, when there) initialize G / G_A (and D / D_A) before training
     init_type: str = _choices("normal", "xavier", "kaiming", "orthogonal", default="normal")
@@ -289,6 +293,9 @@ def validate(cfg: Config) -> None:
     if t.task == "cut" and cfg.model.input_nc != cfg.model.output_nc:  # G's encoder reads G(A) too
         raise ConfigError(f"config key 'model.output_nc': CUT encodes G(A) with G's encoder, so it must equal "
                           f"model.input_nc ({cfg.model.input_nc}), got {cfg.model.output_nc}")
+    if cfg.model.antialias and not cfg.model.g_arch.startswith("resnet"):
+        raise ConfigError(f"config key 'model.antialias': CUT's blur pooling is defined for the ResNet generators "
+                          f"(and the PatchGAN), not model.g_arch={cfg.model.g_arch}; set model.antialias=false")
     if not 0 < t.nce_t <= 10:
         raise ConfigError(f"config key 'train.nce_t': the PatchNCE temperature must be in (0, 10], got {t.nce_t}")
 

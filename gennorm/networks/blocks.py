@@ -1,6 +1,6 @@
 """Pieces shared by the generators: upsampling "conv + norm", the input-size check.
 
-Upsampling comes in two flavours, both available for every generator and every norm:
+Upsampling comes in three flavours, all available for every generator and every norm:
 - "resize": nearest x2, then a 3x3 conv + norm through `conv_norm` (padding 1, zeros). The only
   way to upsample with a fused norm (NC, KN, ConvNorm), which are defined on direct convs
   (docs/SPEC.md section 1), and free of checkerboard artifacts. The default where the registry's
@@ -8,15 +8,18 @@ Upsampling comes in two flavours, both available for every generator and every n
 - "transpose": the classic ConvTranspose2d followed by the norm layer. Fused norms have no
   transposed form, so for them (NormSpec.make_norm is None) it is a ConvTranspose2d with bias
   and no norm ("spectral" wraps it in spectral norm, which is defined for transposed convs).
+- "antialias": CUT's antialiased upsampling (its default; `--no_antialias_up` gives "transpose"):
+  BlurUpsample (fixed binomial x2 interpolation, gennorm.layers.blur), then a 3x3 conv + norm
+  through `conv_norm` (padding 1, zeros). "resize" with the nearest upsampling made bilinear.
 """
 from __future__ import annotations
 
 import torch
 import torch.nn as nn
 
-from gennorm.layers import NormSpec, conv_norm
+from gennorm.layers import BlurUpsample, NormSpec, conv_norm
 
-UPSAMPLE_MODES = ("resize", "transpose")
+UPSAMPLE_MODES = ("resize", "transpose", "antialias")
 
 
 def default_upsample(spec: NormSpec) -> str:
@@ -46,6 +49,8 @@ def up_conv_norm(spec: NormSpec, mode: str, in_ch: int, out_ch: int, kernel_size
     """
     if mode == "resize":
         return nn.Sequential(nn.Upsample(scale_factor=2, mode="nearest"), conv_norm(spec, in_ch, out_ch, 3, 1, 1))
+    if mode == "antialias":  # CUT: Upsample(in_ch), then Conv2d(in_ch, out_ch, 3, padding=1) + norm
+        return nn.Sequential(BlurUpsample(in_ch), conv_norm(spec, in_ch, out_ch, 3, 1, 1))
     if spec.make_norm is None:  # fused norm: no transposed form -> plain transposed conv with bias
         return _transpose(spec, in_ch, out_ch, kernel_size, output_padding, bias=True)
     conv = _transpose(spec, in_ch, out_ch, kernel_size, output_padding, bias=spec.conv_bias)
@@ -56,6 +61,8 @@ def up_conv_plain(mode: str, in_ch: int, out_ch: int, kernel_size: int = 4, outp
     """x2 upsampling conv without norm and with bias (the U-Net's last layer)."""
     if mode == "resize":
         return nn.Sequential(nn.Upsample(scale_factor=2, mode="nearest"), nn.Conv2d(in_ch, out_ch, 3, 1, 1))
+    if mode == "antialias":
+        return nn.Sequential(BlurUpsample(in_ch), nn.Conv2d(in_ch, out_ch, 3, 1, 1))
     return nn.ConvTranspose2d(in_ch, out_ch, kernel_size, stride=2, padding=1, output_padding=output_padding)
 
 

@@ -12,6 +12,15 @@ Their loader's quirks are reproduced: a `module.` prefix (DataParallel) is dropp
 `running_mean` / `running_var` / `num_batches_tracked` of InstanceNorm layers in checkpoints
 saved before PyTorch 0.4. With norm "none" their convs have no bias where ours have one: those
 biases are set to 0 (the same function).
+
+contrastive-unpaired-translation (CUT, taesungp) saves the same way and its ResnetGenerator /
+NLayerDiscriminator are these networks with antialiased resampling (its default): its
+`Downsample` / `Upsample` modules hold their fixed filters as buffers `filt` [C, 1, 3, 3] /
+[C, 1, 4, 4], which are in every CUT state dict. Where they sit tells the layout: a `filt` before
+the residual blocks is blur-pooled downsampling (antialias; absent with --no_antialias), one
+after them blur upsampling (upsample "antialias"; absent with --no_antialias_up). Our
+gennorm.layers.blur layers hold the same buffers, so the pairing below maps them like weights,
+and each `filt` must be the fixed filter itself.
 """
 from __future__ import annotations
 
@@ -41,6 +50,8 @@ class Options:
     output_nc: int = 1
     n_layers: int = 3  # n_layers_D
     use_dropout: bool = False
+    antialias: bool = False  # CUT's blur-pooled downsampling (its filt buffers before the blocks / in D)
+    upsample: str = "transpose"  # the generator's decoder: transpose, or CUT's "antialias" (filt after the blocks)
     inferred: list[str] = field(default_factory=list)
 
 
@@ -71,16 +82,35 @@ def _norm_of(state: dict[str, torch.Tensor], first_conv: str) -> str:
     return "instance" if f"{first_conv}.bias" in state else "none"
 
 
+def _filts(state: dict[str, torch.Tensor]) -> list[str]:
+    """The keys of CUT's blur buffers (`...filt`)."""
+    return [k for k in state if k.rpartition(".")[2] == "filt"]
+
+
+def _blur_layout(state: dict[str, torch.Tensor], blocks: set[int]) -> tuple[bool, str]:
+    """(antialias, upsample) of a ResNet define_G state dict from where its `model.N.filt` buffers sit."""
+    where = []
+    for key in _filts(state):
+        m = re.fullmatch(r"model\.(\d+)\.filt", key)
+        if m is None or min(blocks) <= int(m.group(1)) <= max(blocks):
+            raise CheckpointError(f"{key}: a blur filter where CUT's ResnetGenerator has none")
+        where.append(int(m.group(1)))
+    return any(i < min(blocks) for i in where), "antialias" if any(i > max(blocks) for i in where) else "transpose"
+
+
 def infer_generator(state: dict[str, torch.Tensor]) -> Options:
-    """netG, norm, ngf, input_nc, output_nc of a define_G state dict (dropout cannot be seen: assumed
-    as their defaults, on for the U-Nets (pix2pix), off for the ResNets (CycleGAN))."""
+    """netG, norm, ngf, input_nc, output_nc (and CUT's antialiasing) of a define_G state dict
+    (dropout cannot be seen: assumed as their defaults, on for the U-Nets (pix2pix), off for the
+    ResNets (CycleGAN, CUT))."""
     keys = list(state)
+    antialias, upsample = False, "transpose"
     if any(".conv_block." in k for k in keys):
         blocks = {int(m.group(1)) for k in keys if (m := re.match(r"model\.(\d+)\.conv_block\.", k))}
         arch = GENERATOR_ARCHS.get(("resnet", len(blocks)))
         first, convs = "model.1", [k for k in keys if re.fullmatch(r"model\.\d+\.weight", k) and state[k].dim() == 4]
         if arch is None or not convs:
             raise CheckpointError(f"a ResNet generator with {len(blocks)} blocks: gennorm has resnet_9blocks and resnet_6blocks")
+        antialias, upsample = _blur_layout(state, blocks)
         ngf, input_nc = state["model.1.weight"].shape[:2]
         output_nc = state[convs[-1]].shape[0]
     elif any(k.startswith("model.model.") for k in keys):
@@ -88,17 +118,20 @@ def infer_generator(state: dict[str, torch.Tensor]) -> Options:
         arch = GENERATOR_ARCHS.get(("unet", depth))
         if arch is None or "model.model.0.weight" not in state or "model.model.3.weight" not in state:
             raise CheckpointError(f"a U-Net generator with {depth} levels: gennorm has unet_256 (8) and unet_128 (7)")
+        if _filts(state):
+            raise CheckpointError(f"{_filts(state)[0]}: a blur filter in a U-Net (CUT antialiases its ResNets only)")
         first = "model.model.0"
         ngf, input_nc = state["model.model.0.weight"].shape[:2]
         output_nc = state["model.model.3.weight"].shape[1]  # the outermost ConvTranspose2d [2ngf, out, 4, 4]
     else:
         raise CheckpointError("the keys are not those of a define_G network (model.N.conv_block... or model.model...)")
     return Options("generator", arch, _norm_of(state, first), int(ngf), int(input_nc), int(output_nc),
-                   use_dropout=arch.startswith("unet"), inferred=["netG", "norm", "ngf", "input_nc", "output_nc", "dropout"])
+                   use_dropout=arch.startswith("unet"), antialias=antialias, upsample=upsample,
+                   inferred=["netG", "norm", "ngf", "input_nc", "output_nc", "dropout"])
 
 
 def infer_discriminator(state: dict[str, torch.Tensor]) -> Options:
-    """netD, norm, ndf, input_nc, n_layers_D of a define_D state dict."""
+    """netD, norm, ndf, input_nc, n_layers_D (and CUT's antialiasing) of a define_D state dict."""
     convs = [k for k in state if re.fullmatch(r"(?:model|net)\.\d+\.weight", k) and state[k].dim() == 4]
     if not convs:
         raise CheckpointError("the keys are not those of a define_D network (model.N.weight / net.N.weight)")
@@ -108,7 +141,8 @@ def infer_discriminator(state: dict[str, torch.Tensor]) -> Options:
     if arch == "basic" and n_layers != 3:
         arch = "n_layers"
     return Options("discriminator", arch, _norm_of(state, convs[0].rsplit(".", 1)[0]), int(first.shape[0]),
-                   int(first.shape[1]), n_layers=n_layers, inferred=["netD", "norm", "ndf", "input_nc", "n_layers_D"])
+                   int(first.shape[1]), n_layers=n_layers, antialias=bool(_filts(state)),
+                   inferred=["netD", "norm", "ndf", "input_nc", "n_layers_D"])
 
 
 # ---- weights into our network --------------------------------------------------------------------
@@ -153,6 +187,9 @@ def convert(state: dict[str, torch.Tensor], net: nn.Module, example: torch.Tenso
                 got = "missing" if value is None else list(value.shape)
                 raise CheckpointError(f"layer {k + 1} ({their_prefix}.{name}: {got}) does not fit {key} "
                                       f"{list(target.shape)}")
+            if name == "filt" and not torch.allclose(value.to(target.dtype), target, rtol=0, atol=1e-6):
+                raise CheckpointError(f"layer {k + 1} ({their_prefix}.filt) is not the fixed binomial blur filter "
+                                      f"of {key} (CUT's Downsample / Upsample with their default filt_size)")
             out[key] = value.to(target.dtype)
         extra = set(tensors) - set(_own_tensors(module))
         if extra:

@@ -1,10 +1,12 @@
-"""A pytorch-CycleGAN-and-pix2pix (junyanz) checkpoint converted into our networks' weights.
+"""A pytorch-CycleGAN-and-pix2pix (junyanz) or contrastive-unpaired-translation (CUT) checkpoint
+converted into our networks' weights.
 
 `convert_checkpoint` reads their .pth file(s) (a file, or a checkpoints/NAME folder with
 EPOCH_net_G.pth ...), infers their define_G / define_D options from the weights
-(gennorm.networks.junyanz), applies the options the user gave, and maps the weights onto our
-generator (and discriminator) with every tensor checked. Writing the result as a model folder
-needs the run config (a sibling at this level): gennorm.train.imported does that.
+(gennorm.networks.junyanz; for CUT also its antialiasing, read from its `filt` buffers), applies
+the options the user gave, and maps the weights onto our generator (and discriminator) with
+every tensor checked. Writing the result as a model folder needs the run config (a sibling at
+this level): gennorm.train.imported does that.
 """
 from __future__ import annotations
 
@@ -19,6 +21,8 @@ from gennorm.errors import CheckpointError, ConfigError
 from gennorm.networks.factory import build_discriminator, build_generator
 from gennorm.networks.junyanz import Options, clean_state, convert, infer_discriminator, infer_generator
 
+PROJECTS = {"junyanz": "pytorch-CycleGAN-and-pix2pix", "cut": "contrastive-unpaired-translation (CUT)"}
+
 
 @dataclass
 class Imported:
@@ -30,13 +34,15 @@ class Imported:
     d_path: Path | None = None
     d_opts: Options | None = None
     d_weights: dict[str, torch.Tensor] | None = None
+    source: str = "junyanz"  # a key of PROJECTS
 
     def describe(self, out: str | Path) -> str:
         """One line: what was imported where, and what was inferred from the weights."""
         opts, d_opts = self.opts, self.d_opts
         inferred = opts.inferred + ([f"D {n}" for n in d_opts.inferred] if d_opts else [])
+        blur = f", antialias {opts.antialias}, upsample {opts.upsample}" if self.source == "cut" else ""
         return (f"imported {self.g_path} -> {out}: {opts.arch}, norm {opts.norm}, ngf {opts.width}, "
-                f"{opts.input_nc}->{opts.output_nc} channels, dropout {opts.use_dropout}"
+                f"{opts.input_nc}->{opts.output_nc} channels, dropout {opts.use_dropout}{blur}"
                 + (f"; D {d_opts.arch} ndf {d_opts.width} n_layers {d_opts.n_layers} {d_opts.norm}" if d_opts else "")
                 + (f" (inferred: {', '.join(inferred)})" if inferred else ""))
 
@@ -77,10 +83,11 @@ def load_into(state: dict[str, torch.Tensor], opts: Options, path: Path) -> tupl
     """Our network for `opts` with their weights loaded: (network, its converted state dict)."""
     if opts.kind == "generator":
         net = build_generator(opts.arch, opts.input_nc, opts.output_nc, opts.width, norm=opts.norm,
-                              use_dropout=opts.use_dropout, upsample="transpose")
+                              use_dropout=opts.use_dropout, upsample=opts.upsample, antialias=opts.antialias)
         size = max(net.size_multiple, 16)
     else:
-        net = build_discriminator(opts.arch, opts.input_nc, opts.width, opts.n_layers, norm=opts.norm)
+        net = build_discriminator(opts.arch, opts.input_nc, opts.width, opts.n_layers, norm=opts.norm,
+                                  antialias=opts.antialias)
         size = 64
     try:
         converted = convert(state, net, torch.zeros(1, opts.input_nc, size, size))
@@ -95,14 +102,22 @@ def convert_checkpoint(checkpoint: str | Path, *, epoch: str = "latest", which: 
                        netG: str | None = None, norm: str | None = None, ngf: int | None = None,
                        input_nc: int | None = None, output_nc: int | None = None, dropout: bool | None = None,
                        netD: str | None = None, checkpoint_D: str | Path | None = None, ndf: int | None = None,
-                       n_layers_D: int | None = None) -> Imported:
+                       n_layers_D: int | None = None, project: str = "junyanz") -> Imported:
     """Their generator (and, with netD or checkpoint_D, discriminator) as our weights.
 
-    The options are theirs (`gennorm import junyanz --help`); None: inferred from the weights."""
+    The options are theirs (`gennorm import junyanz --help`); None: inferred from the weights.
+    project: "junyanz" or "cut" (whose antialiasing is read from the weights; a checkpoint with
+    CUT's blur buffers given as "junyanz" is refused, so that the folder names its origin)."""
+    if project not in PROJECTS:
+        raise ConfigError(f"unknown checkpoint project {project!r}; known: {', '.join(PROJECTS)}")
     source = Path(checkpoint)
     g_path = pick(source, epoch, which, "G") if source.is_dir() else source
     state = read_checkpoint(g_path)
-    opts = infer_generator(state)
+    try:
+        opts = infer_generator(state)
+    except CheckpointError as err:
+        raise CheckpointError(f"{g_path}: {err}") from None
+    _check_project(opts, project, g_path)
     override(opts, {"netG": ("arch", netG), "norm": ("norm", norm), "ngf": ("width", ngf),
                     "input_nc": ("input_nc", input_nc), "output_nc": ("output_nc", output_nc),
                     "dropout": ("use_dropout", dropout)})
@@ -114,10 +129,22 @@ def convert_checkpoint(checkpoint: str | Path, *, epoch: str = "latest", which: 
             raise ConfigError("--netD: give the discriminator's file with --checkpoint_D")
         d_state = read_checkpoint(d_path)
         d_opts = infer_discriminator(d_state)
+        _check_project(d_opts, project, d_path)
+        if d_opts.antialias != opts.antialias and d_opts.arch != "pixel":  # gennorm's model.antialias is one key
+            raise CheckpointError(f"{d_path}: D antialias {d_opts.antialias}, G antialias {opts.antialias}; gennorm's "
+                                  "model.antialias is one key for G and D (as CUT's --no_antialias)")
         override(d_opts, {"netD": ("arch", netD), "ndf": ("width", ndf), "n_layers_D": ("n_layers", n_layers_D)})
         _, imported.d_weights = load_into(d_state, d_opts, d_path)
         imported.d_path, imported.d_opts = d_path, d_opts
+    imported.source = project
     return imported
+
+
+def _check_project(opts: Options, project: str, path: Path) -> None:
+    """CheckpointError when a checkpoint given as pytorch-CycleGAN-and-pix2pix's has CUT's blur buffers."""
+    if project == "junyanz" and (opts.antialias or opts.upsample == "antialias"):
+        raise CheckpointError(f"{path} has blur-pooling buffers (filt): a contrastive-unpaired-translation "
+                              "checkpoint; import it with `gennorm import cut`")
 
 
 def sha256_file(path: Path) -> str:
@@ -131,12 +158,14 @@ def sha256_file(path: Path) -> str:
 def card(out: Path, imported: Imported, task: str) -> str:
     """The model folder's card.md: the source files with their sha256, the options, what was inferred."""
     opts, d_opts, d_path = imported.opts, imported.d_opts, imported.d_path
-    lines = [f"# {out.name}", "", f"Imported from a pytorch-CycleGAN-and-pix2pix checkpoint ({task}).", "",
+    lines = [f"# {out.name}", "", f"Imported from a {PROJECTS[imported.source]} checkpoint ({task}).", "",
              "## Source", "", "| | |", "|---|---|",
              f"| generator file | `{imported.g_path.name}` |", f"| sha256 | `{sha256_file(imported.g_path)}` |",
              f"| netG | {opts.arch} |", f"| norm | {opts.norm} |", f"| ngf | {opts.width} |",
              f"| input_nc / output_nc | {opts.input_nc} / {opts.output_nc} |",
              f"| dropout | {opts.use_dropout} |",
+             *([f"| antialias (down, G and D) / upsample | {opts.antialias} / {opts.upsample} |"]
+               if imported.source == "cut" else []),
              f"| inferred from the weights | {', '.join(opts.inferred) or 'nothing'} |"]
     if d_opts is not None:
         lines += [f"| discriminator file | `{d_path.name}` |", f"| D sha256 | `{sha256_file(d_path)}` |",

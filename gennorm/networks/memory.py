@@ -132,7 +132,7 @@ def _state(nets: dict[str, nn.Module], generators: tuple[str, ...], ema: bool) -
 def plan_memory(task: str, g_arch: str, g_norm: str, *, size: int = 256, batch: int = 1, amp: str = "none",
                 d_arch: str = "basic", d_norm: str | None = None, ngf: int = 64, ndf: int = 64, n_layers: int = 3,
                 input_nc: int = 3, output_nc: int = 3, upsample: str | None = None, use_dropout: bool = False,
-                ema: bool = False, identity: bool = True, fake: bool = True) -> MemoryPlan:
+                ema: bool = False, identity: bool = True, fake: bool = True, antialias: bool = False) -> MemoryPlan:
     """The estimated memory of one training step of `task` (see the module docstring)."""
     if task not in TASKS:
         raise ValueError(f"memory plans cover the tasks {', '.join(TASKS)}, not {task!r}")
@@ -142,14 +142,15 @@ def plan_memory(task: str, g_arch: str, g_norm: str, *, size: int = 256, batch: 
     img_a, img_b = (batch, input_nc, size, size), (batch, output_nc, size, size)
 
     def gen(i, o):
-        return build_generator(g_arch, i, o, ngf, g_norm, use_dropout=use_dropout, upsample=upsample)
+        return build_generator(g_arch, i, o, ngf, g_norm, use_dropout=use_dropout, upsample=upsample,
+                               antialias=antialias)
 
     def trace(net, shape, **kw):
         return saved_bytes(net, shape, amp=amp, fake=fake, **kw)
 
     if task == "pix2pix":
         nets = {"G": gen(input_nc, output_nc), "D": build_discriminator(d_arch, input_nc + output_nc, ndf, n_layers,
-                                                                           d_norm)}
+                                                                           d_norm, antialias=antialias)}
         generators = ("G",)
         pair = (batch, input_nc + output_nc, size, size)
         g = trace(nets["G"], img_a)
@@ -159,8 +160,8 @@ def plan_memory(task: str, g_arch: str, g_norm: str, *, size: int = 256, batch: 
                                                                                  frozen=True))]}
     else:
         nets = {"G_A": gen(input_nc, output_nc), "G_B": gen(output_nc, input_nc),
-                "D_A": build_discriminator(d_arch, output_nc, ndf, n_layers, d_norm),
-                "D_B": build_discriminator(d_arch, input_nc, ndf, n_layers, d_norm)}
+                "D_A": build_discriminator(d_arch, output_nc, ndf, n_layers, d_norm, antialias=antialias),
+                "D_B": build_discriminator(d_arch, input_nc, ndf, n_layers, d_norm, antialias=antialias)}
         generators = ("G_A", "G_B")
         g_phase = [("G_A(A)", trace(nets["G_A"], img_a)), ("G_B(G_A(A))", trace(nets["G_B"], img_b, input_grad=True)),
                    ("G_B(B)", trace(nets["G_B"], img_b)), ("G_A(G_B(B))", trace(nets["G_A"], img_a, input_grad=True))]
@@ -183,4 +184,5 @@ def plan_for_config(model_cfg, task: str, size: int, batch: int, amp: str = "non
     m = model_cfg
     return plan_memory(task, m.g_arch, m.g_norm, size=size, batch=batch, amp=amp, d_arch=m.d_arch, d_norm=m.d_norm,
                        ngf=m.ngf, ndf=m.ndf, n_layers=m.n_layers, input_nc=m.input_nc, output_nc=m.output_nc,
-                       upsample=m.upsample, use_dropout=m.use_dropout, ema=ema, identity=identity)
+                       upsample=m.upsample, use_dropout=m.use_dropout, ema=ema, identity=identity,
+                       antialias=m.antialias)

@@ -5,27 +5,40 @@ PatchGAN with n_layers = 3 is the 70x70 PatchGAN: every output value sees a 70x7
 every conv in between is "conv + norm" from the registry (`conv_norm`), so a ConvNorm, NC or KN
 discriminator is the same code. PONO-MS norms mean instance norm here (moment shortcuts are a
 generator feature).
+
+antialias (CUT's default discriminator; model.antialias): each stride-2 conv becomes the same 4x4
+conv with stride 1 (+ norm), LeakyReLU, then BlurDownsample (gennorm.layers.blur), as CUT's
+NLayerDiscriminator without --no_antialias; the last two convs are unchanged. The sizes are the
+same (ceil((h - 1) / 2) = floor(h / 2) = the strided conv's), so is the output map; the PixelGAN
+has no strided conv (CUT ignores the flag there too).
 """
 from __future__ import annotations
 
 import torch
 import torch.nn as nn
 
-from gennorm.layers import NormSpec, conv_norm
+from gennorm.layers import BlurDownsample, NormSpec, conv_norm
+
+
+def _blur(channels: int, antialias: bool) -> list[nn.Module]:
+    return [BlurDownsample(channels)] if antialias else []
 
 
 class NLayerDiscriminator(nn.Module):
     """[N, input_nc, H, W] -> [N, 1, H', W'] logits; H' = H/2^n_layers - 2 for H divisible by 2^n_layers."""
 
-    def __init__(self, input_nc: int, ndf: int, n_layers: int, spec: NormSpec):
+    def __init__(self, input_nc: int, ndf: int, n_layers: int, spec: NormSpec, antialias: bool = False):
         super().__init__()
         if n_layers < 1:
             raise ValueError(f"n_layers must be >= 1, got {n_layers}")
-        layers = [nn.Conv2d(input_nc, ndf, 4, 2, 1), nn.LeakyReLU(0.2, True)]  # [N, ndf, H/2, W/2]
+        stride = 1 if antialias else 2  # antialias: stride-1 conv ([N, C, h-1, w-1]), the blur halves after the ReLU
+        layers = [nn.Conv2d(input_nc, ndf, 4, stride, 1), nn.LeakyReLU(0.2, True), *_blur(ndf, antialias)]
+        # [N, ndf, H/2, W/2]
         mult = 1
         for n in range(1, n_layers):  # [N, ndf*min(2^n, 8), H/2^(n+1), W/2^(n+1)]
             prev, mult = mult, min(2 ** n, 8)
-            layers += [conv_norm(spec, ndf * prev, ndf * mult, 4, 2, 1), nn.LeakyReLU(0.2, True)]
+            layers += [conv_norm(spec, ndf * prev, ndf * mult, 4, stride, 1), nn.LeakyReLU(0.2, True),
+                       *_blur(ndf * mult, antialias)]
         prev, mult = mult, min(2 ** n_layers, 8)
         layers += [conv_norm(spec, ndf * prev, ndf * mult, 4, 1, 1), nn.LeakyReLU(0.2, True)]  # size - 1
         layers += [nn.Conv2d(ndf * mult, 1, 4, 1, 1)]  # size - 1

@@ -9,7 +9,10 @@ Computed from the architecture by one dummy forward pass: every conv adds dilati
 input pixels times its input's stride relative to the image (jump = image size / feature size,
 read from the conv's output size, so resampling and padding modules need no special case); a transposed conv adds
 (ceil(k / s) - 1) * jump; nearest upsampling, padding modules, PONO and the moment shortcuts add
-nothing. Summing over every conv of the forward pass follows the longest path (ResNet blocks
+nothing. The fixed blurs of antialiased networks count as what they are: BlurDownsample a 3x3
+stride-2 conv; BlurUpsample (bilinear x2) a 4x4 stride-2 transposed conv plus half an input
+pixel, since a span of L output pixels reaches L/2 + 1 or, starting on an even pixel with L odd,
+L/2 + 1.5 input pixels (so the sum stays an upper bound; tests/test_antialias.py measures it). Summing over every conv of the forward pass follows the longest path (ResNet blocks
 and U-Net skips only add shorter ones), so the result is exact for these generators and an upper
 bound for side branches (dynamic moment shortcuts).
 """
@@ -20,6 +23,7 @@ import math
 import torch
 import torch.nn as nn
 
+from gennorm.layers.blur import BlurDownsample, BlurUpsample
 from gennorm.layers.tracing import run_with_hooks
 
 
@@ -29,14 +33,14 @@ def receptive_field(net: nn.Module, input_nc: int, size: int) -> int:
 
     def hook(module, args, output):
         k, s, d = module.kernel_size[0], module.stride[0], module.dilation[0]
-        if isinstance(module, nn.ConvTranspose2d):
+        if isinstance(module, (nn.ConvTranspose2d, BlurUpsample)):
             jump = size / args[0].shape[-2]  # image pixels per input pixel of this layer
-            total[0] += (math.ceil(k / s) - 1) * jump
+            total[0] += (math.ceil(k / s) - 1) * jump + (jump / 2 if isinstance(module, BlurUpsample) else 0)
         else:  # from the output size: the input may carry a padding module's border
             jump = size / (output.shape[-2] * s)
             total[0] += d * (k - 1) * jump
 
-    convs = [m for m in net.modules() if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d))]
+    convs = [m for m in net.modules() if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d, BlurDownsample, BlurUpsample))]
     run_with_hooks(net, torch.zeros(1, input_nc, size, size), convs, hook)
     return int(math.ceil(total[0])) + 1
 

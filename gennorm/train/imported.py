@@ -1,4 +1,4 @@
-"""A pytorch-CycleGAN-and-pix2pix checkpoint written as a gennorm model folder (`gennorm import junyanz`).
+"""A pytorch-CycleGAN-and-pix2pix or CUT checkpoint written as a gennorm model folder (`gennorm import junyanz|cut`).
 
 The folder is what `gennorm export` writes (config.yaml, generator.safetensors, card.md; plus
 discriminator.safetensors when a discriminator is imported), so translate, eval, the demo,
@@ -17,16 +17,17 @@ from gennorm.atomic import atomic_write_bytes
 from gennorm.config import from_dict, to_dict
 from gennorm.locks import holds, own_folder
 from gennorm.networks.checkpoint import generator_options, options_metadata
-from gennorm.networks.junyanz_import import Imported, card, convert_checkpoint
+from gennorm.networks.junyanz_import import PROJECTS, Imported, card, convert_checkpoint
 from gennorm.paths import check_output_apart
 
 
 def import_junyanz(checkpoint: str | Path, out: str | Path, model: str | None = None, **options) -> Imported:
     """Convert `checkpoint` (networks.junyanz_import.convert_checkpoint's `options`) and write the
-    model folder `out`. model: their --model, pix2pix or cycle_gan (default: pix2pix for U-Nets,
-    cycle_gan for ResNets). `out` is apart from the checkpoints, gennorm's (empty, new, or a models/
-    folder) and written by one process at a time (gennorm.locks); without a discriminator imported,
-    an earlier one in `out` is removed (fine-tuning would start from it)."""
+    model folder `out`. model: their --model, pix2pix, cycle_gan or cut (default: cut for CUT's
+    checkpoints (options["project"] "cut"), else pix2pix for U-Nets, cycle_gan for ResNets). `out`
+    is apart from the checkpoints, gennorm's (empty, new, or a models/ folder) and written by one
+    process at a time (gennorm.locks); without a discriminator imported, an earlier one in `out` is
+    removed (fine-tuning would start from it)."""
     out = Path(out)
     check_output_apart(out, [checkpoint, options.get("checkpoint_D")], "gennorm import")
     with own_folder(out, "model", "the model folder", adopt=holds("generator.safetensors", "config.yaml")):
@@ -39,15 +40,16 @@ def import_junyanz(checkpoint: str | Path, out: str | Path, model: str | None = 
 def _write_folder(checkpoint: str | Path, out: Path, model: str | None, **options) -> Imported:
     imported = convert_checkpoint(checkpoint, **options)
     opts, d_opts, g_path = imported.opts, imported.d_opts, imported.g_path
-    task = model or ("pix2pix" if opts.arch.startswith("unet") else "cycle_gan")
+    task = model or ("cut" if imported.source == "cut" else "pix2pix" if opts.arch.startswith("unet") else "cycle_gan")
     cfg = from_dict({
-        "out": str(out), "description": f"imported from {g_path.name} (pytorch-CycleGAN-and-pix2pix)",
+        "out": str(out), "description": f"imported from {g_path.name} ({PROJECTS[imported.source]})",
         "model": {"g_arch": opts.arch, "ngf": opts.width, "g_norm": opts.norm, "use_dropout": opts.use_dropout,
-                  "upsample": "transpose", "input_nc": opts.input_nc, "output_nc": opts.output_nc,
+                  "upsample": opts.upsample, "antialias": opts.antialias, "input_nc": opts.input_nc,
+                  "output_nc": opts.output_nc,
                   **({"d_arch": d_opts.arch, "ndf": d_opts.width, "n_layers": d_opts.n_layers, "d_norm": d_opts.norm}
                      if d_opts else {})},
         "data": {"mode": "aligned" if task == "pix2pix" else "unaligned"},
-        "train": {"task": "pix2pix" if task == "pix2pix" else "cyclegan"},
+        "train": {"task": {"pix2pix": "pix2pix", "cycle_gan": "cyclegan"}.get(task, task)},
     })
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
