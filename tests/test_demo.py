@@ -411,10 +411,11 @@ def test_statistics_view_shows_each_norms_maps(zoo):
     image = Image.open(sorted((REPO / "assets").glob("*.png"))[0]).convert("RGB")
     gallery, note = demo.statistics(image, "scenes-nc")
     assert gallery[0][1].startswith("input ") and len(gallery) > 5
-    assert all("NC window std at" in caption for _, caption in gallery[1:]) and "NC layers" in note
+    assert all(caption.startswith("NC window std · ") for _, caption in gallery[1:]) and "NC layers" in note
+    assert gallery[1][1] == "NC window std · stem.1 · 128x128"  # layer and map size: short enough to show whole
     assert all(im.size == gallery[0][0].size and im.mode == "RGB" for im, _ in gallery)
     pono, _ = demo.statistics(image, "scenes-pono-ms")
-    assert {c.split(" at ")[0] for _, c in pono[1:]} == {"PONO mean", "PONO std"}
+    assert {c.split(" · ")[0] for _, c in pono[1:]} == {"PONO mean", "PONO std"}
     none, note = demo.statistics(image, "scenes-instance")
     assert none == [] and "no spatial statistics" in note
     with pytest.raises(gradio.Error, match="Upload an image"):

@@ -86,7 +86,16 @@ MAX_FILE_SIZE = "10mb"
 CACHE_SWEEP = (300, 900)  # every 5 min, delete uploads and outputs older than 15 min (and all on close)
 OUT_HEIGHT = 300  # px of each side-by-side image
 BAD_UPLOAD = "The upload is not an image that can be read (PNG, JPEG, WebP, BMP, TIFF, GIF) or it is corrupt."
-CSS = ".gn-out img {width: 100% !important; height: 100% !important; object-fit: contain;}"
+CSS = "\n".join([
+    ".gn-out img {width: 100% !important; height: 100% !important; object-fit: contain;}",
+    # the side-by-side labels get the whole width and wrap: the download button, which covered their
+    # end ("scenes-nc · 71 m"), goes to the bottom corner, and the label's icon goes
+    ".gn-out .icon-button-wrapper.top-panel {top: auto; bottom: var(--block-label-margin);}",
+    ".gn-out label[data-testid=block-label] {max-width: calc(100% - 2 * var(--block-label-margin));}",
+    ".gn-out label[data-testid=block-label] > span {display: none;}",
+    # the statistics maps' captions wrap instead of ending in "..." ("NC window std at...")
+    "#stats-gallery .caption-label {white-space: normal; max-width: calc(100% - 12px);}",
+])
 THEME_FONTS = dict(font=["ui-sans-serif", "system-ui", "sans-serif"], font_mono=["ui-monospace", "monospace"])
 
 
@@ -314,10 +323,17 @@ class Demo:
             return [], (f"**{name}** ({info.norm_label}) has no spatial statistics: its norm uses one mean and "
                         "std per channel (or none), so there is no map to show.")
         gallery = [(small, f"input {small.width}x{small.height}")]
-        gallery += [(colorize(m.values, small.size), m.caption) for m in maps]
+        gallery += [(colorize(m.values, small.size), _map_caption(m)) for m in maps]
         kinds = sorted({m.kind for m in maps})
         return gallery, (f"**{name}**: {len(maps)} maps from {', '.join(kinds)} layers, in execution order "
                          "(bright = high; each map scaled to its own 1st-99th percentile).")
+
+
+def _map_caption(m) -> str:
+    """'NC window std · blocks.0.conv_block.1 · 32x32': short enough to show whole under a map (the
+    statistics module's caption, with the layer's input shape, ended in "..." there)."""
+    h, w = m.values.shape
+    return f"{m.kind} {m.name} · {m.layer} · {w}x{h}"
 
 
 def _message(err: Exception) -> str:
@@ -411,7 +427,7 @@ def _zoo_tab(demo: Demo) -> None:
     if losses:
         first = "G_L1" if "G_L1" in losses else losses[0]
         loss_pick = gr.Dropdown(losses, value=first, label="training curve (logged loss per step)", elem_id="loss")
-        plot = gr.LinePlot(training_curves(infos, first), x="step", y=first, color="model", height=320,
+        plot = gr.LinePlot(training_curves(infos, first), x="step", y=first, color="model",
                            elem_id="training-curves", label="training curves")
         loss_pick.change(lambda name: gr.update(value=training_curves(infos, name), y=name), loss_pick, plot,
                          api_visibility="private")
