@@ -21,6 +21,7 @@ import shutil
 from pathlib import Path
 
 import pytest
+from test_limits import full_temp_dir  # noqa: F401  (a fixture: a 1 MB tmpfs as Gradio's temp folder)
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
@@ -120,10 +121,12 @@ def test_upload_translate_screenshot(served, tmp_path):
             expect(page.locator("#training-curves")).to_be_visible(timeout=30_000)
             page.wait_for_timeout(500)
             # the legend: every model's whole name, inside the plot's block (it was cut to its title, "model")
-            legend = page.evaluate("""() => { const block = document.querySelector('#training-curves').getBoundingClientRect();
+            legend = page.evaluate("""() => {
+                const block = document.querySelector('#training-curves').getBoundingClientRect();
                 return [...document.querySelectorAll('#training-curves .role-legend-label text')].map(t => {
                     const r = t.getBoundingClientRect();
-                    return [t.textContent, r.top >= block.top && r.bottom <= block.bottom && r.right <= block.right]; }); }""")
+                    return [t.textContent, r.top >= block.top && r.bottom <= block.bottom && r.right <= block.right];
+                }); }""")
             assert sorted(name for name, _ in legend) == sorted(logged) and all(inside for _, inside in legend), legend
             page.screenshot(path=str(tmp_path / "zoo.png"), full_page=True)
         finally:
@@ -141,3 +144,43 @@ def test_upload_translate_screenshot(served, tmp_path):
     if keep:
         for name in ("demo.png", "zoo.png"):
             shutil.copyfile(tmp_path / name, Path(keep) / name)
+
+
+def test_a_full_temp_folder_is_told_in_the_page(full_temp_dir, tmp_path):
+    """Before: a translation into a full temp folder showed a bare "Error", an upload nothing useful
+    (HTTP 500). Now both toasts say that the server's temp space is full."""
+    from playwright.sync_api import expect, sync_playwright
+    from test_demo import _free_port, write_tiny_model
+
+    from gennorm.apps import demo
+    from gennorm.apps.public import TEMP_FULL
+
+    root = tmp_path / "models"
+    write_tiny_model(root / "scenes-instance", "instance", fid=30.0)
+    app = demo.build_app(root, device="cpu")
+    _, url, _ = demo.launch(app, "127.0.0.1", _free_port(), prevent_thread_lock=True, quiet=True)
+    examples = sorted((REPO / "assets").glob("*.png"))
+    try:
+        with sync_playwright() as pw:
+            browser = pw.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS)
+            try:
+                page = browser.new_page(viewport={"width": 1440, "height": 1000})
+                page.goto(url, wait_until="domcontentloaded", timeout=120_000)
+                expect(page.locator("#translate-button")).to_be_visible(timeout=120_000)
+                page.locator("#input-image input[type=file]").set_input_files(str(examples[0]))
+                expect(page.locator("#input-image img").first).to_be_visible(timeout=60_000)
+                with open(full_temp_dir / "filler", "wb") as f:  # now the folder fills up
+                    with pytest.raises(OSError):
+                        while True:
+                            f.write(b"\0" * 65536)
+                            f.flush()
+                page.locator("#translate-button").click()
+                expect(page.get_by_text(TEMP_FULL)).to_be_visible(timeout=60_000)
+                page.reload()
+                expect(page.locator("#translate-button")).to_be_visible(timeout=120_000)
+                page.locator("#input-image input[type=file]").set_input_files(str(examples[1]))
+                expect(page.get_by_text(f"HTTP 507: {TEMP_FULL}")).to_be_visible(timeout=60_000)
+            finally:
+                browser.close()
+    finally:
+        app.close()
