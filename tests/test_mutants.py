@@ -273,6 +273,28 @@ def test_frechet_at_tiny_scales():
         frechet_distance_features(x[:5], y[:5]) * s * s, rel=1e-6, abs=0)
 
 
+def test_kid_and_fid_compute_in_float64_whatever_the_input():
+    """float32 features (the Inception network's) are computed in float64: the same numbers, exactly, as their
+    float64 copies (kills `dtype=None` / no dtype in KID's and both FID functions' as_tensor)."""
+    import numpy as np
+
+    from gennorm.metrics.frechet import feature_stats, frechet_distance, frechet_distance_features
+    from gennorm.metrics.kid import kernel_inception_distance
+
+    g = np.random.default_rng(2)
+    x32, y32 = g.normal(size=(9, 5)).astype(np.float32), (g.normal(size=(8, 5)) + 0.3).astype(np.float32)
+    x64, y64 = x32.astype(np.float64), y32.astype(np.float64)
+    assert kernel_inception_distance(x32, y32, subsets=3, subset_size=4) == kernel_inception_distance(
+        x64, y64, subsets=3, subset_size=4)
+    assert kernel_inception_distance(x64, y32, subsets=3, subset_size=4) == kernel_inception_distance(
+        x64, y64, subsets=3, subset_size=4)
+    assert frechet_distance_features(x32[:4], y32[:4]) == frechet_distance_features(x64[:4], y64[:4])
+    assert frechet_distance_features(x64[:4], y32[:4]) == frechet_distance_features(x64[:4], y64[:4])
+    (m1, s1), (m2, s2) = feature_stats(x64), feature_stats(y64)
+    f32 = [a.astype(np.float32) for a in (m1, s1, m2, s2)]
+    assert frechet_distance(*f32) == frechet_distance(*(a.astype(np.float64) for a in f32))
+
+
 @pytest.mark.cuda
 def test_kid_and_feature_fid_on_the_gpu_equal_the_cpu():
     """Equivalent on the CPU, wrong on a GPU: KID's or the feature FID's set made without `device=device` (kid
