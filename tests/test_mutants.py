@@ -200,6 +200,21 @@ def test_kid_error_and_warning_name_the_right_things():
     assert [w.filename.endswith(want) for w in record] == [True], [w.filename for w in record]
 
 
+def test_polynomial_mmd_with_its_kernel_given():
+    """An explicit gamma, degree and coef are used (KID passes none; kills `gamma is None or True`):
+    k(a, b) = (0.5 a.b + 0)^2 here, against the three sums written out."""
+    from gennorm.metrics.kid import polynomial_mmd
+
+    g = torch.Generator().manual_seed(1)
+    x, y = torch.randn(4, 3, generator=g, dtype=torch.float64), torch.randn(4, 3, generator=g, dtype=torch.float64)
+    k = lambda a, b: (0.5 * (a @ b)) ** 2  # noqa: E731
+    m = 4
+    xx = sum(k(x[i], x[j]) for i in range(m) for j in range(m) if i != j) / (m * (m - 1))
+    yy = sum(k(y[i], y[j]) for i in range(m) for j in range(m) if i != j) / (m * (m - 1))
+    xy = sum(k(x[i], y[j]) for i in range(m) for j in range(m)) / (m * m)
+    assert_close(polynomial_mmd(x, y, degree=2, gamma=0.5, coef=0.0), xx + yy - 2 * xy)
+
+
 # ---------------------------------------------------------------------------------------- Frechet distance
 
 def test_frechet_of_two_samples_per_set():
