@@ -6,10 +6,22 @@ and the previous version of the target is untouched. A leaf module: no heavy imp
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import os
+import socket
 from pathlib import Path
+
+# 8 hex digits of this machine's name: in the names of temp files and folders beside the writer's
+# pid, so a sweep (gennorm.locks) can tell this machine's dead writers from another machine's
+# writers in a shared folder, whose pids mean nothing here.
+HOST = hashlib.sha256(socket.gethostname().encode()).hexdigest()[:8]
+
+
+def writer_tag() -> str:
+    """`PID-HOST` of this process: the part of a temp name that says who writes it."""
+    return f"{os.getpid()}-{HOST}"
 
 
 def _fsync_dir(path: Path) -> None:
@@ -31,7 +43,7 @@ def atomic_write(path, write_fn, tmp_dir=None) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp_dir = Path(tmp_dir) if tmp_dir is not None else path.parent
     tmp_dir.mkdir(parents=True, exist_ok=True)
-    tmp = tmp_dir / f".{path.name}.{os.getpid()}.tmp"
+    tmp = tmp_dir / f".{path.name}.{writer_tag()}.tmp"
     try:
         with open(tmp, "wb") as f:
             write_fn(f)

@@ -8,9 +8,13 @@ writers left in it (the sweep). Nothing a user owns is overwritten (issue 30).
              whole, PARENT/.NAME.lock) held for the whole write; the file holds the holder's pid,
              host, start time and command, so the refusal names them. The kernel releases a dead
              process's flock, so a stale lock file is simply one whose flock is free.
-    sweep    hidden leftovers of killed writes: `.NAME.PID.tmp` files (gennorm.atomic) and
-             `.NAME.partial-PID-*` / `.NAME.old-PID-*` folders; removed only when PID is no live
-             process of this machine, so an in-flight temp of a live writer is never touched.
+    sweep    hidden leftovers of killed writes: `.NAME.PID-HOST.tmp` files (gennorm.atomic) and
+             `.NAME.partial-PID-HOST-*` / `.NAME.old-PID-HOST-*` folders (HOST: gennorm.atomic.HOST;
+             names without it, from older gennorm, count as this machine's). This machine's are
+             removed when PID is no live process here. Another machine's (a shared folder) are
+             removed only by a sweep under the folder's lock (`locked`): every writer of a locked
+             folder holds its lock, so a lock that could be taken means that writer is gone; an
+             unlocked sweep cannot tell and keeps them. An in-flight temp of a live writer is never touched.
 
 A leaf module: no heavy imports.
 """
@@ -28,12 +32,13 @@ import time
 from pathlib import Path
 
 from gennorm import __version__
-from gennorm.atomic import atomic_write_json
+from gennorm.atomic import HOST, atomic_write_json
 from gennorm.errors import GennormError
 
 MARKER = ".gennorm"
 LOCK = ".gennorm.lock"
-LEFTOVER = re.compile(r"^\..+?\.(?:(?P<tmp>\d+)\.tmp|(?:partial|old)-(?P<dir>\d+)-.*)$")
+LEFTOVER = re.compile(r"^\..+?\.(?:(?P<tmp>\d+)(?:-(?P<tmp_host>[0-9a-f]{8}))?\.tmp"
+                      r"|(?:partial|old)-(?P<dir>\d+)(?:-(?P<dir_host>[0-9a-f]{8}))?-.*)$")
 # files a folder may hold and still count as empty (macOS / Windows litter, a lock of ours)
 IGNORED = {".DS_Store", "Thumbs.db", LOCK}
 
@@ -113,9 +118,11 @@ def pid_alive(pid: int) -> bool:
     return True
 
 
-def sweep_leftovers(folder, prefix: str = "") -> list[Path]:
+def sweep_leftovers(folder, prefix: str = "", locked: bool = False) -> list[Path]:
     """Remove the leftovers (module doc) in `folder` whose name starts with `prefix` and whose
-    writer's pid is dead; returns what was removed. Never a live process's file or folder."""
+    writer is gone: a dead pid of this machine, or (`locked`: the caller holds the lock that every
+    writer of these names holds) any other machine's; returns what was removed. Never a live
+    process's file or folder."""
     folder = Path(folder)
     removed = []
     try:
@@ -126,8 +133,11 @@ def sweep_leftovers(folder, prefix: str = "") -> list[Path]:
         match = LEFTOVER.match(entry.name)
         if not match or not entry.name.startswith(prefix):
             continue
-        pid = int(match["tmp"] or match["dir"])
-        if pid == os.getpid() or pid_alive(pid):
+        pid, host = int(match["tmp"] or match["dir"]), match["tmp_host"] or match["dir_host"]
+        if host not in (None, HOST):  # another machine's writer: its pid says nothing here
+            if not locked:
+                continue
+        elif pid == os.getpid() or pid_alive(pid):
             continue
         try:
             if match["dir"] and entry.is_dir() and not entry.is_symlink():
@@ -196,7 +206,7 @@ def own_folder(folder, kind: str, what: str, adopt=None, sweep=(".",)):
     folder.mkdir(parents=True, exist_ok=True)
     try:
         with FolderLock(folder / LOCK, f"{what} {folder}"):
-            removed = [p for sub in sweep for p in sweep_leftovers(folder / sub)]
+            removed = [p for sub in sweep for p in sweep_leftovers(folder / sub, locked=True)]
             if read_marker(folder) is None:
                 write_marker(folder, kind)
             yield removed

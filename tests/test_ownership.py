@@ -386,6 +386,49 @@ def test_scenes_sweeps_partial_folders_of_dead_writers_only(tmp_path):
         live.wait()
 
 
+def test_sweep_tells_this_machines_writers_from_another_machines(tmp_path):
+    """A shared folder (NFS) holds another machine's temp files: their pids mean nothing here.
+    Before: a foreign writer's file was removed when its pid happened to be free here, even by an
+    unlocked sweep (translate's), and kept forever when it happened to be taken. Now: this
+    machine's by pid; another machine's only by a sweep under the folder's lock."""
+    from gennorm.atomic import HOST, writer_tag
+    from gennorm.locks import sweep_leftovers
+
+    other = "0123abcd" if HOST != "0123abcd" else "89abcdef"
+    live = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        dead = dead_pid()
+        mine_dead, mine_live = tmp_path / f".a.png.{dead}-{HOST}.tmp", tmp_path / f".b.png.{live.pid}-{HOST}.tmp"
+        old_style = tmp_path / f".c.png.{dead}.tmp"  # written by an older gennorm: this machine's
+        foreign = [tmp_path / f".d.png.{dead}-{other}.tmp", tmp_path / f".e.png.{live.pid}-{other}.tmp"]
+        foreign_dir = tmp_path / f".ds.partial-{dead}-{other}-xyz"
+        own = tmp_path / f".f.png.{writer_tag()}.tmp"
+        for p in (mine_dead, mine_live, old_style, *foreign, own):
+            p.write_bytes(b"half")
+        foreign_dir.mkdir()
+        assert sorted(sweep_leftovers(tmp_path)) == sorted([mine_dead, old_style])
+        assert all(p.exists() for p in (mine_live, *foreign, foreign_dir, own))
+        assert sorted(sweep_leftovers(tmp_path, locked=True)) == sorted([*foreign, foreign_dir])
+        assert mine_live.exists() and own.exists()  # a live pid here, and our own: never
+    finally:
+        live.kill()
+        live.wait()
+
+
+def test_temp_names_carry_pid_and_host_and_a_killed_write_is_swept(tmp_path):
+    """The names atomic writes use are the ones the sweep reads (one scheme, gennorm.atomic.writer_tag)."""
+    from gennorm.atomic import HOST
+    from gennorm.locks import sweep_leftovers
+
+    code = ("import os, signal, sys\nfrom gennorm.atomic import atomic_write\n"
+            "atomic_write(sys.argv[1], lambda f: (f.write(b'x'), os.kill(os.getpid(), signal.SIGKILL)))")
+    proc = subprocess.Popen([sys.executable, "-c", code, str(tmp_path / "out.json")])
+    assert proc.wait() == -9
+    left = [p.name for p in tmp_path.iterdir()]
+    assert left == [f".out.json.{proc.pid}-{HOST}.tmp"]
+    assert [p.name for p in sweep_leftovers(tmp_path)] == left and not any(tmp_path.iterdir())
+
+
 # ----------------------------------------------------------------------------------------------
 # 6  re-import
 

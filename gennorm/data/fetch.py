@@ -32,7 +32,7 @@ import zlib
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
-from gennorm.atomic import atomic_write_json
+from gennorm.atomic import atomic_write_json, writer_tag
 from gennorm.data.images import is_image_file
 from gennorm.errors import DataError
 
@@ -262,7 +262,7 @@ def _locked(path: Path, what: str):
 def _install(d: Dataset, archive: Path, root: Path, url: str) -> Path:
     """Extract `archive` beside ROOT/NAME, check it, record SOURCE.json, rename into place."""
     target = root / d.name
-    work = root / f".{d.name}.partial-{os.getpid()}-extract"
+    work = root / f".{d.name}.partial-{writer_tag()}-extract"
     shutil.rmtree(work, ignore_errors=True)
     work.mkdir()
     try:

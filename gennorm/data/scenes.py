@@ -36,6 +36,7 @@ import numpy as np
 import skimage.data
 from PIL import Image, ImageDraw
 
+from gennorm.atomic import writer_tag
 from gennorm.errors import DataError
 from gennorm.locks import FolderLock, sweep_leftovers, write_marker
 
@@ -296,7 +297,8 @@ def generate_scenes(out: str | os.PathLike, size: int = 128, count: int = 400, s
         return existing
     out.parent.mkdir(parents=True, exist_ok=True)
     with FolderLock(out.parent / f".{out.name}.lock", f"the dataset {out}"):  # one writer of OUT
-        sweep_leftovers(out.parent, prefix=f".{out.name}.")  # .OUT.partial-PID-*, .OUT.old-PID-* of dead writers
+        # .OUT.partial-PID-HOST-*, .OUT.old-PID-HOST-* of dead writers (every writer of OUT holds this lock)
+        sweep_leftovers(out.parent, prefix=f".{out.name}.", locked=True)
         existing = _check_out(out, meta, overwrite)  # again: another writer may have finished meanwhile
         if existing is not None:
             return existing
@@ -307,7 +309,7 @@ def generate_scenes(out: str | os.PathLike, size: int = 128, count: int = 400, s
 def _replace(out: Path, meta: dict) -> None:
     """Write the dataset into .OUT.partial-PID-*, then move it to OUT; an old OUT is first moved
     aside whole (.OUT.old-PID-*) and removed after, so OUT is never a half dataset."""
-    prefix = f".{out.name}.%s-{os.getpid()}-"
+    prefix = f".{out.name}.%s-{writer_tag()}-"
     tmp = Path(tempfile.mkdtemp(prefix=prefix % "partial", dir=out.parent))
     old = None
     try:

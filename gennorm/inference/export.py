@@ -14,7 +14,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from gennorm.atomic import atomic_write
+from gennorm.atomic import atomic_write, writer_tag
 from gennorm.inference.translator import Translator
 
 
@@ -82,7 +82,7 @@ def export_onnx(tr: Translator, path: str | Path, size: int = 256, program=None,
     onnx_program = torch.onnx.export(program, dynamo=True, input_names=["image"], output_names=["translated"],
                                      opset_version=opset, optimize=False)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp = path.with_name(f".{path.name}.{writer_tag()}.tmp")
     try:
         onnx_program.save(str(tmp))
         os.replace(tmp, path)

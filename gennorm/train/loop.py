@@ -453,10 +453,11 @@ def _train(cfg: Config | None, resume_dir, overrides, callbacks) -> Path:
 
 
 def remove_stale_temp_files(run_dir: Path) -> list[Path]:
-    """Delete the temp files of writes that a kill interrupted (`.NAME.PID.tmp` in RUN, RUN/.tmp,
-    checkpoints/, samples/) whose process is dead (gennorm.locks.sweep_leftovers)."""
+    """Delete the temp files of writes that a kill interrupted (`.NAME.PID-HOST.tmp` in RUN, RUN/.tmp,
+    checkpoints/, samples/) whose process is gone (gennorm.locks.sweep_leftovers). Called by rank 0
+    while it holds the run's lock (`train`): another machine's leftovers go too."""
     run_dir = Path(run_dir)
-    removed = [p for sub in (".", ".tmp", "checkpoints", "samples") for p in sweep_leftovers(run_dir / sub)]
+    removed = [p for sub in (".", ".tmp", "checkpoints", "samples") for p in sweep_leftovers(run_dir / sub, locked=True)]
     if removed:
         print(f"note: removed {len(removed)} temporary file(s) left by an interrupted write in {run_dir} "
               f"({', '.join(p.name for p in removed[:3])}{', ...' if len(removed) > 3 else ''})", file=sys.stderr)
