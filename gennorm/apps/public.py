@@ -22,7 +22,9 @@ from urllib.parse import quote
 
 TEMP_FULL = "The server's temp space is full: it cannot take uploads or store results now; try again later."
 FULL_ERRNOS = (errno.ENOSPC, errno.EDQUOT)
-TEXT_TYPES = (b"text/", b"application/json")  # answers that may name paths (files themselves are left alone)
+# answers that may name paths: the page, JSON, event streams, plain-text errors (files and the
+# frontend's scripts are passed through as they are)
+TEXT_TYPES = (b"text/html", b"application/json", b"text/event-stream", b"text/plain")
 _FILE_ROUTE = "/file="
 
 
