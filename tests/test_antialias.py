@@ -438,3 +438,12 @@ def test_cut_classic_trains_a_step():
     assert {"G_GAN", "NCE", "NCE_Y", "D_real", "D_fake"} <= set(losses)
     assert all(torch.isfinite(torch.tensor(v)) for v in losses.values())
     assert task.nets["G"].options["antialias"] and task.nets["D"].options["antialias"]
+
+
+def test_nets_summary_shows_the_blurs(capsys):
+    assert main(["nets", "summary", "resnet_6blocks", "--antialias", "--upsample", "antialias", "--size", "32",
+                 "--ngf", "4"]) == 0
+    out = capsys.readouterr().out
+    assert "upsample=antialias" in out and "antialias=True" in out and "BlurDownsample" in out and "BlurUpsample" in out
+    assert main(["nets", "summary", "basic", "--antialias", "--ndf", "4", "--size", "64", "--no-memory"]) == 0
+    assert capsys.readouterr().out.count("BlurDownsample") == 3

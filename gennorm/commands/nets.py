@@ -40,8 +40,10 @@ def add_arguments(parser) -> None:
     summary.add_argument("--input-nc", type=positive_int, default=3, help="input channels (default 3)")
     summary.add_argument("--output-nc", type=positive_int, default=3, help="generator output channels (default 3)")
     summary.add_argument("--n-layers", type=positive_int, default=3, help="PatchGAN depth for arch n_layers (default 3)")
-    summary.add_argument("--upsample", choices=("resize", "transpose"), default=None,
-                         help="generator upsampling (default: resize for nc/kn, transpose otherwise)")
+    summary.add_argument("--upsample", choices=("resize", "transpose", "antialias"), default=None,
+                         help="generator upsampling (default: resize for nc/kn, transpose otherwise; antialias: CUT's)")
+    summary.add_argument("--antialias", action="store_true",
+                         help="CUT's blur-pooled downsampling (model.antialias; ResNet G, PatchGAN D)")
     summary.add_argument("--dropout", action="store_true", help="generator dropout layers")
     summary.add_argument("--task", choices=("pix2pix", "cyclegan"), default="pix2pix",
                          help="the training step the memory estimate is for (default pix2pix: G + D on cat(A, B))")
@@ -62,12 +64,12 @@ def run(args) -> int:
         return 0
     print(describe(args.arch, args.size, args.batch, args.input_nc, kind=args.kind, norm=args.norm, ngf=args.ngf,
                    ndf=args.ndf, output_nc=args.output_nc, n_layers=args.n_layers, upsample=args.upsample,
-                   dropout=args.dropout))
+                   dropout=args.dropout, antialias=args.antialias))
     if args.kind != "discriminator" and args.arch in ("resnet_9blocks", "resnet_6blocks", "unet_256", "unet_128") \
             and not args.no_memory:
         print()
         print(plan_memory(args.task, args.arch, args.norm, size=args.size, batch=args.batch, amp=args.amp,
                           d_arch=args.d_arch, d_norm=args.d_norm, ngf=args.ngf, ndf=args.ndf, n_layers=args.n_layers,
                           input_nc=args.input_nc, output_nc=args.output_nc, upsample=args.upsample,
-                          use_dropout=args.dropout, ema=args.ema).table())
+                          use_dropout=args.dropout, ema=args.ema, antialias=args.antialias).table())
     return 0

@@ -99,8 +99,9 @@ def catalogue() -> str:
 
 def build_named(arch: str, kind: str | None = None, norm: str = "instance", ngf: int = 64, ndf: int = 64,
                 input_nc: int = 3, output_nc: int = 3, n_layers: int = 3, upsample: str | None = None,
-                dropout: bool = False) -> nn.Module:
-    """A generator or discriminator by architecture name (kind: from the name unless given); ConfigError if unknown."""
+                dropout: bool = False, antialias: bool = False) -> nn.Module:
+    """A generator or discriminator by architecture name (kind: from the name unless given); ConfigError if unknown.
+    antialias: CUT's blur-pooled downsampling (ResNets, PatchGAN)."""
     kind = kind or ("generator" if arch in GENERATORS else "discriminator" if arch in DISCRIMINATORS else None)
     known = {"generator": list(GENERATORS), "discriminator": list(DISCRIMINATORS)}.get(
         kind, [*GENERATORS, *DISCRIMINATORS])
@@ -108,8 +109,9 @@ def build_named(arch: str, kind: str | None = None, norm: str = "instance", ngf:
         raise ConfigError(f"unknown {kind or 'architecture'} {arch!r}; known: {', '.join(known)}")
     try:
         if kind == "generator":
-            return build_generator(arch, input_nc, output_nc, ngf, norm, use_dropout=dropout, upsample=upsample)
-        return build_discriminator(arch, input_nc, ndf, n_layers, norm)
+            return build_generator(arch, input_nc, output_nc, ngf, norm, use_dropout=dropout, upsample=upsample,
+                                   antialias=antialias)
+        return build_discriminator(arch, input_nc, ndf, n_layers, norm, antialias=antialias)
     except (ValueError, TypeError) as err:
         raise ConfigError(str(err)) from None
 
