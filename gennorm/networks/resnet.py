@@ -12,8 +12,8 @@ norm, ReLU, then BlurDownsample (gennorm.layers.blur), as CUT's ResnetGenerator 
 upsample="antialias" (BlurUpsample, then 3x3 conv + norm, ReLU). With both, the layers holding
 tensors are CUT's, in CUT's order, with CUT's shapes (its `filt` buffers included).
 
-PONO-MS (docs/SPEC.md section 2; norm "pono-ms"/"pono-dms"): each downsampling block (conv, norm, ReLU)
-is followed by PONO whose moments are kept; before each upsampling conv the moments of the
+PONO-MS (docs/SPEC.md section 2; norm "pono-ms"/"pono-dms"): each downsampling block (conv, norm, ReLU;
+with antialias also the blur) is followed by PONO whose moments are kept; before each upsampling conv the moments of the
 same resolution are put back by a moment shortcut (H/4 first, then H/2). Static MS adds no
 parameters; the dynamic one adds its small conv stack per shortcut.
 
