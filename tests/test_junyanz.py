@@ -304,3 +304,37 @@ def test_fine_tuning_starts_from_an_imported_folder(imported):
     with pytest.raises(ConfigError, match="does not fit G_A"):
         make_task(load_config("cyclegan-classic", [f"model.init_from={imported['old']}", "train.device=cpu"]),
                   torch.device("cpu"))
+
+
+def test_imported_discriminator_says_what_it_is(imported, tmp_path):
+    """The discriminator file records its build options (as the generator's does), checked when
+    model.init_from loads it. An instance-norm D and a PONO-MS D have the same tensors (conv
+    weights and biases only): before, either loaded into the other silently."""
+    from gennorm.config import load_config
+    from gennorm.errors import ConfigError
+    from gennorm.networks import build_discriminator
+    from gennorm.networks.checkpoint import options_from_metadata, read_safetensors
+    from gennorm.train.loop import make_task
+
+    path = imported["unet"] / "discriminator.safetensors"
+    options = options_from_metadata(read_safetensors(path)[1], path)
+    assert (options["kind"], options["ndf"], options["input_nc"], options["norm"]) == ("discriminator", 8, 6, "batch")
+    # a CycleGAN D as their NLayerDiscriminator (ndf 8, n_layers 3) saves it: instance norm has no
+    # tensors, so only the five convs' weights and biases, at their Sequential's indices
+    g = torch.Generator().manual_seed(0)
+    their_d = {}
+    for index, (cin, cout) in zip((0, 2, 5, 8, 11), ((3, 8), (8, 16), (16, 32), (32, 64), (64, 1))):
+        their_d[f"model.{index}.weight"] = torch.randn(cout, cin, 4, 4, generator=g) * 0.02
+        their_d[f"model.{index}.bias"] = torch.randn(cout, generator=g) * 0.02
+    torch.save(their_d, tmp_path / "latest_net_D_A.pth")
+    out = tmp_path / "cyc"
+    assert main(["import", "junyanz", str(RESNET), str(out), "--netD", "basic",
+                 "--checkpoint_D", str(tmp_path / "latest_net_D_A.pth")]) == 0
+    base = ["model.ngf=8", "model.ndf=8", "train.device=cpu", f"model.init_from={out}"]
+    task = make_task(load_config("cyclegan-classic", [*base, "model.d_norm=instance"]), torch.device("cpu"))
+    ours = task.nets["D_A"].state_dict()
+    assert len(ours) == len(their_d) and all(torch.equal(a, b) for a, b in zip(ours.values(), their_d.values()))
+    pono = build_discriminator("basic", 3, 8, 3, norm="pono-ms").state_dict()
+    assert {k: v.shape for k, v in pono.items()} == {k: v.shape for k, v in ours.items()}  # the same tensors
+    with pytest.raises(ConfigError, match=r"does not fit D_A: .*built with .*instance.*this network has .*pono-ms"):
+        make_task(load_config("cyclegan-classic", [*base, "model.d_norm=pono-ms"]), torch.device("cpu"))

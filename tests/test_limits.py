@@ -375,6 +375,21 @@ def full_temp_dir(tmp_path, monkeypatch):
 
 
 @pytest.mark.slow
+def test_a_demo_starting_on_a_full_temp_folder_names_it(tiny_zoo, full_temp_dir):
+    """Before: "gennorm demo: error: a file: No space left on device" (the failed write names no file)."""
+    import subprocess
+    import sys
+
+    (full_temp_dir / "filler").write_bytes(b"\0" * (1024 * 1024 - 4096 * 2))  # leave ~nothing
+    proc = subprocess.run([sys.executable, "-m", "gennorm", "demo", "--models", str(tiny_zoo), "--port", "7999",
+                           "--device", "cpu"], capture_output=True, text=True, timeout=300)
+    lines = [line for line in proc.stderr.splitlines() if "error" in line]
+    assert proc.returncode == 2 and len(lines) == 1, proc.stderr[-2000:]
+    assert "No space left on device" in lines[0] and f"temp folder {full_temp_dir}" in lines[0], lines[0]
+    assert "a file:" not in lines[0] and "Traceback" not in proc.stderr
+
+
+@pytest.mark.slow
 def test_a_full_temp_folder_gives_uploads_and_translations_a_clear_message(tiny_zoo, full_temp_dir, tmp_path):
     """Before: with the temp folder full, /upload answered HTTP 500 and /translate {"error": null}."""
     import errno

@@ -68,14 +68,20 @@ def run(args) -> int:
     from gennorm.devices import require_device
 
     require_device(args.device)
-    from gennorm.apps.tempdir import private_temp_dir, remove
+    from gennorm.apps.tempdir import base_dir, private_temp_dir, remove
 
     signal.signal(signal.SIGTERM, _interrupt)  # SIGTERM stops like Ctrl-C: the temp folder is removed below
-    folder = private_temp_dir()  # before gradio is imported: it reads GRADIO_TEMP_DIR then
+    try:
+        folder = private_temp_dir()  # before gradio is imported: it reads GRADIO_TEMP_DIR then
+    except OSError as err:
+        raise _in_temp(err, base_dir()) from None
     try:
         from gennorm.apps import demo as app_module
 
-        app = app_module.build_app(models, args.device, model_set=args.model_set)
+        try:  # the start writes the examples' outputs into the temp folder (a full disk fails here)
+            app = app_module.build_app(models, args.device, model_set=args.model_set)
+        except OSError as err:
+            raise _in_temp(err, folder) from None
         if args.host not in ("127.0.0.1", "localhost", "::1"):
             print(f"gennorm demo: serving on {args.host}: anyone who can reach this address can use the demo",
                   file=sys.stderr)
@@ -92,3 +98,11 @@ def run(args) -> int:
 
 def _interrupt(signum, frame):
     raise KeyboardInterrupt
+
+
+def _in_temp(err: OSError, folder) -> OSError:
+    """A write that names no file (a full disk on an open file) was under the demo's temp folder:
+    name it, so the one-line error (cli.describe_os_error) says where space is missing."""
+    if err.filename is None:
+        err.filename = f"the demo's temp folder {folder} ($GRADIO_TEMP_DIR, else TMPDIR/gradio)"
+    return err

@@ -29,7 +29,7 @@ import torch.nn as nn
 from safetensors import safe_open
 
 from gennorm.errors import CheckpointError
-from gennorm.networks.factory import build_generator_from
+from gennorm.networks.factory import build_discriminator_from, build_generator_from
 
 CKPT_RE = re.compile(r"^step_(\d+)\.pt$")
 IGNORED_OPTIONS = ("init_type", "init_gain")
@@ -151,6 +151,13 @@ def generator_options(model_cfg, input_nc: int, output_nc: int) -> dict:
     device: no memory, no time)."""
     with torch.device("meta"):
         return dict(build_generator_from(model_cfg, input_nc, output_nc).options)
+
+
+def discriminator_options(model_cfg, input_nc: int) -> dict:
+    """net.options of the discriminator a config's `model` section describes, reading `input_nc`
+    channels (pix2pix: input_nc + output_nc; CycleGAN / CUT: the images it judges)."""
+    with torch.device("meta"):
+        return dict(build_discriminator_from(model_cfg, input_nc).options)
 
 
 # ----------------------------------------------------------------------------------------------

@@ -16,7 +16,7 @@ from safetensors.torch import save
 from gennorm.atomic import atomic_write_bytes
 from gennorm.config import from_dict, to_dict
 from gennorm.locks import holds, own_folder
-from gennorm.networks.checkpoint import generator_options, options_metadata
+from gennorm.networks.checkpoint import discriminator_options, generator_options, options_metadata
 from gennorm.networks.junyanz_import import PROJECTS, Imported, card, convert_checkpoint
 from gennorm.paths import check_output_apart
 
@@ -57,8 +57,9 @@ def _write_folder(checkpoint: str | Path, out: Path, model: str | None, **option
             "source": str(g_path), **options_metadata(generator_options(cfg.model, opts.input_nc, opts.output_nc))}
     atomic_write_bytes(out / "generator.safetensors", save(imported.g_weights, metadata=meta))
     if imported.d_weights is not None:
-        d_meta = {k: v for k, v in meta.items() if not k.startswith("options")}  # G's options are not D's
-        d_meta["source"] = str(imported.d_path)
+        d_meta = {**{k: v for k, v in meta.items() if not k.startswith("options")}, "source": str(imported.d_path),
+                  # what D it is, checked when model.init_from loads it (as the generator's are)
+                  **options_metadata(discriminator_options(cfg.model, d_opts.input_nc))}
         atomic_write_bytes(out / "discriminator.safetensors",
                            save(imported.d_weights, metadata=d_meta))
     atomic_write_bytes(out / "config.yaml", yaml.safe_dump(to_dict(cfg), sort_keys=False).encode())
