@@ -442,3 +442,47 @@ def test_tasks_sample_rows_and_leave_the_discriminators_trainable():
         task.train_step(b, 1)
         for name in cls.DISCRIMINATORS:
             assert all(p.requires_grad for p in task.nets[name].parameters()), (cls, name)
+
+
+def test_generators_use_the_generator_side_of_the_hinge_loss_and_forward_once():
+    """hinge: a generator's GAN term is -mean D(G(x)) (for_discriminator=False), not the discriminator's
+    mean clamp(1 - D) (the objectives tests run CycleGAN with lsgan/vanilla/wgangp and CUT with lsgan, where
+    both sides agree); without identity terms CycleGAN runs each generator twice per step, no third forward
+    (an unused G_B(A) still moves batch-norm statistics)."""
+    import copy
+
+    from gennorm.config import load_config
+    from gennorm.train.cut import CUTTask
+    from gennorm.train.cyclegan import CycleGANTask
+    from gennorm.train.loop import Callback
+
+    class Losses(Callback):
+        def __init__(self):
+            self.seen = []
+
+        def on_losses(self, step, losses):
+            self.seen.append({k: v.detach().clone() for k, v in losses.items()})
+
+    cpu = torch.device("cpu")
+    b = _batch()
+    A, B = b["A"], b["B"]
+    cyc = CycleGANTask(load_config("cyclegan-instance", _TINY + ["train.gan_mode=hinge", "train.lambda_identity=0"]), cpu)
+    rec, before, calls = Losses(), copy.deepcopy(cyc.nets), {"G_A": 0, "G_B": 0}
+    cyc.callbacks = [rec]
+    for name in calls:
+        cyc.nets[name].register_forward_hook(lambda m, i, o, name=name: calls.__setitem__(name, calls[name] + 1))
+    cyc.train_step(b, 1)
+    assert calls == {"G_A": 2, "G_B": 2}
+    with torch.no_grad():  # the G step comes first: the discriminators as they were
+        want = {"G_A": -before["D_A"](before["G_A"](A)).mean(), "G_B": -before["D_B"](before["G_B"](B)).mean()}
+    for k, v in want.items():
+        assert_close(rec.seen[0][k], v, rtol=1e-5, atol=1e-6, msg=lambda m: f"{k}: {m}")
+
+    cut = CUTTask(load_config("fastcut-instance", _TINY + ["train.gan_mode=hinge", "train.flip_equivariance=false",
+                                                           "train.num_patches=16", "train.netf_nc=8"]), cpu)
+    rec, g_before = Losses(), copy.deepcopy(cut.nets["G"])
+    cut.callbacks = [rec]
+    cut.train_step(b, 1)
+    with torch.no_grad():  # the D step comes first: G's loss reads the updated D (not changed by the G step)
+        want = -cut.nets["D"](g_before(A)).mean() * cut.cfg.train.lambda_gan
+    assert_close(rec.seen[1]["G_GAN"], want, rtol=1e-5, atol=1e-6)
