@@ -20,7 +20,7 @@ import torch  # noqa: E402
 from PIL import Image, ImageDraw  # noqa: E402
 
 import gennorm  # noqa: E402
-from gennorm.study.spec import StudySpec, runs_of  # noqa: E402
+from gennorm.study.spec import TASKS, StudySpec, runs_of  # noqa: E402
 
 HIGHER_IS_BETTER = {"psnr": True, "ssim": True, "fid": False, "kid": False, "lpips": False}
 
@@ -85,6 +85,43 @@ def _table(spec: StudySpec, task: str, results: dict) -> list[str]:
             text = _fmt(m, *_mean_std(cells[(r, m, bs)])) + f" (n={len(cells[(r, m, bs)])})"
             row.append(f"**{text}**" if best[(m, bs)] == r else text)
         lines.append(f"| {r} | " + " | ".join(row) + " |")
+    return lines + [""]
+
+
+def _methods_table(spec: StudySpec, results: dict) -> list[str]:
+    """The unpaired methods side by side (CycleGAN / CUT / FastCUT on the same data): rows norm x
+    method at the first batch size and D norm; the metrics (mean +- std over seeds), the training
+    wall time, the median time per step and the training process's peak memory."""
+    tasks = [t for t in spec.tasks if TASKS[t].data == "unpaired"]
+    if len(tasks) < 2:
+        return []
+    rows: dict[tuple[str, str], list[dict]] = defaultdict(list)
+    for run in runs_of(spec):
+        if (run.task in tasks and run.run_id in results and run.batch_size == spec.batch_sizes[0]
+                and run.d_norm == spec.d_norms[0]):
+            rows[(run.g_norm, run.task)].append(results[run.run_id])
+    if not rows:
+        return []
+    metrics = list(dict.fromkeys(m for rs in rows.values() for r in rs for m in _metric_values(r)))
+    lines = ["## Unpaired methods (" + " vs ".join(TASKS[t].method for t in tasks) + ")", "",
+             f"Same data, generator, steps and batch size ({spec.batch_sizes[0]}); A -> B against the true photos. "
+             "Time and memory: the whole `gennorm train` process on this machine (peak resident memory).", "",
+             "| norm | method | " + " | ".join(f"{m.upper()} {'↑' if HIGHER_IS_BETTER[m] else '↓'}" for m in metrics)
+             + " | training min | ms / step | peak memory MiB |",
+             "|" + "---|" * (len(metrics) + 5)]
+    for norm in spec.norms:
+        for task in tasks:
+            rs = rows.get((norm, task))
+            if not rs:
+                continue
+            cells = [_fmt(m, *_mean_std([_metric_values(r)[m] for r in rs if m in _metric_values(r)]))
+                     if any(m in _metric_values(r) for r in rs) else "–" for m in metrics]
+            minutes = statistics.fmean(r.get("train_seconds", 0.0) for r in rs) / 60
+            steps = [s for r in rs if (s := _step_seconds(_read_log(Path(spec.out) / "runs" / r["run"]))) is not None]
+            peaks = [r["train_peak_rss_mib"] for r in rs if "train_peak_rss_mib" in r]
+            lines.append(f"| {norm} | {TASKS[task].method} | " + " | ".join(cells) + f" | {minutes:.1f} | "
+                         + (f"{statistics.median(steps) * 1000:.0f}" if steps else "–") + " | "
+                         + (f"{max(peaks):.0f}" if peaks else "–") + " |")
     return lines + [""]
 
 
@@ -229,7 +266,7 @@ def write_report(spec: StudySpec, command: str, path: str | Path | None = None) 
              "best per column in **bold**. Metrics on the scenes test split against the ground-truth photos "
              "(PSNR/SSIM always; FID/KID/LPIPS only when their weights are installed).", ""]
     for task in spec.tasks:
-        lines += [f"## {task} ({'pix2pix' if task == 'paired' else 'CycleGAN'})", ""]
+        lines += [f"## {task} ({TASKS[task].method})", ""]
         lines += _table(spec, task, results)
         for name in _plots(spec, task, results, out):
             lines += [f"![{name}]({rel}/{name})", ""]
@@ -237,6 +274,7 @@ def write_report(spec: StudySpec, command: str, path: str | Path | None = None) 
         if grid:
             lines += [f"Same test inputs across norms (batch size {spec.batch_sizes[0]}, seed {spec.seeds[0]}):", "",
                       f"![{grid}]({rel}/{grid})", ""]
+    lines += _methods_table(spec, results)
     train_seconds = sum(r.get("train_seconds", 0.0) for r in results.values())
     example = next(iter(results.values()), {}).get("command", "")
     lines += ["## How this was made", "", "```", command, "```", "",

@@ -26,7 +26,7 @@ from gennorm.locks import read_marker, write_marker
 from gennorm.metrics import available_metrics, evaluate_folders
 from gennorm.metrics.protocols import DEFAULT_PROTOCOL
 from gennorm.study.report import write_report
-from gennorm.study.spec import TASK_PRESETS, Run, StudySpec, load_spec, runs_of
+from gennorm.study.spec import TASKS, Run, StudySpec, load_spec, runs_of
 
 DONE_FILE = "eval.json"
 
@@ -57,16 +57,18 @@ def train_command(spec: StudySpec, run: Run, run_dir: Path, resume: bool = False
     """The `gennorm train` command of a run: fresh, or `--resume` when it was cut off."""
     if resume:
         return [sys.executable, "-m", "gennorm", "train", "--resume", str(run_dir), "train.progress=false"]
-    root = data_root(spec) / run.task
+    root = data_root(spec) / TASKS[run.task].data
     return [
-        sys.executable, "-m", "gennorm", "train", TASK_PRESETS[run.task],
+        sys.executable, "-m", "gennorm", "train", TASKS[run.task].preset,
         f"out={run_dir}", f"data.root={root}", f"model.g_norm={run.g_norm}", f"model.d_norm={run.d_norm}",
         f"train.batch_size={run.batch_size}", f"train.seed={run.seed}", *spec.overrides, "train.progress=false",
     ]
 
 
-def train(spec: StudySpec, run: Run, run_dir: Path) -> float:
-    """Train (or finish training) one run; returns the wall time in seconds. Output goes to RUN/train.log."""
+def train(spec: StudySpec, run: Run, run_dir: Path) -> tuple[float, float]:
+    """Train (or finish training) one run; returns its wall time in seconds and the training
+    process's peak resident memory in MiB (read every 0.5 s; of the last segment when it resumed;
+    0 where /proc is missing). Output goes to RUN/train.log."""
     resume = (run_dir / "config.yaml").is_file() and (run_dir / "checkpoints").is_dir() \
         and any((run_dir / "checkpoints").iterdir())
     if run_dir.exists() and not resume and any(run_dir.iterdir()):
@@ -80,12 +82,38 @@ def train(spec: StudySpec, run: Run, run_dir: Path) -> float:
     with open(run_dir / "train.log", "a") as log:
         log.write("$ " + " ".join(command) + "\n")
         log.flush()
-        result = subprocess.run(command, stdout=log, stderr=subprocess.STDOUT, env={**os.environ, "PYTHONUNBUFFERED": "1"})
-    if result.returncode != 0:
+        child = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT,
+                                 env={**os.environ, "PYTHONUNBUFFERED": "1"})
+        peak = 0.0
+        try:
+            while True:
+                peak = max(peak, _high_water_mib(child.pid))
+                try:
+                    returncode = child.wait(timeout=0.5)
+                    break
+                except subprocess.TimeoutExpired:
+                    continue
+        except BaseException:  # Ctrl-C: the child got the same SIGINT; wait for it to stop cleanly
+            child.wait()
+            raise
+    if returncode != 0:
         tail = (run_dir / "train.log").read_text().strip().splitlines()[-5:]
-        raise GennormError(f"run {run.run_id} failed (exit {result.returncode}); see {run_dir / 'train.log'}:\n  "
+        raise GennormError(f"run {run.run_id} failed (exit {returncode}); see {run_dir / 'train.log'}:\n  "
                            + "\n  ".join(tail))
-    return time.perf_counter() - start
+    return time.perf_counter() - start, peak
+
+
+def _high_water_mib(pid: int) -> float:
+    """The process's peak resident memory so far (VmHWM, Linux), in MiB; 0 when unknown. Read while
+    it runs: wait4's ru_maxrss would count the study's own memory, which the child held between
+    fork and exec."""
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024  # kB
+    except (OSError, ValueError, IndexError):
+        pass
+    return 0.0
 
 
 def evaluate(run_dir: Path, eval_dir: Path, device: str = "cpu") -> dict:
@@ -101,9 +129,10 @@ def run_one(spec: StudySpec, run: Run, eval_dir: Path) -> dict:
     done = run_dir / DONE_FILE
     if done.exists():
         return json.loads(done.read_text())
-    train_seconds = train(spec, run, run_dir)
+    train_seconds, peak_mib = train(spec, run, run_dir)
     result = {"run": run.run_id, "task": run.task, "g_norm": run.g_norm, "d_norm": run.d_norm,
               "batch_size": run.batch_size, "seed": run.seed, "train_seconds": train_seconds,
+              "train_peak_rss_mib": peak_mib,
               "command": "gennorm " + " ".join(train_command(spec, run, run_dir)[3:]), "eval": evaluate(run_dir, eval_dir)}
     atomic_write_json(done, result, default=str)
     return result

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import NamedTuple
 
 import yaml
 
@@ -16,8 +17,20 @@ from gennorm.layers.registry import NORMS
 
 PRESETS_DIR = Path(__file__).resolve().parent / "presets"
 
-# Training preset per task; the study overrides the norms, batch size and seed.
-TASK_PRESETS = {"paired": "pix2pix-instance", "unpaired": "cyclegan-instance"}
+class StudyTask(NamedTuple):
+    preset: str  # the training preset; the study overrides the norms, batch size and seed
+    method: str  # its name in the report
+    data: str  # the scenes dataset's folder it trains on
+
+
+# The one list of study tasks. CycleGAN, CUT and FastCUT train on the same unpaired halves and are
+# scored the same way (A -> B against the true photos of the paired test split).
+TASKS = {
+    "paired": StudyTask("pix2pix-instance", "pix2pix", "paired"),
+    "unpaired": StudyTask("cyclegan-instance", "CycleGAN", "unpaired"),
+    "cut": StudyTask("cut-instance", "CUT", "unpaired"),
+    "fastcut": StudyTask("fastcut-instance", "FastCUT", "unpaired"),
+}
 
 
 @dataclass
@@ -131,8 +144,8 @@ def _int(key: str, value) -> int:
 
 def _check(spec: StudySpec) -> None:
     for task in spec.tasks:
-        if task not in TASK_PRESETS:
-            raise ConfigError(f"study key 'tasks': {task!r} is not allowed; allowed values: {', '.join(TASK_PRESETS)}")
+        if task not in TASKS:
+            raise ConfigError(f"study key 'tasks': {task!r} is not allowed; allowed values: {', '.join(TASKS)}")
     for key in ("norms", "d_norms"):
         for norm in getattr(spec, key):
             if norm not in NORMS:
