@@ -448,7 +448,7 @@ def test_generators_use_the_generator_side_of_the_hinge_loss_and_forward_once():
     """hinge: a generator's GAN term is -mean D(G(x)) (for_discriminator=False), not the discriminator's
     mean clamp(1 - D) (the objectives tests run CycleGAN with lsgan/vanilla/wgangp and CUT with lsgan, where
     both sides agree); without identity terms CycleGAN runs each generator twice per step, no third forward
-    (an unused G_B(A) still moves batch-norm statistics)."""
+    (an unused G_B(A) still moves batch-norm statistics), with both discriminators frozen during the G step."""
     import copy
 
     from gennorm.config import load_config
@@ -457,22 +457,26 @@ def test_generators_use_the_generator_side_of_the_hinge_loss_and_forward_once():
     from gennorm.train.loop import Callback
 
     class Losses(Callback):
-        def __init__(self):
-            self.seen = []
+        def __init__(self, task=None):
+            self.seen, self.d_trainable, self.task = [], [], task
 
         def on_losses(self, step, losses):
             self.seen.append({k: v.detach().clone() for k, v in losses.items()})
+            if self.task is not None:  # are the discriminators' parameters trainable in this step?
+                self.d_trainable.append([all(p.requires_grad for p in self.task.nets[d].parameters())
+                                         for d in self.task.DISCRIMINATORS])
 
     cpu = torch.device("cpu")
     b = _batch()
     A, B = b["A"], b["B"]
     cyc = CycleGANTask(load_config("cyclegan-instance", _TINY + ["train.gan_mode=hinge", "train.lambda_identity=0"]), cpu)
-    rec, before, calls = Losses(), copy.deepcopy(cyc.nets), {"G_A": 0, "G_B": 0}
+    rec, before, calls = Losses(cyc), copy.deepcopy(cyc.nets), {"G_A": 0, "G_B": 0}
     cyc.callbacks = [rec]
     for name in calls:
         cyc.nets[name].register_forward_hook(lambda m, i, o, name=name: calls.__setitem__(name, calls[name] + 1))
     cyc.train_step(b, 1)
     assert calls == {"G_A": 2, "G_B": 2}
+    assert rec.d_trainable == [[False, False], [True, True]]  # frozen in the G step: no backward into D_A, D_B
     with torch.no_grad():  # the G step comes first: the discriminators as they were
         want = {"G_A": -before["D_A"](before["G_A"](A)).mean(), "G_B": -before["D_B"](before["G_B"](B)).mean()}
     for k, v in want.items():
