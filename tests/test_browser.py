@@ -72,6 +72,16 @@ SHOWN = """(selector) => [...document.querySelectorAll(selector)].map(e => {
     return [e.textContent.trim(), e.scrollWidth, e.clientWidth, e.scrollHeight, e.clientHeight, covered]; })"""
 
 
+def _open(browser, url: str):
+    """The demo's page at 1440 x 1000, once its translate button shows (the app has loaded)."""
+    from playwright.sync_api import expect
+
+    page = browser.new_page(viewport={"width": 1440, "height": 1000})
+    page.goto(url, wait_until="domcontentloaded", timeout=120_000)
+    expect(page.locator("#translate-button")).to_be_visible(timeout=120_000)
+    return page
+
+
 def _shown_whole(page, selector: str) -> list[str]:
     """The texts of `selector`'s elements, each asserted to show whole (not cut, not covered)."""
     items = page.evaluate(SHOWN, selector)
@@ -89,9 +99,7 @@ def test_upload_translate_screenshot(served, tmp_path):
     with sync_playwright() as pw:
         browser = pw.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS)
         try:
-            page = browser.new_page(viewport={"width": 1440, "height": 1000})
-            page.goto(url, wait_until="domcontentloaded", timeout=120_000)
-            expect(page.locator("#translate-button")).to_be_visible(timeout=120_000)
+            page = _open(browser, url)
             expect(page.locator("#model-set input")).to_have_value("scenes")  # not the export's set
             page.locator("#input-image input[type=file]").set_input_files(str(example))
             expect(page.locator("#input-image img").first).to_be_visible(timeout=60_000)
@@ -164,9 +172,7 @@ def test_a_full_temp_folder_is_told_in_the_page(full_temp_dir, tmp_path):
         with sync_playwright() as pw:
             browser = pw.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS)
             try:
-                page = browser.new_page(viewport={"width": 1440, "height": 1000})
-                page.goto(url, wait_until="domcontentloaded", timeout=120_000)
-                expect(page.locator("#translate-button")).to_be_visible(timeout=120_000)
+                page = _open(browser, url)
                 page.locator("#input-image input[type=file]").set_input_files(str(examples[0]))
                 expect(page.locator("#input-image img").first).to_be_visible(timeout=60_000)
                 with open(full_temp_dir / "filler", "wb") as f:  # now the folder fills up
