@@ -474,8 +474,10 @@ def test_generators_use_the_generator_side_of_the_hinge_loss_and_forward_once():
     cyc.callbacks = [rec]
     for name in calls:
         cyc.nets[name].register_forward_hook(lambda m, i, o, name=name: calls.__setitem__(name, calls[name] + 1))
-    cyc.train_step(b, 1)
+    out = cyc.train_step(b, 1)
     assert calls == {"G_A": 2, "G_B": 2}
+    logged = {k: v.item() for k, v in rec.seen[0].items() if k != "G"} | {d: rec.seen[1][d].item() for d in ("D_A", "D_B")}
+    assert out == pytest.approx(logged)  # the step's logged losses: each generator term and each D's total
     assert rec.d_trainable == [[False, False], [True, True]]  # frozen in the G step: no backward into D_A, D_B
     with torch.no_grad():  # the G step comes first: the discriminators as they were
         want = {"G_A": -before["D_A"](before["G_A"](A)).mean(), "G_B": -before["D_B"](before["G_B"](B)).mean()}
