@@ -19,6 +19,8 @@ examples:
   gennorm nets summary basic --norm convnorm --size 256          # 70x70 PatchGAN, 30x30 output
   gennorm nets summary unet_256 --norm batch --batch 4 --amp bf16 # pix2pix step memory (G + D)
   gennorm nets summary resnet_9blocks --task cyclegan --ema       # two G, two D, EMA copies
+  gennorm nets summary resnet_9blocks --task cut --antialias      # CUT: G, D, the PatchNCE heads F
+  gennorm nets summary resnet_9blocks --task cut --no-nce-idt     # FastCUT (no identity NCE)
   gennorm nets summary pixel --kind discriminator --norm batch
   gennorm nets list                                              # architectures and norms
 """
@@ -45,8 +47,15 @@ def add_arguments(parser) -> None:
     summary.add_argument("--antialias", action="store_true",
                          help="CUT's blur-pooled downsampling (model.antialias; ResNet G, PatchGAN D)")
     summary.add_argument("--dropout", action="store_true", help="generator dropout layers")
-    summary.add_argument("--task", choices=("pix2pix", "cyclegan"), default="pix2pix",
+    summary.add_argument("--task", choices=("pix2pix", "cyclegan", "cut"), default="pix2pix",
                          help="the training step the memory estimate is for (default pix2pix: G + D on cat(A, B))")
+    cut = summary.add_argument_group("--task cut (train's keys of the same name; default: the cut presets')")
+    cut.add_argument("--no-nce-idt", action="store_true", help="train.nce_idt=false: FastCUT, G on A only")
+    cut.add_argument("--nce-layers", default=None, help="encoder taps, comma-separated (default: the generator's)")
+    cut.add_argument("--num-patches", type=positive_int, default=None, help="patches per tap and image (256)")
+    cut.add_argument("--netf-nc", type=positive_int, default=None, help="the PatchSampleF MLP width (256)")
+    cut.add_argument("--nce-batch-negatives", action="store_true",
+                     help="negatives from the whole batch ([1, B*P, B*P] logits per tap)")
     summary.add_argument("--amp", choices=("none", "bf16", "fp16"), default="none", help="train.amp (default none)")
     summary.add_argument("--ema", action="store_true", help="train.ema > 0: EMA copies of the generators")
     summary.add_argument("--d-arch", choices=("basic", "n_layers", "pixel"), default="basic",
@@ -56,8 +65,12 @@ def add_arguments(parser) -> None:
 
 
 def run(args) -> int:
+    import functools
+
+    from gennorm.config import TrainConfig
     from gennorm.networks.memory import plan_memory
     from gennorm.networks.summary import catalogue, describe
+    from gennorm.train.cut import patch_nce
 
     if args.action == "list":
         print(catalogue())
@@ -67,9 +80,14 @@ def run(args) -> int:
                    dropout=args.dropout, antialias=args.antialias))
     if args.kind != "discriminator" and args.arch in ("resnet_9blocks", "resnet_6blocks", "unet_256", "unet_128") \
             and not args.no_memory:
+        t = TrainConfig()  # CUT's defaults, as in the cut presets
+        cut = dict(nce_idt=not args.no_nce_idt, nce_layers=args.nce_layers,
+                   num_patches=args.num_patches or t.num_patches, netf_nc=args.netf_nc or t.netf_nc,
+                   nce_loss=functools.partial(patch_nce, temperature=t.nce_t, batch_negatives=args.nce_batch_negatives))
         print()
         print(plan_memory(args.task, args.arch, args.norm, size=args.size, batch=args.batch, amp=args.amp,
                           d_arch=args.d_arch, d_norm=args.d_norm, ngf=args.ngf, ndf=args.ndf, n_layers=args.n_layers,
                           input_nc=args.input_nc, output_nc=args.output_nc, upsample=args.upsample,
-                          use_dropout=args.dropout, ema=args.ema, antialias=args.antialias).table())
+                          use_dropout=args.dropout, ema=args.ema, antialias=args.antialias,
+                          **(cut if args.task == "cut" else {})).table())
     return 0
