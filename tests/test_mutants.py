@@ -492,3 +492,142 @@ def test_generators_use_the_generator_side_of_the_hinge_loss_and_forward_once():
     with torch.no_grad():  # the D step comes first: G's loss reads the updated D (not changed by the G step)
         want = -cut.nets["D"](g_before(A)).mean() * cut.cfg.train.lambda_gan
     assert_close(rec.seen[1]["G_GAN"], want, rtol=1e-5, atol=1e-6)
+
+
+# ---------------------------------------------------------------------------------------- CUT (gennorm/train/cut.py)
+
+_CUT = _TINY + ["train.num_patches=16", "train.netf_nc=8"]
+
+
+def test_patch_nce_defaults_are_cuts():
+    """patch_nce's defaults: temperature 0.07 and per-image negatives (the other calls pass both explicitly;
+    kills a changed default `temperature` or `batch_negatives`)."""
+    from gennorm.train.cut import patch_nce
+
+    g = torch.Generator().manual_seed(7)
+    q, k = torch.randn(2, 5, 4, generator=g, dtype=torch.float64), torch.randn(2, 5, 4, generator=g, dtype=torch.float64)
+    q, k = q / q.norm(dim=-1, keepdim=True), k / k.norm(dim=-1, keepdim=True)
+    want = patch_nce(q, k, 0.07, False)
+    assert_close(patch_nce(q, k), want, rtol=0, atol=0)
+    assert not torch.allclose(patch_nce(q, k, 0.07, True), want) and not torch.allclose(patch_nce(q, k, 0.08), want)
+
+
+def test_cut_generator_losses_weigh_their_terms():
+    """G = lambda_gan * gan(D(G(A)), real) + 0.5 * (NCE + NCE_Y), NCE = mean over taps of lambda_nce *
+    mean PatchNCE(F(G.encode(G(A))), F(G.encode(A))) with the same patch ids for q and k, at weights that are
+    neither 1 nor FastCUT's 10 and a temperature that is not the default (the CUTModel comparison of test_cut
+    runs lambda_gan 1, lambda_nce 1 / 10, nce_t 0.07: a `/ lambda` or a dropped temperature passes there).
+    lambda_nce 0: no NCE at all (no patch ids drawn: the run's generator is untouched); lambda_gan 0: D not run."""
+    from gennorm.config import load_config
+    from gennorm.networks.patch_sample import sample_patch_ids
+    from gennorm.train.cut import CUTTask, patch_nce
+
+    cfg = load_config("cut-nc", _CUT + ["train.lambda_gan=0.5", "train.lambda_nce=2.5", "train.nce_t=0.2",
+                                        "train.nce_batch_negatives=true"])
+    task = CUTTask(cfg, torch.device("cpu"))
+    G, D, netF, t = task.nets["G"], task.nets["D"], task.nets["F"], cfg.train
+    b = _batch(n=2)
+    A, B = b["A"], b["B"]
+    with torch.no_grad():
+        fake_B, idt_B = G(A), G(B)
+    d_calls = []
+    D.register_forward_hook(lambda m, i, o: d_calls.append(1))
+    start = task.cut_gen.get_state()
+    with torch.no_grad():
+        got = task.generator_losses(A, B, fake_B, idt_B, False)
+        gen = torch.Generator()
+        gen.set_state(start)
+
+        def nce(src, tgt):
+            feat_k, feat_q = G.encode(src, task.taps), G.encode(tgt, task.taps)
+            ids = sample_patch_ids(feat_k, t.num_patches, gen)
+            terms = [(2.5 * patch_nce(q, k, 0.2, True)).mean() for q, k in zip(netF(feat_q, ids), netF(feat_k, ids))]
+            return sum(terms) / len(terms)
+
+        want_gan = 0.5 * ((D(fake_B) - 1) ** 2).mean()  # lsgan, the generator's side
+        want_nce, want_nce_y = nce(A, fake_B), nce(B, idt_B)
+    assert set(got) == {"G_GAN", "NCE", "NCE_Y", "G"}
+    assert_close(got["G_GAN"], want_gan, rtol=1e-5, atol=1e-7)
+    assert_close(got["NCE"], want_nce, rtol=1e-5, atol=1e-6)
+    assert_close(got["NCE_Y"], want_nce_y, rtol=1e-5, atol=1e-6)
+    assert_close(got["G"], want_gan + 0.5 * (want_nce + want_nce_y), rtol=1e-5, atol=1e-6)
+    assert torch.equal(task.cut_gen.get_state(), gen.get_state())  # one draw of ids per NCE term
+
+    t.lambda_nce = 0.0
+    before = task.cut_gen.get_state()
+    with torch.no_grad():
+        got = task.generator_losses(A, B, fake_B, idt_B, False)
+    assert set(got) == {"G_GAN", "NCE", "G"} and got["NCE"].item() == 0.0
+    assert_close(got["G"], got["G_GAN"], rtol=0, atol=0)
+    assert torch.equal(task.cut_gen.get_state(), before)
+    t.lambda_nce, t.lambda_gan = 2.5, 0.0
+    d_calls.clear()
+    with torch.no_grad():
+        got = task.generator_losses(A, B, fake_B, idt_B, False)
+    assert got["G_GAN"].item() == 0.0 and d_calls == []
+    assert_close(got["G"], 0.5 * (got["NCE"] + got["NCE_Y"]), rtol=1e-6, atol=0)
+
+
+def test_cut_step_freezes_d_for_g_and_averages_g_and_f():
+    """CUT's step: D trainable for its own loss, frozen while G's loss is computed and back-propagated, trainable
+    again after; one gradient average over [G, F] with the task's DistInfo (a no-op on one process, so no
+    value test sees a wrong list); the state holds the optimizers and schedules of G, D and F."""
+    import gennorm.train.cut as cut
+    from gennorm.config import load_config
+    from gennorm.train.loop import Callback
+
+    task = cut.CUTTask(load_config("cut-nc", _CUT), torch.device("cpu"))
+
+    class Frozen(Callback):
+        def __init__(self):
+            self.seen = []
+
+        def on_losses(self, step, losses):
+            self.seen.append((sorted(losses), all(p.requires_grad for p in task.nets["D"].parameters())))
+
+    rec, averaged = Frozen(), []
+    task.callbacks = [rec]
+    real_average = cut.average_gradients
+
+    def spy(modules, info):
+        averaged.append((list(modules), info))
+        return real_average(modules, info)
+
+    mp = pytest.MonkeyPatch()
+    try:
+        mp.setattr(cut, "average_gradients", spy)
+        task.train_step(_batch(), 1)
+    finally:
+        mp.undo()
+    assert rec.seen == [(["D", "D_fake", "D_real"], True), (["G", "G_GAN", "NCE", "NCE_Y"], False)]
+    assert all(p.requires_grad for p in task.nets["D"].parameters())
+    assert len(averaged) == 1 and averaged[0][1] is task.dist
+    assert [id(m) for m in averaged[0][0]] == [id(task.nets["G"]), id(task.nets["F"])]
+    state = task.state_dict()
+    for part in ("optims", "scheds"):
+        assert set(state[part]) == {"G", "D", "F"}, part
+    assert set(state["scalers"]) == {"G", "D"}  # F has none: G's scaler steps both
+    assert set(task.scheds) == {"G", "D", "F"} and task.scheds["F"].optimizer is task.optims["F"]
+
+
+def test_cut_local_state_round_trip_and_nce_layers_checks():
+    """The run's own generator (flip coins, patch ids) is saved and restored (exact resume); train.nce_layers
+    rejects an empty list and a repeated tap; the taps' channel probe leaves G in the mode it found it in."""
+    from gennorm.config import load_config
+    from gennorm.errors import ConfigError
+    from gennorm.train.cut import CUTTask, tap_channels
+
+    cpu = torch.device("cpu")
+    cfg = load_config("cut-nc", _CUT)
+    one, two = CUTTask(cfg, cpu), CUTTask(cfg, cpu)
+    torch.rand(5, generator=one.cut_gen)
+    assert not torch.equal(one.cut_gen.get_state(), two.cut_gen.get_state())
+    two.load_local_state(one.local_state())
+    assert torch.equal(one.cut_gen.get_state(), two.cut_gen.get_state())
+    for layers in (",", "input,input", "input, down1,input"):
+        with pytest.raises(ConfigError, match="train.nce_layers"):
+            CUTTask(load_config("cut-nc", _CUT + [f"train.nce_layers={layers}"]), cpu)
+    G = one.nets["G"]
+    for mode in (False, True):
+        G.train(mode)
+        assert tap_channels(G, one.taps) == [3, 8, 16, 16, 16] and G.training is mode  # ngf 4, the five nce_taps
