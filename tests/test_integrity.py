@@ -2,7 +2,8 @@
 F12, F17, F22, F23, F32): a file is what it says it is, or it is refused with one line naming it.
 
     A  a model is what it says it is   weights files record their build options (+ sha256), checked
-                                       against config.yaml on every load (translate, load, init_from);
+                                       against config.yaml on every load (translate, load, init_from),
+                                       and the sha256 of their tensors, checked on every load;
                                        integer-relabelled float weights refused
     B  resume compares configs         RUN/config.yaml against the checkpoint's config; quickstart
                                        refuses a run made with another norm
@@ -30,7 +31,7 @@ from safetensors import safe_open
 from safetensors.torch import save_file
 
 import clitools
-from clitools import cli
+from clitools import cli, dead_pid
 
 from gennorm.cli import main
 from gennorm.errors import ConfigError
@@ -122,8 +123,10 @@ def _rewrite_header(path: Path, edit) -> None:
 def test_float_weights_relabelled_as_integers_are_refused(models, scenes, tmp_path, capsys):
     """F17: every F32 tensor declared I32 (same bytes) translated to garbage with exit 0."""
     folder = _copy(models["instance"], tmp_path / "i32")
+    # the weights' sha256 left out (a file written before gennorm recorded it): the dtype check refuses it
     _rewrite_header(folder / "generator.safetensors",
-                    lambda h: {k: (v if k == "__metadata__" else {**v, "dtype": "I32"}) for k, v in h.items()})
+                    lambda h: {k: ({kk: vv for kk, vv in v.items() if kk != "weights_sha256"} if k == "__metadata__"
+                                   else {**v, "dtype": "I32"}) for k, v in h.items()})
     code, err = cli(capsys, "translate", folder, scenes / "paired" / "test", tmp_path / "o", "--aligned")
     line = error_line(err, "translate")
     assert code == 2 and "generator.safetensors" in line and "int32" in line and "tensor '" in line, line
@@ -149,6 +152,66 @@ def test_model_folders_without_options_metadata_still_load(models, scenes, tmp_p
     (folder / "config.yaml").write_text((folder / "config.yaml").read_text().replace("ngf: 4", "ngf: 8"))
     code, err = cli(capsys, "translate", folder, scenes / "paired" / "test", tmp_path / "o2", "--aligned")
     assert code == 2 and "shape" in error_line(err, "translate")
+
+
+def _flip_bits(path: Path, tensor: str, values: int = 16) -> None:
+    """Flip bit 0x40 in byte 3 (the exponent) of the first `values` float32 values of `tensor`, in place."""
+    raw = bytearray(path.read_bytes())
+    n = struct.unpack("<Q", raw[:8])[0]
+    begin = 8 + n + json.loads(raw[8:8 + n])[tensor]["data_offsets"][0]
+    for i in range(values):
+        raw[begin + 4 * i + 3] ^= 0x40
+    path.write_bytes(bytes(raw))
+
+
+def test_export_records_the_weights_sha256(models):
+    from gennorm.networks.checkpoint import read_safetensors, weights_sha256
+    path = models["nc"] / "generator.safetensors"
+    with safe_open(str(path), "pt") as f:
+        recorded = f.metadata()["weights_sha256"]
+        tensors = {k: f.get_tensor(k) for k in f.keys()}
+    assert recorded == weights_sha256(tensors) == weights_sha256(dict(reversed(tensors.items())))
+    read_safetensors(path)  # checked and accepted
+
+
+def test_a_damaged_weights_file_is_refused_naming_it(models, scenes, tmp_path, capsys):
+    """N1 (issue 30): 16 flipped exponent bits in stem.1.0.weight translated with exit 0, 11/255 off."""
+    folder = _copy(models["instance"], tmp_path / "damaged")
+    _flip_bits(folder / "generator.safetensors", "stem.1.0.weight")
+    code, err = cli(capsys, "translate", folder, scenes / "paired" / "test", tmp_path / "o", "--aligned")
+    line = error_line(err, "translate")
+    assert code == 2 and str(folder / "generator.safetensors") in line and "damaged" in line, line
+    assert "sha256" in line and "export" in line and not (tmp_path / "o").exists()
+    import gennorm
+    from gennorm.errors import CheckpointError
+    with pytest.raises(CheckpointError, match="damaged"):
+        gennorm.load(folder)
+
+
+@pytest.mark.parametrize("file", ["generator.safetensors", "discriminator.safetensors"])
+def test_init_from_a_damaged_weights_file_is_refused(models, scenes, tmp_path, capsys, file):
+    folder = _copy(models["instance"], tmp_path / "damaged")
+    if file == "discriminator.safetensors":  # an imported D: written as gennorm import writes it
+        from gennorm.config import config_from_file
+        from gennorm.networks.checkpoint import weights_metadata
+        from gennorm.networks.factory import build_discriminator_from
+        model = config_from_file(folder / "config.yaml").model
+        d = {k: v.contiguous() for k, v in build_discriminator_from(model, 6).state_dict().items() if v.numel()}
+        save_file(d, folder / file, metadata=weights_metadata(d))
+    name = next(k for k in safe_open(str(folder / file), "pt").keys() if k.endswith("weight"))
+    _flip_bits(folder / file, name, 1)
+    code, err = cli(capsys, "train", "pix2pix-instance", f"out={tmp_path / 'ft'}", f"data.root={scenes / 'paired'}",
+                    *TINY, "train.max_steps=1", f"model.init_from={folder}")
+    line = error_line(err, "train")
+    assert code == 2 and "model.init_from" in line and str(folder / file) in line and "damaged" in line, line
+
+
+def test_model_folders_without_a_weights_sha256_still_load(models, scenes, tmp_path, capsys):
+    """Folders written before gennorm recorded the weights' sha256 load (the zoo in models/)."""
+    folder = _copy(models["instance"], tmp_path / "old")
+    _rewrite_header(folder / "generator.safetensors", lambda h: {
+        **h, "__metadata__": {k: v for k, v in h["__metadata__"].items() if k != "weights_sha256"}})
+    assert cli(capsys, "translate", folder, scenes / "paired" / "test", tmp_path / "o", "--aligned")[0] == 0
 
 
 # ----------------------------------------------------------------------------------------------
@@ -230,6 +293,19 @@ def test_damaged_cache_file_is_a_miss_with_a_warning_and_rewritten(tmp_path, mon
     assert err.count("\n") == 1 and "warning" in err and str(path) in err, err
     cache.save("k" * 32, feats, ["a", "b", "c", "d"])
     assert np.array_equal(cache.load("k" * 32), feats)
+
+
+def test_a_killed_cache_writes_temp_file_is_swept_by_the_next_write(tmp_path, monkeypatch):
+    """N9 (second trial): the .npz temp file of an eval killed mid-write stayed beside the entry forever."""
+    from gennorm.atomic import HOST
+    from gennorm.metrics import cache
+
+    monkeypatch.setenv("GENNORM_CACHE", str(tmp_path / "c"))
+    cache.cache_dir().mkdir(parents=True)
+    left = cache.cache_dir() / f".{'k' * 32}.npz.{dead_pid()}-{HOST}.tmp"
+    left.write_bytes(b"half a zip")
+    cache.save("k" * 32, np.zeros((2, 2048), np.float32), ["a", "b"])
+    assert sorted(p.name for p in cache.cache_dir().iterdir()) == [f"{'k' * 32}.npz"]
 
 
 # ----------------------------------------------------------------------------------------------
@@ -349,9 +425,11 @@ def test_safetensors_with_a_huge_junk_tensor_is_refused_before_reading_it(models
 
 
 def test_metrics_json_is_read_bounded(runs, tmp_path, capsys):
-    """F32b: `export --metrics-json /dev/zero` read until MemoryError."""
-    for src in ("/dev/zero", tmp_path / "big.json"):
-        if src != "/dev/zero":
+    """F32b: `export --metrics-json /dev/zero` read until MemoryError; a FIFO waited for a writer forever."""
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    for src in ("/dev/zero", tmp_path / "big.json", fifo):
+        if src == tmp_path / "big.json":
             Path(src).write_text('{"a": "' + "x" * (2 << 20) + '"}')
         code, err = cli(capsys, "export", runs["instance"], tmp_path / "m", "--metrics-json", src)
         line = error_line(err, "export")

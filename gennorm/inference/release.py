@@ -8,7 +8,8 @@ A models/ folder holds one translation direction (AtoB of its config.yaml):
                             float32 (float16 with half=True; loaded back as float32);
                             metadata: format (FORMAT), task, step, dtype, direction, source, ema,
                             options + options_sha256 (the generator's build options, compared
-                            with config.yaml's on loading: gennorm.networks.checkpoint)
+                            with config.yaml's on loading: gennorm.networks.checkpoint),
+                            weights_sha256 (the tensors' sha256, checked on every load)
     card.md                 task, data, the command that trained it, steps, hardware, wall
                             time, and metrics (from `gennorm eval --json`)
     training_log.jsonl      the run's logged losses per step (gennorm.zoo.TRAINING_LOG), when it logged any
@@ -32,7 +33,7 @@ from gennorm.errors import CheckpointError
 from gennorm.paths import check_output_apart
 from gennorm.inference.loading import run_generator_weights
 from gennorm.locks import holds, own_folder
-from gennorm.networks.checkpoint import generator_options, options_metadata
+from gennorm.networks.checkpoint import generator_options, options_metadata, weights_metadata
 from gennorm.zoo import TRAINING_LOG, read_training_log
 
 FORMAT = "gennorm-generator-1"
@@ -154,7 +155,8 @@ def _export_run(run_dir: Path, out: Path, direction: str, metrics: dict | None, 
     meta = {"format": FORMAT, "task": cfg.train.task, "step": str(state["step"]), "dtype": dtype,
             "direction": direction, "source": str(ckpt_path), "ema": str(cfg.train.ema > 0),
             # what network the weights are (checked against config.yaml on every load)
-            **options_metadata(generator_options(cfg.model, cfg.model.input_nc, cfg.model.output_nc))}
+            **options_metadata(generator_options(cfg.model, cfg.model.input_nc, cfg.model.output_nc)),
+            **weights_metadata(weights)}  # the tensors' sha256, checked on every load
     out.mkdir(parents=True, exist_ok=True)
     atomic_write_bytes(out / "generator.safetensors", save(weights, metadata=meta))
     atomic_write_bytes(out / "config.yaml", yaml.safe_dump(to_dict(cfg), sort_keys=False).encode())

@@ -146,6 +146,22 @@ def options_from_metadata(meta: Mapping[str, str], path: Path) -> dict | None:
     return options
 
 
+WEIGHTS_HASH_KEY = "weights_sha256"  # safetensors metadata: sha256 of the tensors (weights_sha256)
+
+
+def weights_sha256(tensors: Mapping[str, torch.Tensor]) -> str:
+    """sha256 of a weights file's tensors as stored (names in sorted order, each name, dtype, shape
+    and bytes; content_hash's encoding): what `read_safetensors` reads back hashes to what was saved."""
+    h = hashlib.sha256()
+    _feed(h, {k: tensors[k] for k in sorted(tensors)})
+    return h.hexdigest()
+
+
+def weights_metadata(tensors: Mapping[str, torch.Tensor]) -> dict[str, str]:
+    """safetensors metadata entry recording the sha256 of `tensors` (checked by read_safetensors)."""
+    return {WEIGHTS_HASH_KEY: weights_sha256(tensors)}
+
+
 def generator_options(model_cfg, input_nc: int, output_nc: int) -> dict:
     """net.options of the generator a config's `model` section describes (built on the meta
     device: no memory, no time)."""
@@ -344,7 +360,9 @@ def read_safetensors(path: Path, expected: Mapping[str, torch.Tensor] | None = N
 
     The header is checked first (safetensors_header); with `expected` (the network's state dict)
     a tensor the network does not have is refused before anything is read. Floating tensors come
-    back as float32, others as stored (the network's dtypes are compared on loading)."""
+    back as float32, others as stored (the network's dtypes are compared on loading). When the
+    metadata records the tensors' sha256 (WEIGHTS_HASH_KEY, written by export and import), the
+    tensors as stored are checked against it: a damaged file is a CheckpointError naming it."""
     path = Path(path)
     header = safetensors_header(path)
     names = [k for k in header if k != "__metadata__"]
@@ -359,4 +377,8 @@ def read_safetensors(path: Path, expected: Mapping[str, torch.Tensor] | None = N
             state = {k: f.get_tensor(k) for k in names}
     except Exception as err:  # safetensors raises its own error types for bad files
         raise CheckpointError(f"{path}: cannot be read ({err})") from None
+    recorded = meta.get(WEIGHTS_HASH_KEY)
+    if recorded is not None and recorded != weights_sha256(state):  # files written before it: no hash
+        raise CheckpointError(f"{path}: its weights do not match the sha256 recorded when it was written "
+                              f"({WEIGHTS_HASH_KEY}): the file is damaged; export (or import) it again")
     return {k: v.float() if v.is_floating_point() else v for k, v in state.items()}, meta

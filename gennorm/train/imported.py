@@ -16,7 +16,7 @@ from safetensors.torch import save
 from gennorm.atomic import atomic_write_bytes
 from gennorm.config import from_dict, to_dict
 from gennorm.locks import holds, own_folder
-from gennorm.networks.checkpoint import discriminator_options, generator_options, options_metadata
+from gennorm.networks.checkpoint import discriminator_options, generator_options, options_metadata, weights_metadata
 from gennorm.networks.junyanz_import import PROJECTS, Imported, card, convert_checkpoint
 from gennorm.paths import check_output_apart
 
@@ -55,11 +55,13 @@ def _write_folder(checkpoint: str | Path, out: Path, model: str | None, **option
     out.mkdir(parents=True, exist_ok=True)
     meta = {"format": "gennorm-generator-1", "task": cfg.train.task, "dtype": "float32", "direction": "AtoB",
             "source": str(g_path), **options_metadata(generator_options(cfg.model, opts.input_nc, opts.output_nc))}
-    atomic_write_bytes(out / "generator.safetensors", save(imported.g_weights, metadata=meta))
+    atomic_write_bytes(out / "generator.safetensors",
+                       save(imported.g_weights, metadata={**meta, **weights_metadata(imported.g_weights)}))
     if imported.d_weights is not None:
         d_meta = {**{k: v for k, v in meta.items() if not k.startswith("options")}, "source": str(imported.d_path),
                   # what D it is, checked when model.init_from loads it (as the generator's are)
-                  **options_metadata(discriminator_options(cfg.model, d_opts.input_nc))}
+                  **options_metadata(discriminator_options(cfg.model, d_opts.input_nc)),
+                  **weights_metadata(imported.d_weights)}
         atomic_write_bytes(out / "discriminator.safetensors",
                            save(imported.d_weights, metadata=d_meta))
     atomic_write_bytes(out / "config.yaml", yaml.safe_dump(to_dict(cfg), sort_keys=False).encode())

@@ -89,8 +89,11 @@ class Task:
                     raise ConfigError(f"config key 'model.init_from': {path} does not exist (a model folder made by "
                                       "gennorm export or gennorm import)")
                 continue
-            try:  # the header checked against the network first; the recorded build options compared
+            try:  # the header checked against the network first, the weights' sha256 when recorded
                 state, meta = read_safetensors(path, self.nets[name].state_dict())
+            except CheckpointError as err:
+                raise ConfigError(f"config key 'model.init_from': {err}") from None
+            try:  # the recorded build options compared
                 load_network_state(self.nets[name], state, options_from_metadata(meta, path))
             except CheckpointError as err:
                 raise ConfigError(f"config key 'model.init_from': {path} does not fit {name}: {err}") from None
