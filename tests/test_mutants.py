@@ -512,6 +512,20 @@ def test_patch_nce_defaults_are_cuts():
     assert not torch.allclose(patch_nce(q, k, 0.07, True), want) and not torch.allclose(patch_nce(q, k, 0.08), want)
 
 
+def test_patch_nce_of_half_inputs_is_float32():
+    """Half inputs (autocast): q and k both cast to float32 before the products, the loss float32 and equal to the
+    loss of the float32 inputs (kills `dtype = None`, `q.to(None)`, `k.to(None)`: the float32/64 tests pass them)."""
+    from gennorm.train.cut import patch_nce
+
+    g = torch.Generator().manual_seed(8)
+    q, k = torch.randn(2, 6, 4, generator=g), torch.randn(2, 6, 4, generator=g)
+    q, k = (q / q.norm(dim=-1, keepdim=True)).bfloat16(), (k / k.norm(dim=-1, keepdim=True)).bfloat16()
+    for bn in (False, True):
+        got = patch_nce(q, k, 0.07, bn)
+        assert got.dtype == torch.float32
+        assert_close(got, patch_nce(q.float(), k.float(), 0.07, bn), rtol=0, atol=0)
+
+
 def test_cut_generator_losses_weigh_their_terms():
     """G = lambda_gan * gan(D(G(A)), real) + 0.5 * (NCE + NCE_Y), NCE = mean over taps of lambda_nce *
     mean PatchNCE(F(G.encode(G(A))), F(G.encode(A))) with the same patch ids for q and k, at weights that are
@@ -538,8 +552,10 @@ def test_cut_generator_losses_weigh_their_terms():
         gen = torch.Generator()
         gen.set_state(start)
 
-        def nce(src, tgt):
+        def nce(src, tgt, flipped=False):
             feat_k, feat_q = G.encode(src, task.taps), G.encode(tgt, task.taps)
+            if flipped:  # the query features of the flipped translation, flipped back
+                feat_q = [f.flip(3) for f in feat_q]
             ids = sample_patch_ids(feat_k, t.num_patches, gen)
             terms = [(2.5 * patch_nce(q, k, 0.2, True)).mean() for q, k in zip(netF(feat_q, ids), netF(feat_k, ids))]
             return sum(terms) / len(terms)
@@ -552,6 +568,13 @@ def test_cut_generator_losses_weigh_their_terms():
     assert_close(got["NCE_Y"], want_nce_y, rtol=1e-5, atol=1e-6)
     assert_close(got["G"], want_gan + 0.5 * (want_nce + want_nce_y), rtol=1e-5, atol=1e-6)
     assert torch.equal(task.cut_gen.get_state(), gen.get_state())  # one draw of ids per NCE term
+    start = task.cut_gen.get_state()  # CUT with flip_equivariance: both NCE terms see the flip (kills NCE_Y's
+    with torch.no_grad():             # `flipped` -> None, which no preset reaches: FastCUT has no NCE_Y)
+        got = task.generator_losses(A, B, fake_B, idt_B, True)
+        gen.set_state(start)
+        want_nce, want_nce_y = nce(A, fake_B, True), nce(B, idt_B, True)
+    assert_close(got["NCE"], want_nce, rtol=1e-5, atol=1e-6)
+    assert_close(got["NCE_Y"], want_nce_y, rtol=1e-5, atol=1e-6)
 
     t.lambda_nce = 0.0
     before = task.cut_gen.get_state()
@@ -612,7 +635,8 @@ def test_cut_step_freezes_d_for_g_and_averages_g_and_f():
 
 def test_cut_local_state_round_trip_and_nce_layers_checks():
     """The run's own generator (flip coins, patch ids) is saved and restored (exact resume); train.nce_layers
-    rejects an empty list and a repeated tap; the taps' channel probe leaves G in the mode it found it in."""
+    rejects an empty list and a repeated tap; F is initialized with model.init_gain; the taps' channel probe
+    leaves G in the mode it found it in."""
     from gennorm.config import load_config
     from gennorm.errors import ConfigError
     from gennorm.train.cut import CUTTask, tap_channels
@@ -627,6 +651,9 @@ def test_cut_local_state_round_trip_and_nce_layers_checks():
     for layers in (",", "input,input", "input, down1,input"):
         with pytest.raises(ConfigError, match="train.nce_layers"):
             CUTTask(load_config("cut-nc", _CUT + [f"train.nce_layers={layers}"]), cpu)
+    gained = CUTTask(load_config("cut-nc", _CUT + ["model.init_gain=0.3"]), cpu)  # F initialized with the model's
+    weights = torch.cat([m.weight.flatten() for m in gained.nets["F"].modules() if isinstance(m, nn.Linear)])
+    assert 0.27 < weights.std().item() < 0.33  # init_type / init_gain (not PatchSampleF's default 0.02)
     G = one.nets["G"]
     for mode in (False, True):
         G.train(mode)
