@@ -259,7 +259,7 @@ def from_dict(data: dict, base: Config | None = None) -> Config:
 def validate(cfg: Config) -> None:
     """Cross-key checks."""
     t, d = cfg.train, cfg.data
-    for key, value, low in (("train.max_steps", t.max_steps, 0), ("train.batch_size", t.batch_size, 1),
+    for key, value, low in (("train.max_steps", t.max_steps, 1), ("train.batch_size", t.batch_size, 1),
                             ("train.checkpoint_every", t.checkpoint_every, 1), ("train.keep_last", t.keep_last, 1),
                             ("train.sample_every", t.sample_every, 1), ("train.log_every", t.log_every, 1),
                             ("model.ngf", cfg.model.ngf, 1), ("model.ndf", cfg.model.ndf, 1),

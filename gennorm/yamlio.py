@@ -14,6 +14,8 @@ Every problem is a ConfigError whose message starts with the file (or what the t
 """
 from __future__ import annotations
 
+import os
+import stat
 from pathlib import Path
 
 import yaml
@@ -103,10 +105,13 @@ def parse_yaml(text: str, source: str, mapping: bool = True):
 
 
 def read_text(path: str | Path, max_bytes: int = MAX_BYTES) -> str:
-    """A UTF-8 file's text, at most `max_bytes` read (ConfigError naming the file otherwise)."""
+    """A regular UTF-8 file's text, at most `max_bytes` read (ConfigError naming the file otherwise).
+    O_NONBLOCK: opening a FIFO would otherwise wait for a writer forever; it is then refused."""
     path = Path(path)
     try:
-        with open(path, "rb") as f:
+        with open(os.open(path, os.O_RDONLY | os.O_NONBLOCK), "rb") as f:
+            if not stat.S_ISREG(os.fstat(f.fileno()).st_mode):
+                raise ConfigError(f"{path}: not a regular file (a pipe, device or socket); expected a small text file")
             raw = f.read(max_bytes + 1)
     except OSError as err:
         raise ConfigError(f"{path}: cannot read ({err.strerror or err})") from None

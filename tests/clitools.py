@@ -2,6 +2,9 @@
 in-process and read its one error line."""
 from __future__ import annotations
 
+import subprocess
+import sys
+
 from gennorm.cli import main
 
 
@@ -18,3 +21,10 @@ def error_line(err: str, verb: str) -> str:
     lines = [line for line in err.splitlines() if line.startswith(f"gennorm {verb}: error: ")]
     assert len(lines) == 1, err
     return lines[0]
+
+
+def dead_pid() -> int:
+    """The pid of a process that has just ended (a killed writer's, for leftover names)."""
+    proc = subprocess.Popen([sys.executable, "-c", "pass"])
+    proc.wait()
+    return proc.pid

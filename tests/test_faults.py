@@ -224,7 +224,9 @@ def test_full_disk_during_checkpoint_write_warns_and_keeps_previous(scenes, tmp_
         run = disk / "R"
         code, err = cli(capsys, *_train(scenes, run, "train.max_steps=4", "train.checkpoint_every=2",
                                         "train.keep_last=5"))
-        assert code == 0 and "Traceback" not in err, err
+        # the final checkpoint failed: not a finished run (N4 of the second trial: this exited 0)
+        assert code == 2 and "Traceback" not in err, err
+        assert "final checkpoint could not be written" in err and "redoes the steps after step_00000002.pt" in err, err
         assert "warning: writing checkpoint" in err and "step_00000004.pt failed" in err, err
         assert "torch's writer stopped" in err or "No space left" in err, err
         assert "step_00000002.pt" in err and "--resume" in err
@@ -248,7 +250,8 @@ def test_any_writer_error_is_caught_at_the_checkpoint(scenes, tmp_path, capsys, 
     monkeypatch.setattr(ckpt.torch, "save", broken)
     run = tmp_path / "run"
     code, err = cli(capsys, *_train(scenes, run, "train.max_steps=2", "train.checkpoint_every=2"))
-    assert code == 0 and "Traceback" not in err and "torch's writer stopped: unexpected pos 4 vs 0" in err, err
+    assert code == 2 and "Traceback" not in err and "torch's writer stopped: unexpected pos 4 vs 0" in err, err
+    assert f"remove {run} and run the same command again" in err, err
     assert ckpt.list_checkpoints(run / "checkpoints") == [] and not list((run / ".tmp").iterdir())
 
 

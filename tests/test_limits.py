@@ -93,7 +93,9 @@ def test_the_device_check_counts_devices():
 
 
 @pytest.mark.parametrize("override, key", [("train.lr=1e300", "train.lr"), ("train.lr=1e7", "train.lr"),
-                                           ("train.lambda_l1=1e30", "train.lambda_l1")])
+                                           ("train.lambda_l1=1e30", "train.lambda_l1"),
+                                           # N5 (second trial): 0 steps "succeeded" into a run without a checkpoint
+                                           ("train.max_steps=0", "train.max_steps")])
 def test_absurd_config_numbers_are_refused_naming_the_key(override, key, scenes, tmp_path, capsys):
     """Before: train.lr=1e300 ended as "unexpected RuntimeError: value cannot be converted to type float"."""
     code, err = cli(capsys, "train", "pix2pix-instance", f"out={tmp_path / 'r'}", f"data.root={scenes / 'paired'}",

@@ -362,11 +362,11 @@ def test_translate_a_run_with_device_cuda_and_no_gpu_is_one_line(scenes, tmp_pat
     assert "unexpected" not in err and "NVIDIA driver" not in err
 
 
-def test_the_pix2pix_and_cyclegan_presets_state_their_cost():
+def test_the_pix2pix_cyclegan_and_cut_presets_state_their_cost():
     from gennorm.config import list_presets
 
     listed = {name: text for name, text in list_presets().items()
-              if name.split("-")[0] in ("pix2pix", "cyclegan") and not name.endswith("-classic")}
+              if name.split("-")[0] in ("pix2pix", "cyclegan", "cut", "fastcut") and not name.endswith("-classic")}
     assert listed
     for name, text in listed.items():
         assert re.search(r"cost \d+ steps at \d+ px, CPU", text) and "GPU not measured" in text, name

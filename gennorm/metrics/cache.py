@@ -20,6 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from gennorm.atomic import atomic_write
+from gennorm.locks import sweep_leftovers
 
 
 def cache_dir() -> Path:
@@ -62,8 +63,10 @@ def load(key: str) -> np.ndarray | None:
 
 
 def save(key: str, features: np.ndarray, names: list[str]) -> Path | None:
-    """Write the features atomically; returns the path, or None if the cache is not writable."""
+    """Write the features atomically; returns the path, or None if the cache is not writable.
+    The temp files of writes killed before (`.KEY.npz.PID-HOST.tmp`, this machine's dead pids) go first."""
     folder = cache_dir()
+    sweep_leftovers(folder)
     try:
         atomic_write(folder / f"{key}.npz", lambda f: np.savez(
             f, features=np.asarray(features, dtype=np.float32), names=np.asarray(names, dtype=str)))

@@ -29,7 +29,7 @@ from gennorm.config import (Config, changed_keys, check_unchanged, config_from_f
                             save_config, set_key, to_dict, validate)
 from gennorm.data import create_dataset
 from gennorm.devices import require_device
-from gennorm.errors import CheckpointError, ConfigError, DataError, write_error
+from gennorm.errors import CheckpointError, ConfigError, DataError, GennormError, write_error
 from gennorm.locks import holds, own_folder, sweep_leftovers
 from gennorm.train import checkpoint as ckpt
 from gennorm.train.cut import CUTTask
@@ -341,6 +341,7 @@ class Trainer:
         t = self.cfg.train
         window: list[float] = []
         times: list[float] = []  # this session's step times (the first, with warm-up, is left out by speed)
+        unsaved = False  # the last checkpoint attempt failed (warned): steps since the newest one are not on disk
         while self.step < t.max_steps:
             start = time.perf_counter()
             losses = self.train_step()
@@ -364,12 +365,19 @@ class Trainer:
             stop = any_rank(self.stop_signal is not None, self.dist, self.device)
             if self.step % t.checkpoint_every == 0 or self.step == t.max_steps or stop:
                 path = self.checkpoint()
+                unsaved = path is None
             if stop:
                 if self.dist.is_main:
                     where = f"checkpoint {path}" if path else "no new checkpoint (write failed)"
                     print(f"\nstopped by {self.stop_signal or 'a signal on another rank'} after step {self.step}; "
                           f"{where}; continue with: gennorm train --resume {self.run_dir}", file=sys.stderr)
                 return
+        if unsaved and self.dist.is_main:  # a finished run is one whose final state is on disk: not a success
+            todo = (f"then `gennorm train --resume {self.run_dir}` redoes the steps after {self.last_checkpoint.name}"
+                    if self.last_checkpoint else f"remove {self.run_dir} and run the same command again (no checkpoint "
+                    "was written)")
+            raise GennormError(f"training reached step {self.step} but its final checkpoint could not be written "
+                               f"(see the warning above); free space, {todo}")
 
 
 def speed(step: int, max_steps: int, times: list[float], recent: int = 50) -> dict[str, str]:
