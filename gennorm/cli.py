@@ -75,7 +75,8 @@ def main(argv: list[str] | None = None) -> int:
     except GennormError as err:
         if debug:
             raise
-        print(f"gennorm {verb}: error: {_one_line(str(err))}", file=sys.stderr)
+        message = str(err).removeprefix(f"gennorm {verb}: ")  # library messages may name the verb for API callers
+        print(f"gennorm {verb}: error: {_one_line(message)}", file=sys.stderr)
         return err.exit_code
     except KeyboardInterrupt:
         print(f"gennorm {verb}: interrupted", file=sys.stderr)
