@@ -6,6 +6,7 @@
     4  one writer per folder (gennorm.locks)                     test_*_while_*_is_refused
     5  no leftovers of killed writers, never a live one's temp  test_*_leftovers_*, test_killed_*
     6  a re-import without --netD drops the old discriminator   test_reimport_*
+    7  a model folder is replaced whole; a kill leaves A or B   test_a_kill*_re*, test_a_killed_re*
 
 Tiny runs (32 px scenes, ngf/ndf 4, CPU), through `gennorm.cli.main` as a user types them.
 """
@@ -21,7 +22,7 @@ from pathlib import Path
 
 import pytest
 
-from clitools import cli
+from clitools import cli, dead_pid
 from gennorm.cli import main
 from gennorm.train import loop
 
@@ -62,12 +63,6 @@ def one_line(err: str) -> str:
 def digests(folder: Path) -> dict[str, str]:
     return {p.relative_to(folder).as_posix(): hashlib.md5(p.read_bytes()).hexdigest()
             for p in sorted(folder.rglob("*")) if p.is_file()}
-
-
-def dead_pid() -> int:
-    proc = subprocess.Popen([sys.executable, "-c", "pass"])
-    proc.wait()
-    return proc.pid
 
 
 # ----------------------------------------------------------------------------------------------
@@ -440,3 +435,147 @@ def test_reimport_without_netD_removes_the_old_discriminator(tmp_path, capsys):
     assert (im / "discriminator.safetensors").is_file()
     assert main(["import", "junyanz", str(RESNET), str(im)]) == 0
     assert not (im / "discriminator.safetensors").exists()
+
+
+# ----------------------------------------------------------------------------------------------
+# 7  a model folder is replaced whole (N3: a kill late in a re-export left A's card beside B's weights)
+
+
+_KILL_AT_RENAME = """
+import os, signal, sys
+from gennorm.networks import checkpoint
+spec, when, exchange = sys.argv[1], sys.argv[2], sys.argv[3] == "1"
+calls, at_exchange = [], []
+def target():  # "K": the K-th rename; "xN": N renames after the swap's exchange call ("x": that call)
+    if spec.startswith("x"):
+        return at_exchange[0] + int(spec[1:] or 0) if at_exchange else -1
+    return int(spec)
+def counted(real, is_exchange=False):
+    def call(*a, **kw):
+        calls.append(1)
+        if is_exchange:
+            at_exchange.append(len(calls))
+        n = len(calls)
+        if n == target() and when == "before":
+            os.kill(os.getpid(), signal.SIGKILL)
+        result = real(*a, **kw)
+        if n == target() and when == "after":
+            os.kill(os.getpid(), signal.SIGKILL)
+        return result
+    return call
+os.replace, os.rename = counted(os.replace), counted(os.rename)
+checkpoint._exchange = counted(checkpoint._exchange if exchange else lambda a, b: False, True)
+from gennorm.cli import main
+sys.exit(main(sys.argv[4:]))
+"""
+
+
+@pytest.fixture(scope="module")
+def trained_b(scenes, tmp_path_factory) -> Path:
+    """A second run, of another norm with the same tensor names as `trained` (instance)."""
+    run = tmp_path_factory.mktemp("owned_b") / "run"
+    args = _train(scenes, run, "train.max_steps=2", "train.checkpoint_every=2")
+    assert main([args[0], "pix2pix-pono-ms", *args[2:]]) == 0
+    return run
+
+
+def _norms(folder: Path) -> set[str]:
+    """The generator norm each file of a model folder says (config.yaml, the weights' metadata, card.md)."""
+    import json
+
+    import yaml
+    from safetensors import safe_open
+
+    with safe_open(str(folder / "generator.safetensors"), "pt") as f:
+        weights = json.loads(f.metadata()["options"])["norm"]
+    card = next(line for line in (folder / "card.md").read_text().splitlines() if line.startswith("| generator |"))
+    return {yaml.safe_load((folder / "config.yaml").read_text())["model"]["g_norm"], str(weights),
+            card.split("norm `")[1].split("`")[0]}
+
+
+def _leftovers(parent: Path, name: str) -> list[str]:
+    return sorted(p.name for p in parent.iterdir() if p.name.startswith(f".{name}.") and not p.name.endswith(".lock")
+                  ) + sorted(p.name for p in (parent / name).rglob(".*.tmp"))
+
+
+def _kill(spec: str, when: str, exchange: bool, *args) -> None:
+    proc = subprocess.run([sys.executable, "-c", _KILL_AT_RENAME, spec, when, str(int(exchange)), *map(str, args)],
+                          capture_output=True, text=True)
+    assert proc.returncode == -9, (spec, when, proc.returncode, proc.stderr)
+
+
+def _check_whole_export(m: Path, trained: Path, exchange: bool) -> str:
+    """After a killed `export RUN_B M` over RUN_A's M: M is wholly A's or B's (config, weights and
+    card agree; it loads), the user's file is kept; the next export sweeps every leftover.
+    Returns the norm M had ("aside": two renames, killed between them: A's folder aside, whole)."""
+    import gennorm
+    from gennorm.networks.checkpoint import _restore_aside
+
+    aside = not m.exists()
+    if aside:  # the next writer moves it back (called here directly to look at it)
+        assert not exchange
+        _restore_aside(m)
+    norms = _norms(m)
+    assert norms in ({"instance"}, {"pono-ms"}) and not (aside and norms != {"instance"}), norms
+    gennorm.load(m)  # the weights' hash, options and config agree
+    assert (m / "mine" / "x.txt").read_text() == "the user's\n"
+    assert main(["export", str(trained), str(m)]) == 0 and _norms(m) == {"instance"}
+    assert _leftovers(m.parent, m.name) == []
+    return "aside" if aside else norms.pop()
+
+
+def _exported(trained: Path, m: Path) -> Path:
+    assert main(["export", str(trained), str(m)]) == 0
+    (m / "mine").mkdir()
+    (m / "mine" / "x.txt").write_text("the user's\n")
+    return m
+
+
+@pytest.mark.parametrize("exchange, spec, when, expected", [
+    (True, "3", "before", "instance"),  # the trial's strace at rename 3: A's card stayed beside B's weights
+    (True, "x", "before", "instance"), (True, "x", "after", "pono-ms"),
+    (False, "x1", "after", "aside"),  # without renameat2: between the two renames
+], ids=["rename3", "before-swap", "after-swap", "two-renames-between"])
+def test_a_killed_reexport_leaves_one_whole_model_and_the_next_export_cleans_up(trained, trained_b, tmp_path,
+                                                                                 exchange, spec, when, expected):
+    """N3 (issue 30): kill -9 at rename 3 of a re-export left A's card.md (and a .card.md tmp)
+    beside B's config and weights, and the folder was trusted. Now the folder is swapped whole."""
+    m = _exported(trained, tmp_path / "M")
+    _kill(spec, when, exchange, "export", trained_b, m)
+    assert _check_whole_export(m, trained, exchange) == expected
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("exchange", [True, False], ids=["exchange", "two-renames"])
+def test_a_kill_at_every_rename_of_a_reexport_leaves_one_whole_model(trained, trained_b, tmp_path, exchange):
+    """A SIGKILL before every rename of `export RUN_B M` (and after the last): one whole model each time."""
+    m = _exported(trained, tmp_path / "M")
+    seen = []
+    for k in range(1, 20):
+        proc = subprocess.run([sys.executable, "-c", _KILL_AT_RENAME, str(k), "before", str(int(exchange)),
+                               "export", str(trained_b), str(m)], capture_output=True, text=True)
+        if proc.returncode == 0:  # k - 1 renames in all: the last one killed after it ran
+            assert main(["export", str(trained), str(m)]) == 0
+            _kill(str(k - 1), "after", exchange, "export", trained_b, m)
+            seen.append(_check_whole_export(m, trained, exchange))
+            break
+        assert proc.returncode == -9, proc.stderr
+        seen.append(_check_whole_export(m, trained, exchange))
+    assert k > 5 and seen[-1] == "pono-ms" and set(seen[:-1]) <= {"instance", "aside"}, seen
+    assert ("aside" in seen) == (not exchange), seen
+
+
+@pytest.mark.parametrize("spec, when, expected", [("3", "before", "unet"), ("x", "after", "resnet")])
+def test_a_killed_reimport_leaves_one_whole_model(tmp_path, spec, when, expected):
+    """The same for `gennorm import junyanz` over an import with --netD: the old discriminator and
+    card go with the old weights, or stay with them; the next import sweeps the leftovers."""
+    im = tmp_path / "IM"
+    first = ["import", "junyanz", str(UNET), str(im), "--netD", "basic", "--checkpoint_D", str(PATCH_D)]
+    assert main(first) == 0
+    _kill(spec, when, True, "import", "junyanz", RESNET, im)
+    config = (im / "config.yaml").read_text()
+    state = ("unet" if "unet" in config else "resnet", (im / "discriminator.safetensors").exists(),
+             "unet" in (im / "card.md").read_text())
+    assert state == {"unet": ("unet", True, True), "resnet": ("resnet", False, False)}[expected], state
+    assert main(first) == 0 and (im / "discriminator.safetensors").exists()
+    assert _leftovers(tmp_path, "IM") == []

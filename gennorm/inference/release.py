@@ -32,8 +32,8 @@ from gennorm.config import config_from_file, to_dict
 from gennorm.errors import CheckpointError
 from gennorm.paths import check_output_apart
 from gennorm.inference.loading import run_generator_weights
-from gennorm.locks import holds, own_folder
-from gennorm.networks.checkpoint import generator_options, options_metadata, weights_metadata
+from gennorm.locks import holds
+from gennorm.networks.checkpoint import generator_options, options_metadata, weights_metadata, write_model_folder
 from gennorm.zoo import TRAINING_LOG, read_training_log
 
 FORMAT = "gennorm-generator-1"
@@ -71,9 +71,11 @@ def _flatten_metrics(metrics: dict, prefix: str = "") -> list[tuple[str, object]
 
 
 def write_card(path: Path, name: str, cfg, state: dict, direction: str, dtype: str, n_params: int,
-               command: str, metrics: dict | None) -> None:
+               command: str, metrics: dict | None, folder: Path | None = None) -> None:
     """card.md of a models/ folder: what the generator is, how it was trained, its metrics (`gennorm
-    eval --json` output, or None), how to use it."""
+    eval --json` output, or None), how to use it. folder: the model folder the card names (default:
+    path's folder; export writes the card into a hidden folder that then takes the model's place)."""
+    folder = path.parent if folder is None else Path(folder)
     m, d, t = cfg.model, cfg.data, cfg.train
     lines = [
         f"# {name}", "",
@@ -120,24 +122,27 @@ def write_card(path: Path, name: str, cfg, state: dict, direction: str, dtype: s
             lines += [f"| {k} | {v} |" for k, v in details] + [""]
     else:
         lines += ["## Metrics", "", "Not measured at export (see `gennorm eval`, then export with --metrics-json).", ""]
-    lines += ["## Use", "", "```", f"gennorm translate {path.parent} INPUT_FOLDER OUTPUT_FOLDER", "```", "",
+    lines += ["## Use", "", "```", f"gennorm translate {folder} INPUT_FOLDER OUTPUT_FOLDER", "```", "",
               "```python", "import gennorm",
-              f"out = gennorm.load({str(path.parent)!r})(pil_image)", "```", ""]
+              f"out = gennorm.load({str(folder)!r})(pil_image)", "```", ""]
     atomic_write_bytes(path, "\n".join(lines).encode())
 
 
 def export_run(run_dir: str | Path, out: str | Path, direction: str = "AtoB", metrics: dict | None = None,
                name: str | None = None, half: bool = False) -> Path:
     """Write the models/ folder `out` from `run_dir`; returns `out`. `out` is apart from the run,
-    gennorm's (empty, new, or a models/ folder) and written by one process at a time (gennorm.locks)."""
+    gennorm's (empty, new, or a models/ folder), written by one process at a time and replaced
+    whole: a kill at any moment leaves the old folder or the new one (networks.checkpoint.write_model_folder)."""
     run_dir, out = Path(run_dir), Path(out)
     check_output_apart(out, [run_dir], "gennorm export")
-    with own_folder(out, "model", "the model folder", adopt=MODEL_BEFORE_MARKERS):
-        return _export_run(run_dir, out, direction, metrics, name, half)
+    with write_model_folder(out, adopt=MODEL_BEFORE_MARKERS) as new:
+        _export_run(run_dir, out, new, direction, metrics, name, half)
+    return out
 
 
-def _export_run(run_dir: Path, out: Path, direction: str, metrics: dict | None, name: str | None,
-                half: bool) -> Path:
+def _export_run(run_dir: Path, out: Path, new: Path, direction: str, metrics: dict | None, name: str | None,
+                half: bool) -> None:
+    """Write the model folder `out` into the folder `new` (that then takes out's place)."""
     if not (run_dir / "config.yaml").is_file():
         raise CheckpointError(f"{run_dir}: not a run directory (no config.yaml)")
     cfg = config_from_file(run_dir / "config.yaml")
@@ -157,19 +162,17 @@ def _export_run(run_dir: Path, out: Path, direction: str, metrics: dict | None, 
             # what network the weights are (checked against config.yaml on every load)
             **options_metadata(generator_options(cfg.model, cfg.model.input_nc, cfg.model.output_nc)),
             **weights_metadata(weights)}  # the tensors' sha256, checked on every load
-    out.mkdir(parents=True, exist_ok=True)
-    atomic_write_bytes(out / "generator.safetensors", save(weights, metadata=meta))
-    atomic_write_bytes(out / "config.yaml", yaml.safe_dump(to_dict(cfg), sort_keys=False).encode())
+    atomic_write_bytes(new / "generator.safetensors", save(weights, metadata=meta))
+    atomic_write_bytes(new / "config.yaml", yaml.safe_dump(to_dict(cfg), sort_keys=False).encode())
     command_file = run_dir / "command.txt"
     command = command_file.read_text().strip() if command_file.is_file() else ""
-    write_card(out / "card.md", name or out.name, cfg, state, direction, dtype, n_params, command, metrics)
+    write_card(new / "card.md", name or out.name, cfg, state, direction, dtype, n_params, command, metrics,
+               folder=out)
     log = _training_log(run_dir / "metrics.jsonl")
     if log:  # the losses per logged step, for the zoo's training curves (gennorm.zoo.ModelInfo.training_log)
-        atomic_write_bytes(out / TRAINING_LOG, log.encode())
-    elif (out / TRAINING_LOG).is_file():  # not the log of an earlier export into this folder
-        (out / TRAINING_LOG).unlink()
-    (out / "discriminator.safetensors").unlink(missing_ok=True)  # an earlier import's D is not this model's
-    return out
+        atomic_write_bytes(new / TRAINING_LOG, log.encode())
+    # an earlier export's training log and an earlier import's discriminator are not carried over
+    # (networks.checkpoint.MODEL_FILES): they are not this model's
 
 
 def _training_log(path: Path) -> str:

@@ -15,8 +15,9 @@ from safetensors.torch import save
 
 from gennorm.atomic import atomic_write_bytes
 from gennorm.config import from_dict, to_dict
-from gennorm.locks import holds, own_folder
-from gennorm.networks.checkpoint import discriminator_options, generator_options, options_metadata, weights_metadata
+from gennorm.locks import holds
+from gennorm.networks.checkpoint import (discriminator_options, generator_options, options_metadata, weights_metadata,
+                                         write_model_folder)
 from gennorm.networks.junyanz_import import PROJECTS, Imported, card, convert_checkpoint
 from gennorm.paths import check_output_apart
 
@@ -26,18 +27,17 @@ def import_junyanz(checkpoint: str | Path, out: str | Path, model: str | None = 
     model folder `out`. model: their --model, pix2pix, cycle_gan or cut (default: cut for CUT's
     checkpoints (options["project"] "cut"), else pix2pix for U-Nets, cycle_gan for ResNets). `out`
     is apart from the checkpoints, gennorm's (empty, new, or a models/ folder) and written by one
-    process at a time (gennorm.locks); without a discriminator imported, an earlier one in `out` is
-    removed (fine-tuning would start from it)."""
+    process at a time (gennorm.locks), and replaced whole: a kill at any moment leaves the old folder
+    or the new one (networks.checkpoint.write_model_folder); without a discriminator imported, an
+    earlier one in `out` is not kept (fine-tuning would start from it)."""
     out = Path(out)
     check_output_apart(out, [checkpoint, options.get("checkpoint_D")], "gennorm import")
-    with own_folder(out, "model", "the model folder", adopt=holds("generator.safetensors", "config.yaml")):
-        imported = _write_folder(checkpoint, out, model, **options)
-        if imported.d_weights is None:
-            (out / "discriminator.safetensors").unlink(missing_ok=True)
-        return imported
+    with write_model_folder(out, adopt=holds("generator.safetensors", "config.yaml")) as new:
+        return _write_folder(checkpoint, out, new, model, **options)
 
 
-def _write_folder(checkpoint: str | Path, out: Path, model: str | None, **options) -> Imported:
+def _write_folder(checkpoint: str | Path, out: Path, new: Path, model: str | None, **options) -> Imported:
+    """Write the model folder `out` into the folder `new` (that then takes out's place)."""
     imported = convert_checkpoint(checkpoint, **options)
     opts, d_opts, g_path = imported.opts, imported.d_opts, imported.g_path
     task = model or ("cut" if imported.source == "cut" else "pix2pix" if opts.arch.startswith("unet") else "cycle_gan")
@@ -51,19 +51,17 @@ def _write_folder(checkpoint: str | Path, out: Path, model: str | None, **option
         "data": {"mode": "aligned" if task == "pix2pix" else "unaligned"},
         "train": {"task": {"pix2pix": "pix2pix", "cycle_gan": "cyclegan"}.get(task, task)},
     })
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
     meta = {"format": "gennorm-generator-1", "task": cfg.train.task, "dtype": "float32", "direction": "AtoB",
             "source": str(g_path), **options_metadata(generator_options(cfg.model, opts.input_nc, opts.output_nc))}
-    atomic_write_bytes(out / "generator.safetensors",
+    atomic_write_bytes(new / "generator.safetensors",
                        save(imported.g_weights, metadata={**meta, **weights_metadata(imported.g_weights)}))
     if imported.d_weights is not None:
         d_meta = {**{k: v for k, v in meta.items() if not k.startswith("options")}, "source": str(imported.d_path),
                   # what D it is, checked when model.init_from loads it (as the generator's are)
                   **options_metadata(discriminator_options(cfg.model, d_opts.input_nc)),
                   **weights_metadata(imported.d_weights)}
-        atomic_write_bytes(out / "discriminator.safetensors",
+        atomic_write_bytes(new / "discriminator.safetensors",
                            save(imported.d_weights, metadata=d_meta))
-    atomic_write_bytes(out / "config.yaml", yaml.safe_dump(to_dict(cfg), sort_keys=False).encode())
-    atomic_write_bytes(out / "card.md", card(out, imported, task).encode())
+    atomic_write_bytes(new / "config.yaml", yaml.safe_dump(to_dict(cfg), sort_keys=False).encode())
+    atomic_write_bytes(new / "card.md", card(out, imported, task).encode())
     return imported
