@@ -6,6 +6,7 @@ step k become NaN), ParamHash (each rank writes a hash of its weights at the end
 """
 from __future__ import annotations
 
+import math
 import os
 import signal
 import subprocess
@@ -196,6 +197,18 @@ def fp32_run(scenes, tmp_path_factory) -> Path:
     return run
 
 
+def test_cut_trains_under_autocast(scenes, tmp_path):
+    """CUT's PatchNCE under bf16 autocast: finite weights (netF included) and finite losses."""
+    run = tmp_path / "cut-bf16"
+    assert main(_train_args("cut-nc", scenes, run, "train.max_steps=2", "train.amp=bf16", "train.num_patches=16",
+                            "train.netf_nc=32", "train.checkpoint_every=2")) == 0
+    state = ckpt.load_torch(run / "checkpoints" / "step_00000002.pt")
+    assert state["config"]["train"]["amp"] == "bf16" and "F" in state["task"]["nets"]
+    for net in state["task"]["nets"].values():
+        assert all(torch.isfinite(v).all() for v in net.values() if v.is_floating_point())
+    assert all(math.isfinite(v) for row in _losses(run) for k, v in row.items() if k.startswith(("NCE", "G_", "D_")))
+
+
 @pytest.mark.parametrize("amp, tol", [("bf16", 0.05), ("fp16", 0.01)])
 def test_amp_steps(amp, tol, scenes, tmp_path, fp32_run):
     run = tmp_path / amp
@@ -219,11 +232,15 @@ def test_amp_steps(amp, tol, scenes, tmp_path, fp32_run):
 
 
 @pytest.mark.slow
-def test_torchrun_two_ranks_cpu(scenes, tmp_path):
+@pytest.mark.parametrize("preset, extra", [
+    ("cyclegan-instance", ["train.pool_size=2"]),
+    # CUT: netF is made from the first batch's features, after the ranks start: both must agree on it
+    ("cut-nc", ["train.num_patches=16", "train.netf_nc=32"]),
+])
+def test_torchrun_two_ranks_cpu(preset, extra, scenes, tmp_path):
     run, hashes = tmp_path / "run", tmp_path / "hashes"
     env = dict(os.environ, OMP_NUM_THREADS="1")
-    args = _train_args("cyclegan-instance", scenes, run, "train.max_steps=3", "train.checkpoint_every=2",
-                       "train.pool_size=2")
+    args = _train_args(preset, scenes, run, "train.max_steps=3", "train.checkpoint_every=2", *extra)
     proc = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
                            str(Path(__file__).parent / "train_hooks.py"), "--param-hash", str(hashes), *args],
                           capture_output=True, text=True, env=env, timeout=600)
