@@ -24,7 +24,8 @@ def writer_tag() -> str:
     return f"{os.getpid()}-{HOST}"
 
 
-def _fsync_dir(path: Path) -> None:
+def fsync_path(path: Path) -> None:
+    """fsync a file or folder (a folder: its entries, so a rename in it survives a crash); best effort."""
     try:
         fd = os.open(path, os.O_RDONLY)
     except OSError:
@@ -58,7 +59,7 @@ def atomic_write(path, write_fn, tmp_dir=None) -> None:
         if isinstance(err, OSError) and err.filename is None:
             err.filename = str(path)  # a write on the open file (full disk) names no file: the target's name
         raise
-    _fsync_dir(path.parent)
+    fsync_path(path.parent)
 
 
 def atomic_write_bytes(path, data: bytes) -> None:

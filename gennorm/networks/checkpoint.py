@@ -35,7 +35,7 @@ import torch
 import torch.nn as nn
 from safetensors import safe_open
 
-from gennorm.atomic import HOST, writer_tag
+from gennorm.atomic import HOST, fsync_path, writer_tag
 from gennorm.errors import CheckpointError
 from gennorm.locks import LEFTOVER, LOCK, MARKER, FolderLock, check_owned, pid_alive, sweep_leftovers, write_marker
 from gennorm.networks.factory import build_discriminator_from, build_generator_from
@@ -435,16 +435,16 @@ def write_model_folder(out, what: str = "the model folder", adopt=None):
             yield new
             if out.is_dir():
                 _carry(out, new)
-            _fsync_path(new)
+            fsync_path(new)
             if out.exists() and _exchange(new, out):  # `new` now holds the old folder
-                _fsync_path(out.parent)
+                fsync_path(out.parent)
                 shutil.rmtree(new, ignore_errors=True)
                 return
             old = out.parent / f".{out.name}.old-{tag}"
             if out.exists():
                 os.replace(out, old)
             os.replace(new, out)
-            _fsync_path(out.parent)
+            fsync_path(out.parent)
             shutil.rmtree(old, ignore_errors=True)
         except BaseException:
             shutil.rmtree(new, ignore_errors=True)
@@ -489,19 +489,6 @@ def _link_or_copy(src, dst) -> None:
         os.link(src, dst, follow_symlinks=False)
     except OSError:
         shutil.copy2(src, dst, follow_symlinks=False)
-
-
-def _fsync_path(path: Path) -> None:
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
 
 
 def _exchange(a: Path, b: Path) -> bool:
