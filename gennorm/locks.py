@@ -15,24 +15,31 @@ writers left in it (the sweep). Nothing a user owns is overwritten (issue 30).
              removed only by a sweep under the folder's lock (`locked`): every writer of a locked
              folder holds its lock, so a lock that could be taken means that writer is gone; an
              unlocked sweep cannot tell and keeps them. An in-flight temp of a live writer is never touched.
+    replace  a folder written whole (`replace_folder`: model folders): written into
+             `.NAME.partial-*` beside it, then swapped in at once, so a kill leaves the old or the new.
 
 A leaf module: no heavy imports.
 """
 from __future__ import annotations
 
 import contextlib
+import ctypes
+import errno
 import fcntl
+import glob
 import json
 import os
 import re
+import secrets
 import shutil
 import socket
+import stat
 import sys
 import time
 from pathlib import Path
 
 from gennorm import __version__
-from gennorm.atomic import HOST, atomic_write_json
+from gennorm.atomic import HOST, atomic_write_json, fsync_path, writer_tag
 from gennorm.errors import GennormError
 
 MARKER = ".gennorm"
@@ -218,3 +225,113 @@ def own_folder(folder, kind: str, what: str, adopt=None, sweep=(".",)):
             with contextlib.suppress(OSError):
                 folder.rmdir()
         raise
+
+
+# ----------------------------------------------------------------------------------------------
+# folders replaced whole
+
+
+@contextlib.contextmanager
+def replace_folder(out, kind: str, what: str, replaced=(), adopt=None):
+    """Write the folder `out` whole: yields a hidden sibling `.OUT.partial-PID-HOST-*` to write
+    every file into; when the block ends it takes `out`'s place in one step, so a reader or a kill
+    at any moment sees the old folder or the new one, never a mix.
+
+    `out` must be gennorm's to write as `kind` (check_owned: new, empty, a `kind` folder, or an
+    older one `adopt` accepts). One writer at a time: the lock is PARENT/.OUT.lock (the folder itself
+    is replaced), under which leftovers of killed writers (`.OUT.partial-*`, `.OUT.old-*`) are swept
+    first. What the user keeps in `out` beside the `replaced` names (translations in a subfolder,
+    notes) is carried into the new folder as hard links (copies where links fail) before the swap.
+    The swap is renameat2(RENAME_EXCHANGE) where the system has it; elsewhere two renames (old
+    aside to `.OUT.old-*`, new in), and a kill between them is undone by the next writer."""
+    out = Path(out)
+    if out.is_symlink():  # replace the folder it points at, not the link
+        out = Path(os.path.realpath(out))
+    check_owned(out, kind, what, adopt)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with FolderLock(out.parent / f".{out.name}.lock", f"{what} {out}"):
+        _restore_aside(out)
+        for leftover in ("partial", "old"):
+            sweep_leftovers(out.parent, prefix=f".{out.name}.{leftover}-", locked=True)
+        check_owned(out, kind, what, adopt)  # again, under the lock
+        tag = f"{writer_tag()}-{secrets.token_hex(4)}"
+        new = out.parent / f".{out.name}.partial-{tag}"
+        new.mkdir()
+        try:
+            if out.is_dir():
+                os.chmod(new, stat.S_IMODE(out.stat().st_mode))
+            write_marker(new, kind)
+            yield new
+            if out.is_dir():
+                _carry(out, new, replaced)
+            fsync_path(new)
+            if out.exists() and _exchange(new, out):  # `new` now holds the old folder
+                fsync_path(out.parent)
+                shutil.rmtree(new, ignore_errors=True)
+                return
+            old = out.parent / f".{out.name}.old-{tag}"
+            if out.exists():
+                os.replace(out, old)
+            os.replace(new, out)
+            fsync_path(out.parent)
+            shutil.rmtree(old, ignore_errors=True)
+        except BaseException:
+            shutil.rmtree(new, ignore_errors=True)
+            _restore_aside(out, mine=True)
+            raise
+
+
+def _restore_aside(out: Path, mine: bool = False) -> None:
+    """When `out` is missing and a writer (this one, or a dead one) moved the old folder aside to
+    `.OUT.old-*` before it was killed between its two renames: move it back."""
+    if out.exists() or out.is_symlink():
+        return
+    for entry in sorted(out.parent.glob(f".{glob.escape(out.name)}.old-*")):
+        match = LEFTOVER.match(entry.name)
+        if not match or not match["dir"] or not entry.is_dir() or entry.is_symlink():
+            continue
+        pid = int(match["dir"])
+        if mine != (pid == os.getpid() and match["dir_host"] in (None, HOST)):
+            continue
+        if not mine and match["dir_host"] in (None, HOST) and pid_alive(pid):
+            continue
+        os.replace(entry, out)
+        return
+
+
+def _carry(old: Path, new: Path, replaced) -> None:
+    """The user's entries of `old` (not `replaced`, the marker, the lock or leftovers) into `new`."""
+    for entry in old.iterdir():
+        if entry.name in replaced or entry.name in (MARKER, LOCK) or LEFTOVER.match(entry.name):
+            continue
+        target = new / entry.name
+        if entry.is_symlink():
+            os.symlink(os.readlink(entry), target)
+        elif entry.is_dir():
+            shutil.copytree(entry, target, symlinks=True, copy_function=_link_or_copy)
+        else:
+            _link_or_copy(entry, target)
+
+
+def _link_or_copy(src, dst) -> None:
+    try:
+        os.link(src, dst, follow_symlinks=False)
+    except OSError:
+        shutil.copy2(src, dst, follow_symlinks=False)
+
+
+def _exchange(a: Path, b: Path) -> bool:
+    """Swap the paths `a` and `b` in one step (Linux renameat2 RENAME_EXCHANGE); False where the
+    system or the filesystem cannot (the caller renames twice instead)."""
+    try:
+        fn = ctypes.CDLL(None, use_errno=True).renameat2
+    except (OSError, AttributeError):
+        return False
+    fn.argtypes = [ctypes.c_int, ctypes.c_char_p, ctypes.c_int, ctypes.c_char_p, ctypes.c_uint]
+    at_fdcwd, rename_exchange = -100, 2
+    if fn(at_fdcwd, os.fsencode(a), at_fdcwd, os.fsencode(b), rename_exchange) == 0:
+        return True
+    err = ctypes.get_errno()
+    if err in (errno.EINVAL, errno.ENOSYS, errno.EOPNOTSUPP, errno.ENOTSUP):
+        return False
+    raise OSError(err, os.strerror(err), str(b))

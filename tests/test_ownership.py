@@ -443,7 +443,7 @@ def test_reimport_without_netD_removes_the_old_discriminator(tmp_path, capsys):
 
 _KILL_AT_RENAME = """
 import os, signal, sys
-from gennorm.networks import checkpoint
+from gennorm import locks
 spec, when, exchange = sys.argv[1], sys.argv[2], sys.argv[3] == "1"
 calls, at_exchange = [], []
 def target():  # "K": the K-th rename; "xN": N renames after the swap's exchange call ("x": that call)
@@ -464,7 +464,7 @@ def counted(real, is_exchange=False):
         return result
     return call
 os.replace, os.rename = counted(os.replace), counted(os.rename)
-checkpoint._exchange = counted(checkpoint._exchange if exchange else lambda a, b: False, True)
+locks._exchange = counted(locks._exchange if exchange else lambda a, b: False, True)
 from gennorm.cli import main
 sys.exit(main(sys.argv[4:]))
 """
@@ -509,7 +509,7 @@ def _check_whole_export(m: Path, trained: Path, exchange: bool) -> str:
     card agree; it loads), the user's file is kept; the next export sweeps every leftover.
     Returns the norm M had ("aside": two renames, killed between them: A's folder aside, whole)."""
     import gennorm
-    from gennorm.networks.checkpoint import _restore_aside
+    from gennorm.locks import _restore_aside
 
     aside = not m.exists()
     if aside:  # the next writer moves it back (called here directly to look at it)

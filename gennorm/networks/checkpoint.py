@@ -15,18 +15,11 @@ would load into a different network.
 """
 from __future__ import annotations
 
-import contextlib
-import ctypes
-import errno
-import glob
 import hashlib
 import json
 import math
 import os
 import re
-import secrets
-import shutil
-import stat
 import sys
 from collections.abc import Mapping
 from pathlib import Path
@@ -35,9 +28,8 @@ import torch
 import torch.nn as nn
 from safetensors import safe_open
 
-from gennorm.atomic import HOST, fsync_path, writer_tag
 from gennorm.errors import CheckpointError
-from gennorm.locks import LEFTOVER, LOCK, MARKER, FolderLock, check_owned, pid_alive, sweep_leftovers, write_marker
+from gennorm.locks import replace_folder
 from gennorm.networks.factory import build_discriminator_from, build_generator_from
 
 CKPT_RE = re.compile(r"^step_(\d+)\.pt$")
@@ -402,107 +394,7 @@ def read_safetensors(path: Path, expected: Mapping[str, torch.Tensor] | None = N
 MODEL_FILES = ("config.yaml", "generator.safetensors", "discriminator.safetensors", "card.md", "training_log.jsonl")
 
 
-@contextlib.contextmanager
 def write_model_folder(out, what: str = "the model folder", adopt=None):
-    """Write the model folder `out` whole: yields a hidden sibling `.OUT.partial-PID-HOST-*` to
-    write every file into; when the block ends it takes `out`'s place in one step, so a reader or
-    a kill at any moment sees the old folder or the new one, never a mix.
-
-    `out` must be gennorm's to write (gennorm.locks.check_owned: new, empty, a model folder, or an
-    older one `adopt` accepts). One writer at a time: the lock is PARENT/.OUT.lock (the folder itself
-    is replaced), under which leftovers of killed writers (`.OUT.partial-*`, `.OUT.old-*`) are swept
-    first. What the user keeps in `out` beside MODEL_FILES (translations in a subfolder, notes) is
-    carried into the new folder as hard links (copies where links fail) before the swap.
-    The swap is renameat2(RENAME_EXCHANGE) where the system has it; elsewhere two renames (old
-    aside to `.OUT.old-*`, new in), and a kill between them is undone by the next writer."""
-    out = Path(out)
-    if out.is_symlink():  # replace the folder it points at, not the link
-        out = Path(os.path.realpath(out))
-    check_owned(out, "model", what, adopt)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    with FolderLock(out.parent / f".{out.name}.lock", f"{what} {out}"):
-        _restore_aside(out)
-        for kind in ("partial", "old"):
-            sweep_leftovers(out.parent, prefix=f".{out.name}.{kind}-", locked=True)
-        check_owned(out, "model", what, adopt)  # again, under the lock
-        tag = f"{writer_tag()}-{secrets.token_hex(4)}"
-        new = out.parent / f".{out.name}.partial-{tag}"
-        new.mkdir()
-        try:
-            if out.is_dir():
-                os.chmod(new, stat.S_IMODE(out.stat().st_mode))
-            write_marker(new, "model")
-            yield new
-            if out.is_dir():
-                _carry(out, new)
-            fsync_path(new)
-            if out.exists() and _exchange(new, out):  # `new` now holds the old folder
-                fsync_path(out.parent)
-                shutil.rmtree(new, ignore_errors=True)
-                return
-            old = out.parent / f".{out.name}.old-{tag}"
-            if out.exists():
-                os.replace(out, old)
-            os.replace(new, out)
-            fsync_path(out.parent)
-            shutil.rmtree(old, ignore_errors=True)
-        except BaseException:
-            shutil.rmtree(new, ignore_errors=True)
-            _restore_aside(out, mine=True)
-            raise
-
-
-def _restore_aside(out: Path, mine: bool = False) -> None:
-    """When `out` is missing and a writer (this one, or a dead one) moved the old folder aside to
-    `.OUT.old-*` before it was killed between its two renames: move it back."""
-    if out.exists() or out.is_symlink():
-        return
-    for entry in sorted(out.parent.glob(f".{glob.escape(out.name)}.old-*")):
-        match = LEFTOVER.match(entry.name)
-        if not match or not match["dir"] or not entry.is_dir() or entry.is_symlink():
-            continue
-        pid = int(match["dir"])
-        if mine != (pid == os.getpid() and match["dir_host"] in (None, HOST)):
-            continue
-        if not mine and match["dir_host"] in (None, HOST) and pid_alive(pid):
-            continue
-        os.replace(entry, out)
-        return
-
-
-def _carry(old: Path, new: Path) -> None:
-    """The user's entries of `old` (not MODEL_FILES, the marker, the lock or leftovers) into `new`."""
-    for entry in old.iterdir():
-        if entry.name in MODEL_FILES or entry.name in (MARKER, LOCK) or LEFTOVER.match(entry.name):
-            continue
-        target = new / entry.name
-        if entry.is_symlink():
-            os.symlink(os.readlink(entry), target)
-        elif entry.is_dir():
-            shutil.copytree(entry, target, symlinks=True, copy_function=_link_or_copy)
-        else:
-            _link_or_copy(entry, target)
-
-
-def _link_or_copy(src, dst) -> None:
-    try:
-        os.link(src, dst, follow_symlinks=False)
-    except OSError:
-        shutil.copy2(src, dst, follow_symlinks=False)
-
-
-def _exchange(a: Path, b: Path) -> bool:
-    """Swap the paths `a` and `b` in one step (Linux renameat2 RENAME_EXCHANGE); False where the
-    system or the filesystem cannot (the caller renames twice instead)."""
-    try:
-        fn = ctypes.CDLL(None, use_errno=True).renameat2
-    except (OSError, AttributeError):
-        return False
-    fn.argtypes = [ctypes.c_int, ctypes.c_char_p, ctypes.c_int, ctypes.c_char_p, ctypes.c_uint]
-    at_fdcwd, rename_exchange = -100, 2
-    if fn(at_fdcwd, os.fsencode(a), at_fdcwd, os.fsencode(b), rename_exchange) == 0:
-        return True
-    err = ctypes.get_errno()
-    if err in (errno.EINVAL, errno.ENOSYS, errno.EOPNOTSUPP, errno.ENOTSUP):
-        return False
-    raise OSError(err, os.strerror(err), str(b))
+    """gennorm.locks.replace_folder for a model folder: yields the hidden folder to write MODEL_FILES
+    into, which then takes `out`'s place whole (the user's other entries carried over)."""
+    return replace_folder(out, "model", what, MODEL_FILES, adopt)
