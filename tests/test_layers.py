@@ -153,6 +153,52 @@ def test_kernel_norm_tiles_match_literal(kernel, stride, padding):
     assert_close(torch.autograd.grad(out, x, g)[0], torch.autograd.grad(ref, x, g)[0], rtol=1e-9, atol=1e-9)
 
 
+def test_kernel_norm_defaults_checks_and_dropout():
+    """KernelNorm2d's defaults (stride 1, no padding, dropout 0.1 off in eval, eps 1e-5), its errors naming the
+    layer, a 3x3 kernel on a 3x3 input (one window), and training's dropout on the statistics only: the tiles
+    are the clean windows standardized with the moments of dropout(x~) (the authors' module)."""
+    m = KernelNorm2d(3)
+    assert (m.stride, m.padding, m.eps, m.dropout_p, m.dropout_in_eval) == ((1, 1), (0, 0, 0, 0), 1e-5, 0.1, False)
+    assert m.eval()(torch.randn(1, 2, 3, 3)).shape == (1, 2, 3, 3)
+    with pytest.raises(ValueError, match=r"^KernelNorm2d: kernel_size must be an int >= 1 or a pair of them, got 0$"):
+        KernelNorm2d(0)
+    with pytest.raises(ValueError, match=r"^KernelNorm2d: stride must be an int >= 1 or a pair of them, got \(1, 2, 3\)$"):
+        KernelNorm2d(3, (1, 2, 3))
+    with pytest.raises(ValueError, match=r"^KernelNorm2d expects input of shape \[N, C, H, W\]"):
+        m(torch.randn(4, 8, 8))
+    with pytest.raises(ValueError, match=r"^KernelNorm2d: .*larger than the padded input"):
+        m(torch.randn(1, 2, 2, 8))
+    k = KernelNorm2d(2, 2, dropout_p=0.3).to(f64).train()
+    x = torch.randn(1, 3, 4, 6, dtype=f64)
+    torch.manual_seed(11)
+    out = k(x)
+    torch.manual_seed(11)
+    dropped = F.dropout(x, 0.3, training=True)
+    mean, rstd = literal.window_moments(dropped, (2, 2), (2, 2), (1, 1), 1, k.eps)  # [1, 1, 2, 3]
+    up = lambda t: t.repeat_interleave(2, 2).repeat_interleave(2, 3)  # noqa: E731
+    assert_close(out, (x - up(mean)) * up(rstd), rtol=1e-10, atol=1e-10)  # stride 2 = kernel: tiles are x
+    k.eval()
+    assert_close(k(x), literal.kernel_norm_tiles(x, (2, 2), (2, 2), k.eps), rtol=1e-10, atol=1e-10)
+    k = KernelNorm2d(2, 2, dropout_p=0.3, dropout_in_eval=True).to(f64).eval()
+    assert k.dropout_in_eval is True and not torch.equal(k(x), k(x))
+    with pytest.raises(ValueError, match="impl must be one of"):
+        KernelNorm2d(2, impl="cudnn")(x)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+def test_kernel_norm_far_from_zero_and_half(dtype):
+    """Windows of 300 +- 0.01: float32 statistics stay exact only because the centre value is subtracted first;
+    bfloat16 inputs give bfloat16 tiles equal to the float64 definition to bfloat16 precision."""
+    x = torch.randn(2, 3, 6, 6, dtype=f64) * 0.01 + 300 if dtype == torch.float32 else torch.randn(2, 3, 6, 6, dtype=f64)
+    m = KernelNorm2d(3, 1, 1, dropout_p=0.2).eval()
+    out = m(x.to(dtype))
+    assert out.dtype == dtype
+    ref = literal.kernel_norm_tiles(F.pad(x.to(dtype).to(f64), m.padding), m.kernel_size, m.stride, m.eps)
+    assert ((out.to(f64) - ref).norm() / ref.norm()) < (1e-3 if dtype == torch.float32 else 1e-2)
+    if dtype == torch.float32:  # and in training, the statistics of dropout(x~) - c
+        assert torch.isfinite(m.train()(x.float())).all() and m(x.float()).abs().max() < 10
+
+
 def test_kn_gradcheck():
     m = KNConv2d(3, 2, 3, stride=2, padding=(1, 0, 1, 1), dropout_p=0.0).to(f64)
     x = torch.randn(1, 3, 5, 6, dtype=f64, requires_grad=True)
@@ -206,6 +252,60 @@ def test_dynamic_moment_shortcut_starts_as_ms():
     assert_close(DynamicMomentShortcut()(h, mean, std), MomentShortcut()(h, mean, std))
     with pytest.raises(ValueError, match="do not match"):
         MomentShortcut()(h, mean[..., :3, :3], std[..., :3, :3])
+
+
+def test_pono_unbiased_is_the_authors_snippet():
+    """PONO(unbiased=True), the authors' PyTorch snippet: mean over channels, torch.var's unbiased estimate,
+    (x - mean) / std; two channels are enough, one is refused."""
+    x = torch.randn(2, 3, 4, 5, dtype=f64)
+    y, mean, std = PONO(eps=1e-3, unbiased=True)(x)
+    m = x.sum(1, keepdim=True) / 3
+    s = torch.sqrt(((x - m) ** 2).sum(1, keepdim=True) / 2 + 1e-3)
+    assert_close(mean, m, rtol=1e-12, atol=1e-12)
+    assert_close(std, s, rtol=1e-12, atol=1e-12)
+    assert_close(y, (x - m) / s, rtol=1e-12, atol=1e-12)
+    y, _, _ = PONO(unbiased=True)(torch.randn(1, 2, 1, 4, dtype=f64))  # 2 channels, 1 row
+    assert y.shape == (1, 2, 1, 4)
+    with pytest.raises(ValueError, match=r"^PONO\(unbiased=True\) needs at least 2 channels$"):
+        PONO(unbiased=True)(torch.randn(1, 1, 4, 4))
+
+
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
+def test_pono_half_inputs(dtype):
+    """Half inputs: the three outputs in the input's dtype (statistics accumulated in float32), equal to the
+    float64 definition to half precision; the impl is passed to the op (an unknown one is refused)."""
+    x = (torch.randn(2, 4, 5, 5, dtype=f64) + 3).to(dtype)
+    outs = PONO()(x)
+    assert [o.dtype for o in outs] == [dtype] * 3
+    for got, want in zip(outs, literal.pono(x.to(f64), 1e-5)):
+        assert_close(got.to(f64), want, rtol=2e-2, atol=2e-2)
+    with pytest.raises(ValueError, match="impl must be one of"):
+        PONO(impl="cudnn")(x)
+
+
+def test_moment_shortcuts_literal():
+    """MS(h, mean, std) = h * std + mean; DMS with a trained stack: conv -> ReLU -> conv on cat(mean, std),
+    h * (std + dgamma) + (mean + dbeta); its default stack is 2 -> 8 -> 2 with 3x3 kernels, any odd kernel
+    keeps the size; a size mismatch names both sizes."""
+    g = torch.Generator().manual_seed(3)
+    h = torch.randn(2, 4, 6, 7, dtype=f64, generator=g)
+    mean = torch.randn(2, 1, 6, 7, dtype=f64, generator=g)
+    std = torch.rand(2, 1, 6, 7, dtype=f64, generator=g) + 0.5
+    assert_close(MomentShortcut()(h, mean, std), h * std + mean, rtol=1e-12, atol=1e-12)
+    dms = DynamicMomentShortcut().to(f64)
+    assert [(c.in_channels, c.out_channels, c.kernel_size, c.padding) for c in dms.net[::2]] == [
+        (2, 8, (3, 3), (1, 1)), (8, 2, (3, 3), (1, 1))]
+    for c in dms.net[::2]:
+        nn.init.normal_(c.weight, generator=g)
+        nn.init.normal_(c.bias, generator=g)
+    z = F.conv2d(F.relu(F.conv2d(torch.cat([mean, std], 1), dms.net[0].weight, dms.net[0].bias, padding=1)),
+                 dms.net[2].weight, dms.net[2].bias, padding=1)  # [N, 2, H, W]: (dbeta, dgamma)
+    assert_close(dms(h, mean, std), h * (std + z[:, 1:]) + (mean + z[:, :1]), rtol=1e-12, atol=1e-12)
+    assert DynamicMomentShortcut(kernel_size=5)(h.float(), mean.float(), std.float()).shape == h.shape
+    for shortcut in (MomentShortcut(), DynamicMomentShortcut()):
+        name = type(shortcut).__name__
+        with pytest.raises(ValueError, match=rf"^{name}: moments of size \(3, 4\) do not match features \(6, 7\)$"):
+            shortcut(h.float(), mean[..., :3, :4].float(), std[..., :3, :4].float())
 
 
 # ---- clear errors ------------------------------------------------------------------------

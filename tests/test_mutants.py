@@ -633,6 +633,24 @@ def test_cut_step_freezes_d_for_g_and_averages_g_and_f():
     assert set(task.scheds) == {"G", "D", "F"} and task.scheds["F"].optimizer is task.optims["F"]
 
 
+def test_fastcut_runs_g_on_a_only():
+    """FastCUT (nce_idt false): G translates the N images of A, not A and B together (a 2N batch would cost a
+    second forward and, with batch norm, change the statistics that fake_B is normalized with); no NCE_Y."""
+    import gennorm.train.cut as cut
+    from gennorm.config import load_config
+
+    task = cut.CUTTask(load_config("fastcut-nc", _CUT), torch.device("cpu"))
+    assert not task.cfg.train.nce_idt
+    sizes = []
+    hook = task.nets["G"].register_forward_hook(lambda m, args, out: sizes.append(args[0].shape[0]))
+    try:
+        losses = task.train_step(_batch(n=2), 1)
+    finally:
+        hook.remove()
+    assert sizes == [2]  # one translation of A, never the 4 images of cat(A, B) (the NCE features run the taps)
+    assert "NCE_Y" not in losses
+
+
 def test_cut_local_state_round_trip_and_nce_layers_checks():
     """The run's own generator (flip coins, patch ids) is saved and restored (exact resume); train.nce_layers
     rejects an empty list and a repeated tap; F is initialized with model.init_gain; the taps' channel probe
