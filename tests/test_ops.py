@@ -15,6 +15,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 from torch.testing import assert_close
+from torch.utils._python_dispatch import TorchDispatchMode
 
 import literal
 from gennorm import PONO, KernelNorm2d, KNConv2d, NCConv2d
@@ -711,3 +712,77 @@ def test_ops_check_command(monkeypatch, capsys):
     assert "MISMATCH" in out and "patch_moments " in out
     assert cli.main(["ops", "check", "--device", "tpu"]) == 2
     assert "--device tpu" in capsys.readouterr().err
+
+
+# ---- pins found by mutation testing (docs/mutation.md): impl routing, argument errors, ... ---------
+
+
+class _GennormOps(TorchDispatchMode):
+    """Records the names of the `torch.ops.gennorm.*` ops dispatched (forward and backward)."""
+
+    def __init__(self):
+        super().__init__()
+        self.names = set()
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        if func.namespace == "gennorm":
+            self.names.add(func.__name__.split(".")[0])
+        return func(*args, **(kwargs or {}))
+
+
+def test_impl_routes_to_the_registered_ops_or_to_plain_pytorch():
+    """impl="op" runs the registered ops (forward and backward), "torch" and "auto" on the CPU none of them.
+
+    On the CPU both routes give the same numbers (the ops' CPU kernels are the plain-PyTorch
+    functions), so only the dispatched ops tell a swapped route (`!= "op"`) apart."""
+    x = _x((1, 4, 5, 5)).requires_grad_()
+    w = (_x((3, 4, 3, 3), seed=1) * 0.3).requires_grad_()
+    for impl, want in [("op", {"patch_moments", "patch_moments_backward"}), ("torch", set()), ("auto", set())]:
+        with _GennormOps() as spy:
+            mean, rstd = patch_moments(x, 3, impl=impl)
+            (mean.sum() + rstd.sum()).backward()
+        assert spy.names == want, impl
+    fused = {"pad_center_sums", "window_epilogue", "window_epilogue_backward", "pad_center_sums_backward"}
+    for impl, want in [("op", fused), ("torch", set()), ("auto", set())]:
+        with _GennormOps() as spy:
+            nc_conv2d(x, w, None, (1, 1, 1, 1), impl=impl).sum().backward()
+        assert spy.names == want, impl
+
+
+def test_patch_moments_argument_errors_name_the_function_and_the_argument():
+    """patch_moments' own checks: ValueError / TypeError (not the ops' RuntimeError), each message
+    starting with the function's or the argument's name."""
+    x = _x((1, 4, 5, 5))
+    with pytest.raises(ValueError, match=r"^patch_moments: x must have shape \[N, C, H, W\] \(4 dims\)"):
+        patch_moments(x[0], 3)
+    with pytest.raises(TypeError, match="^patch_moments: x must be a floating-point tensor"):
+        patch_moments(x.long(), 3)
+    for kwargs, name in [({"kernel_size": (0, 3)}, "kernel_size"), ({"stride": 0}, "stride"), ({"dilation": (1, 0)}, "dilation")]:
+        with pytest.raises(ValueError, match=f"^{name} must be a positive int or a pair of positive ints"):
+            patch_moments(x, **{"kernel_size": 3, **kwargs})
+    with pytest.raises(ValueError, match=r"^patch_moments: channels \(4\) must be divisible by groups \(3\)$"):
+        patch_moments(x, 3, groups=3)
+    with pytest.raises(ValueError, match=r"^patch_moments: kernel size \(3, 3\) \(dilation \(3, 3\)\) is larger than"):
+        patch_moments(x, 3, dilation=3)
+
+
+def test_patch_moments_defaults():
+    """patch_moments(x, k) is stride 1, dilation 1, one group, eps 1e-5 (the layers pass all of them)."""
+    x = _x((1, 4, 6, 5))
+    want = literal.window_moments(x, (3, 3), (1, 1), (1, 1), 1, 1e-5)
+    assert_close(patch_moments(x, 3), want, rtol=1e-12, atol=1e-12)
+
+
+def test_memory_format_follows_the_input_else_contiguous():
+    """Outputs are channels_last only for a channels_last input: a strided view (neither format) and a
+    tensor that is both (one channel) give contiguous outputs."""
+    x = _x((2, 4, 5, 6)).transpose(2, 3)  # neither contiguous nor channels_last
+    xc, sums = torch.ops.gennorm.pad_center_sums(x, [1, 1, 1, 1], "zeros", 2)
+    assert xc.is_contiguous() and not xc.is_contiguous(memory_format=torch.channels_last)
+    assert_close(xc, torch.ops.gennorm.pad_center_sums(x.contiguous(), [1, 1, 1, 1], "zeros", 2)[0], rtol=0, atol=0)
+    y = _x((2, 6, 6, 5), seed=1).transpose(2, 3).contiguous().transpose(2, 3)  # strided like x
+    out = torch.ops.gennorm.window_epilogue(y, sums, torch.ones(6, dtype=f64), None, [3, 3], [1, 1], [1, 1], 2, 1e-5)[0]
+    assert out.is_contiguous() and not out.is_contiguous(memory_format=torch.channels_last)
+    one = _x((2, 1, 5, 6))  # contiguous and channels_last at once
+    xc1, _ = torch.ops.gennorm.pad_center_sums(one, [1, 1, 1, 1], "zeros", 1)
+    assert xc1.stride() == xc1.contiguous().stride()
