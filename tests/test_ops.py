@@ -786,3 +786,57 @@ def test_memory_format_follows_the_input_else_contiguous():
     one = _x((2, 1, 5, 6))  # contiguous and channels_last at once
     xc1, _ = torch.ops.gennorm.pad_center_sums(one, [1, 1, 1, 1], "zeros", 1)
     assert xc1.stride() == xc1.contiguous().stride()
+
+
+def test_window_sums_over_the_last_two_dims_of_any_rank_into_a_new_tensor():
+    """window_sum and its adjoint take [.., Hp, Wp] of any rank (3-D and 5-D equal the 4-D rows), and
+    window_sum returns a new tensor even for a 1 x 1 window (a caller may write into it)."""
+    t = _x((2, 3, 9, 8))
+    for kernel_size, stride, dilation, _ in WINDOWS:
+        got = kernels.window_sum(t, kernel_size, stride, dilation)
+        assert_close(kernels.window_sum(t[0], kernel_size, stride, dilation), got[0], rtol=0, atol=0)
+        assert_close(kernels.window_sum(t[None], kernel_size, stride, dilation), got[None], rtol=0, atol=0)
+        g = _x(got.shape, seed=1)
+        back = kernels.window_sum_transposed(g, t.shape[2:], kernel_size, stride, dilation)
+        assert_close(kernels.window_sum_transposed(g[0], t.shape[2:], kernel_size, stride, dilation), back[0], rtol=0, atol=0)
+    before = t.clone()
+    kernels.window_sum(t, (1, 1), (1, 1), (1, 1)).add_(1)
+    assert torch.equal(t, before)
+
+
+def test_pad_adjoint_names_an_unknown_mode():
+    """The padding's adjoint refuses a mode it does not know, naming it (not a silent zeros adjoint)."""
+    with pytest.raises(ValueError, match="^unknown padding mode 'constant'$"):
+        kernels.pad_adjoint(_x((1, 2, 5, 5)), (1, 1, 1, 1), "constant")
+
+
+def test_nc_conv2d_defaults():
+    """nc_conv2d(x, W) is no bias, no padding, zeros mode (for a given pad4), stride and dilation 1, one
+    group, eps 1e-5, statistics over the conv's groups; values and the input gradient as the reference."""
+    x = _x((1, 4, 6, 5)).requires_grad_()
+    w = _x((3, 4, 3, 3), seed=1) * 0.3
+    w2 = _x((4, 2, 3, 3), seed=2) * 0.3
+    for got, cfg, wi in [(nc_conv2d(x, w), ((0, 0, 0, 0), "zeros", (3, 3), (1, 1), (1, 1), 1, 1, 1e-5), w),
+                         (nc_conv2d(x, w, None, (1, 2, 1, 0)), ((1, 2, 1, 0), "zeros", (3, 3), (1, 1), (1, 1), 1, 1, 1e-5), w),
+                         (nc_conv2d(x, w2, None, (1, 1, 1, 1), "reflect", (1, 1), (1, 1), 2),
+                          ((1, 1, 1, 1), "reflect", (3, 3), (1, 1), (1, 1), 2, 2, 1e-5), w2)]:
+        want = nc_conv2d_ref(x, wi, None, None, cfg)
+        assert_close(got, want, rtol=1e-12, atol=1e-12)
+        g = _x(got.shape, seed=3)
+        assert_close(torch.autograd.grad(got, x, g)[0], torch.autograd.grad(want, x, g)[0], rtol=1e-10, atol=1e-10)
+
+
+def test_autocast_leaves_float64_alone_and_casts_float32():
+    """Under a bfloat16 autocast a float64 unit computes in float64 (the same values as without
+    autocast, with KN's dropout statistics too) and a float32 one returns the autocast dtype."""
+    x, w, b = _x((1, 4, 6, 5)), _x((3, 4, 3, 3), seed=1) * 0.3, _x((3,), seed=2)
+    mask = (torch.rand(1, 4, 8, 7, generator=torch.Generator().manual_seed(3)) > 0.3).double() / 0.7
+    stats = F.pad(x, (1, 1, 1, 1)) * mask
+    args = ((1, 1, 1, 1), "zeros", (1, 1), (1, 1), 1, 1e-3, 1)
+    want = {impl: nc_conv2d(x, w, b, *args, None, impl) for impl in ("op", "torch")}
+    want_stats = nc_conv2d(x, w, None, *args, stats, "torch")
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        for impl in ("op", "torch"):
+            assert_close(nc_conv2d(x, w, b, *args, None, impl), want[impl], rtol=0, atol=0)
+            assert nc_conv2d(x.float(), w.float(), b.float(), *args, None, impl).dtype == torch.bfloat16
+        assert_close(nc_conv2d(x, w, None, *args, stats, "torch"), want_stats, rtol=0, atol=0)
