@@ -840,3 +840,23 @@ def test_autocast_leaves_float64_alone_and_casts_float32():
             assert_close(nc_conv2d(x, w, b, *args, None, impl), want[impl], rtol=0, atol=0)
             assert nc_conv2d(x.float(), w.float(), b.float(), *args, None, impl).dtype == torch.bfloat16
         assert_close(nc_conv2d(x, w, None, *args, stats, "torch"), want_stats, rtol=0, atol=0)
+
+
+def test_epilogue_computes_in_the_statistics_dtype_whatever_y_s_and_bias_are():
+    """window_epilogue and its backward compute in acc (the dtype of sums / mean): S, bias or y given in
+    float64 next to float32 statistics give bit for bit what their float32 roundings give (as the CUDA
+    kernels, which read them into acc registers), and the gradients come out in acc."""
+    x = _x((2, 4, 7, 6), torch.float32)
+    xc, sums = torch.ops.gennorm.pad_center_sums(x, [1, 1, 1, 1], "zeros", 2)
+    w = _x((6, 2, 3, 3), torch.float32, seed=1) * 0.3
+    y = F.conv2d(xc, w, None, 1, 0, 1, 2)
+    S, b = _x((6,), seed=2), _x((6,), seed=3)  # float64
+    args = ([3, 3], [1, 1], [1, 1], 2, 1e-5)
+    out, mean, rstd = torch.ops.gennorm.window_epilogue(y, sums, S, b, *args)
+    want, want_mean, want_rstd = torch.ops.gennorm.window_epilogue(y, sums, S.float(), b.float(), *args)
+    assert out.dtype == torch.float32 and torch.equal(out, want) and torch.equal(rstd, want_rstd)
+    go = _x(y.shape, seed=4)
+    got = torch.ops.gennorm.window_epilogue_backward(go, y.double(), mean, rstd, S, 2, [3, 3])
+    wants = torch.ops.gennorm.window_epilogue_backward(go.float(), y, mean, rstd, S.float(), 2, [3, 3])
+    assert [t.dtype for t in got[1:]] == [torch.float32] * 3
+    assert torch.equal(got[0].float(), wants[0]) and all(torch.equal(a, b) for a, b in zip(got[1:], wants[1:]))
