@@ -192,3 +192,86 @@ def test_errors():
         layer(torch.randn(1, 3, 2, 5))
     with pytest.raises(ValueError, match="momentum"):
         ConvNorm2d(3, 2, 3, momentum=0)
+
+
+def test_padding_beyond_the_kernel_in_one_direction():
+    """Padding larger than k - 1 in height only (2 extra rows; the width's padding is inside the kernel): the
+    full grid of the zero-padded input, P = H + 2 * 2 + kh - 1, against the literal definition."""
+    torch.manual_seed(9)
+    layer = _randomize(ConvNorm2d(3, 4, (2, 3), 1, (3, 1)))
+    x = torch.randn(2, 3, 5, 6)
+    out = layer(x)
+    assert out.shape == nn.Conv2d(3, 4, (2, 3), 1, (3, 1))(x).shape
+    torch.testing.assert_close(out, literal_convnorm(layer, x), rtol=1e-10, atol=1e-10)
+    assert tuple(layer.running_V_size.tolist()) == (5 + 2 * 2 + 1, 6 + 2)
+
+
+def test_defaults_factory_and_affine_off():
+    """ConvNorm2d's defaults (stride 1, no padding, eps 1e-5, the cosine schedule, affine, a bias), every parameter
+    and buffer made with the given dtype / device (the step counters as int64), bias=False without a bias,
+    affine=False without scale / shift (None, not in the state dict)."""
+    layer = ConvNorm2d(3, 4, 3)
+    assert (layer.stride, layer.padding, layer.eps, layer.momentum, layer.affine) == ((1, 1), (0, 0), 1e-5, None, True)
+    assert layer.bias is not None and ConvNorm2d(3, 4, 3, bias=False).bias is None
+    for device in ("cpu", "meta"):
+        made = ConvNorm2d(3, 4, 3, device=device, dtype=torch.float32)
+        assert {k: (v.dtype, v.device.type) for k, v in made.state_dict().items()} == {
+            "weight": (torch.float32, device), "bias": (torch.float32, device), "scale": (torch.float32, device),
+            "shift": (torch.float32, device), "running_V": (torch.float32, device),
+            "running_V_size": (torch.int64, device), "num_batches_tracked": (torch.int64, device)}
+    plain = ConvNorm2d(3, 4, 3, affine=False)
+    assert plain.scale is None and plain.shift is None and not {"scale", "shift"} & set(plain.state_dict())
+
+
+def test_momentum_range_and_error_messages():
+    """momentum in (0, 1]: 1 is allowed, 1.5 is not; the errors name the layer, the argument and the sizes."""
+    ConvNorm2d(3, 2, 3, momentum=1)
+    with pytest.raises(ValueError, match=r"^ConvNorm2d: momentum must be in \(0, 1\] or None"):
+        ConvNorm2d(3, 2, 3, momentum=1.5)
+    for kwargs, name in (({"kernel_size": 0}, "kernel_size"), ({"kernel_size": 3, "stride": 0}, "stride"),
+                         ({"kernel_size": 3, "padding": -1}, "padding")):
+        with pytest.raises(ValueError, match=rf"^ConvNorm2d: {name} must be an int >= "):
+            ConvNorm2d(3, 2, **kwargs)
+    layer = ConvNorm2d(3, 2, 5, padding=1)
+    with pytest.raises(ValueError, match=r"^ConvNorm2d expects input of shape"):
+        layer(torch.randn(3, 5, 5))
+    with pytest.raises(ValueError, match=r"^ConvNorm2d: kernel size \(5, 5\) is larger than the padded input "
+                                         r"\(4, 7\) \(input \(2, 5\), padding \(1, 1\)\)$"):
+        layer(torch.randn(1, 3, 2, 5))
+    with pytest.raises(ValueError, match=r"\(7, 4\) \(input \(5, 2\)"):
+        layer(torch.randn(1, 3, 5, 2))
+    assert layer(torch.randn(1, 3, 3, 3)).shape == (1, 2, 1, 1)  # exactly the kernel's size fits
+
+
+@pytest.mark.parametrize("k", [1, 3])
+def test_half_inputs_keep_their_dtype(k):
+    """A bfloat16 layer on bfloat16 input: the FFT runs in float32, the output and running_V stay bfloat16 and
+    equal the float64 layer to bfloat16 precision (1x1: V is one scale per output channel)."""
+    torch.manual_seed(k)
+    layer = _randomize(ConvNorm2d(3, 4, k, padding=k // 2))
+    x = torch.randn(2, 3, 6, 6)
+    want = layer(x)
+    half = ConvNorm2d(3, 4, k, padding=k // 2).to(torch.bfloat16)
+    half.load_state_dict(layer.state_dict())
+    half.running_V = half.running_V.new_empty(0)
+    half.num_batches_tracked.zero_()
+    got = half(x.to(torch.bfloat16))
+    assert got.dtype == torch.bfloat16 and half.running_V.dtype == torch.bfloat16
+    assert ((got.double() - want).norm() / want.norm()) < 3e-2
+
+
+def test_reset_running_stats_and_a_state_without_running_V():
+    """reset_running_stats empties running_V and zeroes the size and the step (eval then recomputes V); a state
+    dict without running_V loads with strict=False and reports it missing."""
+    torch.manual_seed(4)
+    layer = _randomize(ConvNorm2d(2, 2, 3, padding=1))
+    x = torch.randn(1, 2, 5, 5)
+    layer(x)
+    layer(x)
+    layer.reset_running_stats()
+    assert layer.running_V.shape == (0,) and layer.running_V.dtype == layer.weight.dtype
+    assert layer.running_V_size.tolist() == [0, 0] and int(layer.num_batches_tracked) == 0
+    torch.testing.assert_close(layer.eval()(x), literal_convnorm(layer, x))
+    state = {k: v for k, v in layer.state_dict().items() if k != "running_V"}
+    result = ConvNorm2d(2, 2, 3, padding=1).load_state_dict(state, strict=False)
+    assert result.missing_keys == ["running_V"]

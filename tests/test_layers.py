@@ -10,6 +10,7 @@ from torch.testing import assert_close
 import literal
 from gennorm import PONO, DynamicMomentShortcut, KernelNorm2d, KNConv2d, MomentShortcut, NCConv2d
 from gennorm.layers import NORMS, conv_norm, create_norm, get_norm_layer
+from gennorm.layers.convnorm import ConvNorm2d
 
 torch.manual_seed(0)
 f64 = torch.float64
@@ -355,6 +356,101 @@ def test_registry_accepts_callables_and_classic_bias_rule():
     assert get_norm_layer("Instance").name == "instance"
     assert conv_norm("instance", 3, 4, 3)[0].bias is not None
     assert conv_norm("batch", 3, 4, 3)[0].bias is None
+
+
+def test_registry_builders_pass_their_arguments():
+    """What each entry builds from conv_norm's arguments: NC keeps bias and padding mode; KN keeps bias and
+    refuses a non-zero padding mode (naming the norm) unless there is no padding; ConvNorm has no bias (its
+    affine shift follows) and is affine; spectral norm wraps a conv with a bias; batch norm is affine with
+    running statistics; group norm takes the largest of 32, 16, 8, 4, 2, 1 groups that divides the channels."""
+    nc = conv_norm("nc", 3, 4, 3, padding=1, padding_mode="reflect", bias=False)
+    assert isinstance(nc, NCConv2d) and nc.bias is None and nc.padding_mode == "reflect"
+    assert conv_norm("nc", 3, 4, 3).bias is not None
+    kn = conv_norm("kn", 3, 4, 3, padding=1, bias=False)
+    assert isinstance(kn, KNConv2d) and kn.bias is None and kn.kn_padding == (1, 1, 1, 1)
+    assert conv_norm("kn", 3, 4, 3, padding=0, padding_mode="reflect").bias is not None  # no padding: any mode
+    for norm in ("kn", "convnorm"):
+        with pytest.raises(ValueError, match=rf"^norm '{norm}' supports zero padding only, got padding_mode='reflect'$"):
+            conv_norm(norm, 3, 4, 3, padding=1, padding_mode="reflect")
+    cn = conv_norm("convnorm", 3, 4, 3, padding=1, bias=True)
+    assert isinstance(cn, ConvNorm2d) and cn.bias is None and cn.affine is True and cn.scale is not None
+    sn = conv_norm("spectral", 3, 4, 3, bias=False)
+    assert sn.bias is not None and hasattr(sn, "weight_orig")
+    bn = create_norm("batch", 6)
+    assert bn.affine is True and bn.track_running_stats is True
+    assert isinstance(create_norm("instance", 6), nn.InstanceNorm2d) and isinstance(create_norm("nc", 6), nn.Identity)
+    assert [create_norm("group", c).num_groups for c in (64, 48, 24, 12, 6, 3, 9, 10)] == [32, 16, 8, 4, 2, 1, 1, 2]
+
+
+def test_which_norms_tile_exactly():
+    """NormSpec.tiles_exactly (tiled translation decides from it): window and no statistics always, batch norm
+    in eval only, per-image statistics and ConvNorm's spectrum never; the default is eval."""
+    got = {name: (spec.tiles_exactly(), spec.tiles_exactly(training=True)) for name, spec in NORMS.items()}
+    assert got == {"instance": (False, False), "batch": (True, False), "group": (False, False),
+                   "none": (True, True), "spectral": (True, True), "pono-ms": (False, False),
+                   "pono-dms": (False, False), "nc": (True, True), "kn": (True, True), "convnorm": (False, False)}
+
+
+def test_knconv_defaults_arguments_and_errors():
+    """KNConv2d: its nn.Conv2d part has no padding and dilation 1 (the layer pads itself), dtype / device / bias
+    reach the parameters, eps and dropout_in_eval are kept (eps 1e-5, dropout 0.05 by default); dropout_p is in
+    [0, 1); the statistics drop with dropout_p (0.3 here: not F.dropout's default 0.5); eps and impl reach the op;
+    the errors name the layer."""
+    m = KNConv2d(3, 4, 3, padding=1)
+    assert (m.padding, m.dilation, m.eps, m.dropout_p, m.dropout_in_eval) == ((0, 0), (1, 1), 1e-5, 0.05, False)
+    assert KNConv2d(3, 4, 3, bias=False).bias is None and KNConv2d(3, 4, 3, dropout_in_eval=True).dropout_in_eval is True
+    made = KNConv2d(3, 4, 3, device="meta", dtype=f64)
+    assert made.weight.device.type == "meta" and made.weight.dtype == f64 and made.bias.dtype == f64
+    with pytest.raises(ValueError, match=r"^dropout_p must be in \[0, 1\), got 1.0$"):
+        KNConv2d(3, 4, 3, dropout_p=1.0)
+    with pytest.raises(ValueError, match=r"^padding values must be non-negative ints, got -1$"):
+        KNConv2d(3, 4, 3, padding=-1)
+    k = KNConv2d(3, 4, 3, padding=1, dropout_p=0.3, eps=0.5).to(f64).train()
+    x = torch.randn(1, 3, 5, 5, dtype=f64)
+    torch.manual_seed(2)
+    out = k(x)
+    torch.manual_seed(2)
+    xp = F.pad(x, k.kn_padding)
+    mean, rstd = literal.window_moments(F.dropout(xp, 0.3, training=True), k.kernel_size, k.stride, (1, 1), 1, 0.5)
+    ref = (F.conv2d(xp, k.weight) - mean * k.weight.sum((1, 2, 3)).view(1, -1, 1, 1)) * rstd + k.bias.view(1, -1, 1, 1)
+    assert_close(out, ref, rtol=1e-10, atol=1e-10)
+    with pytest.raises(ValueError, match="impl must be one of"):
+        KNConv2d(3, 4, 3, impl="cudnn")(x.float())
+    with pytest.raises(ValueError, match=r"^KNConv2d expects input of shape"):
+        m(torch.randn(3, 5, 5))
+    with pytest.raises(ValueError, match=r"^KNConv2d: .*larger than the padded input"):
+        KNConv2d(3, 4, 5)(torch.randn(1, 3, 4, 8))
+
+
+def test_knconv_without_dropout_far_from_zero():
+    """dropout_p=0 in training takes the no-dropout path (the statistics of the centred input, exact in float32
+    for windows of 300 +- 0.01), not dropout(x~) with p=0 (uncentred)."""
+    m = KNConv2d(3, 4, 3, padding=1, dropout_p=0.0).train()
+    x = torch.randn(1, 3, 6, 6, dtype=f64) * 0.01 + 300
+    ref = KNConv2d(3, 4, 3, padding=1, dropout_p=0.0).to(f64)
+    ref.load_state_dict(m.state_dict())
+    want = ref.eval()(x)
+    assert ((m(x.float()).double() - want).norm() / want.norm()) < 1e-3
+
+
+def test_standardize_weight_is_per_filter():
+    """NC's weight standardization: each filter over its C/g * kh * kw values, mean 0 and biased variance 1."""
+    from gennorm.layers.nc_conv import standardize_weight
+
+    w = torch.randn(4, 3, 2, 2, dtype=f64) * torch.arange(1, 5, dtype=f64).view(4, 1, 1, 1) + 5
+    flat = w.flatten(1)
+    want = (flat - flat.mean(1, keepdim=True)) / torch.sqrt(flat.var(1, unbiased=False, keepdim=True) + 1e-5)
+    assert_close(standardize_weight(w, 1e-5), want.view_as(w), rtol=1e-12, atol=1e-12)
+
+
+def test_convert_uses_the_example_input():
+    """gennorm.convert traces the model with the given example (a model whose head needs 8 x 8 inputs would fail
+    on the default 64 x 64 one)."""
+    from gennorm.layers.convert import convert
+
+    model = nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), nn.BatchNorm2d(4), nn.ReLU(), nn.Flatten(), nn.Linear(256, 2))
+    out = convert(model, "nc", torch.zeros(1, 3, 8, 8), verbose=False)
+    assert isinstance(out[0], NCConv2d) and out(torch.randn(2, 3, 8, 8)).shape == (2, 2)
 
 
 def test_train_eval_modes_do_not_change_nc():
