@@ -338,6 +338,32 @@ def test_constructor_errors():
         PONO()(torch.ones(1, 2, 3, 3, dtype=torch.int32))
 
 
+def test_layers_print_their_settings():
+    """What print(model) shows for each layer (the settings that change its output), and the conversion report."""
+    from gennorm.layers.blur import BlurDownsample, BlurUpsample
+    from gennorm.layers.convert import ConversionReport
+
+    assert [repr(m) for m in (
+        NCConv2d(3, 4, 3), NCConv2d(3, 4, 3, padding=1, weight_standardization=True, eps=1e-3),
+        KNConv2d(3, 4, 3, padding=(1, 2)), KNConv2d(3, 4, 3, dropout_in_eval=True), KernelNorm2d(3),
+        PONO(), PONO(eps=1e-3, unbiased=True), ConvNorm2d(3, 4, 3), ConvNorm2d(3, 4, 3, momentum=0.1, affine=False),
+        BlurDownsample(4), BlurUpsample(4))] == [
+        "NCConv2d(3, 4, kernel_size=(3, 3), stride=(1, 1), eps=1e-05)",
+        "NCConv2d(3, 4, kernel_size=(3, 3), stride=(1, 1), padding=(1, 1), eps=0.001, weight_standardization=True)",
+        "KNConv2d(3, 4, kernel_size=(3, 3), stride=(1, 1), padding=(2, 2, 1, 1), dropout_p=0.05, eps=1e-05)",
+        "KNConv2d(3, 4, kernel_size=(3, 3), stride=(1, 1), padding=(0, 0, 0, 0), dropout_p=0.05, eps=1e-05, "
+        "dropout_in_eval=True)",
+        "KernelNorm2d(kernel_size=(3, 3), stride=(1, 1), padding=(0, 0, 0, 0), dropout_p=0.1, eps=1e-05)",
+        "PONO(eps=1e-05)", "PONO(eps=0.001, unbiased=True)",
+        "ConvNorm2d(3, 4, kernel_size=(3, 3), stride=(1, 1), eps=1e-05, affine=True)",
+        "ConvNorm2d(3, 4, kernel_size=(3, 3), stride=(1, 1), eps=1e-05, affine=False, momentum=0.1)",
+        "BlurDownsample(4)", "BlurUpsample(4)"]
+    report = ConversionReport()
+    assert str(report) == "converted 0 conv + norm pairs"
+    report.converted, report.skipped = [("0", "1"), ("2", "3")], [("4", "why")]
+    assert str(report) == "converted 2 conv + norm pairs: 0+1, 2+3\nnot converted: 4 (why)"
+
+
 # ---- registry ----------------------------------------------------------------------------
 
 
