@@ -860,3 +860,31 @@ def test_epilogue_computes_in_the_statistics_dtype_whatever_y_s_and_bias_are():
     wants = torch.ops.gennorm.window_epilogue_backward(go.float(), y, mean, rstd, S.float(), 2, [3, 3])
     assert [t.dtype for t in got[1:]] == [torch.float32] * 3
     assert torch.equal(got[0].float(), wants[0]) and all(torch.equal(a, b) for a, b in zip(got[1:], wants[1:]))
+
+
+def test_autocast_unit_equals_the_unit_on_inputs_cast_to_the_autocast_dtype():
+    """Under a bfloat16 autocast, float32 x, W and KN's dropout statistics are cast to bfloat16 first:
+    bit for bit the unit called on bfloat16 inputs without autocast (the statistics too)."""
+    x, w = _x((1, 4, 6, 5), torch.float32), _x((3, 4, 3, 3), torch.float32, seed=1) * 0.3
+    mask = (torch.rand(1, 4, 8, 7, generator=torch.Generator().manual_seed(3)) > 0.3).float() / 0.7
+    stats = F.pad(x, (1, 1, 1, 1)) * mask
+    args = ((1, 1, 1, 1), "zeros", (1, 1), (1, 1), 1, 1e-3, 1)
+    bf = torch.bfloat16
+    for st, impls in [(None, ("op", "torch")), (stats, ("torch",))]:
+        for impl in impls:
+            want = nc_conv2d(x.to(bf), w.to(bf), None, *args, None if st is None else st.to(bf), impl)
+            with torch.autocast("cpu", dtype=bf):
+                got = nc_conv2d(x, w, None, *args, st, impl)
+            assert got.dtype == bf and torch.equal(got, want), (impl, st is None)
+
+
+@pytest.mark.parametrize("impl", ["op", "torch"])
+def test_filter_sums_accumulate_in_float32_for_half_units(impl):
+    """S (the filter sums) is summed in the statistics' float32, not in the conv's float16: filters
+    whose sums (~88000) pass float16's range (65504) still give a finite float16 output."""
+    g = torch.Generator().manual_seed(0)
+    x = (torch.randn(1, 4, 6, 5, generator=g) * 0.01).half()
+    w = (torch.rand(3, 4, 3, 3, generator=g) * 100 + 1900).half()
+    assert w.float().sum((1, 2, 3)).min() > 65504
+    out = nc_conv2d(x, w, None, (1, 1, 1, 1), "zeros", (1, 1), (1, 1), 1, 1e-8, impl=impl)
+    assert out.dtype == torch.float16 and torch.isfinite(out).all()
