@@ -888,3 +888,14 @@ def test_filter_sums_accumulate_in_float32_for_half_units(impl):
     assert w.float().sum((1, 2, 3)).min() > 65504
     out = nc_conv2d(x, w, None, (1, 1, 1, 1), "zeros", (1, 1), (1, 1), 1, 1e-8, impl=impl)
     assert out.dtype == torch.float16 and torch.isfinite(out).all()
+
+
+def test_patch_moments_backward_computes_in_the_statistics_dtype():
+    """patch_moments_backward computes in mean's dtype: a float64 x next to float32 statistics gives bit
+    for bit the float32 x's gradient (as the CUDA kernel, which reads x into float32)."""
+    x = _x((1, 4, 6, 5), torch.float32)
+    mean, rstd = torch.ops.gennorm.patch_moments(x, [3, 3], [1, 1], [1, 1], 2, 1e-5)
+    grad = _x(mean.shape, torch.float32, seed=1)
+    want = torch.ops.gennorm.patch_moments_backward(grad, grad.flip(0), x, mean, rstd, [3, 3], [1, 1], [1, 1], 2)
+    got = torch.ops.gennorm.patch_moments_backward(grad, grad.flip(0), x.double(), mean, rstd, [3, 3], [1, 1], [1, 1], 2)
+    assert got.dtype == f64 and torch.equal(got.float(), want)
