@@ -844,8 +844,8 @@ def test_autocast_leaves_float64_alone_and_casts_float32():
 
 def test_epilogue_computes_in_the_statistics_dtype_whatever_y_s_and_bias_are():
     """window_epilogue and its backward compute in acc (the dtype of sums / mean): S, bias or y given in
-    float64 next to float32 statistics give bit for bit what their float32 roundings give (as the CUDA
-    kernels, which read them into acc registers), and the gradients come out in acc."""
+    float64 next to float32 statistics give bit for bit what their float32 roundings give (docs/SPEC.md:
+    "out = (y - mu * S) * rstd + b, in acc"), and the gradients come out in acc."""
     x = _x((2, 4, 7, 6), torch.float32)
     xc, sums = torch.ops.gennorm.pad_center_sums(x, [1, 1, 1, 1], "zeros", 2)
     w = _x((6, 2, 3, 3), torch.float32, seed=1) * 0.3
@@ -892,7 +892,7 @@ def test_filter_sums_accumulate_in_float32_for_half_units(impl):
 
 def test_patch_moments_backward_computes_in_the_statistics_dtype():
     """patch_moments_backward computes in mean's dtype: a float64 x next to float32 statistics gives bit
-    for bit the float32 x's gradient (as the CUDA kernel, which reads x into float32)."""
+    for bit the float32 x's gradient (docs/SPEC.md: every implementation computes in acc)."""
     x = _x((1, 4, 6, 5), torch.float32)
     mean, rstd = torch.ops.gennorm.patch_moments(x, [3, 3], [1, 1], [1, 1], 2, 1e-5)
     grad = _x(mean.shape, torch.float32, seed=1)
