@@ -899,3 +899,18 @@ def test_patch_moments_backward_computes_in_the_statistics_dtype():
     want = torch.ops.gennorm.patch_moments_backward(grad, grad.flip(0), x, mean, rstd, [3, 3], [1, 1], [1, 1], 2)
     got = torch.ops.gennorm.patch_moments_backward(grad, grad.flip(0), x.double(), mean, rstd, [3, 3], [1, 1], [1, 1], 2)
     assert got.dtype == f64 and torch.equal(got.float(), want)
+
+
+@pytest.mark.parametrize("impl", ["op", "torch"])
+def test_bias_gradient_sums_in_float32_under_autocast(impl):
+    """Under a bfloat16 autocast the float32 bias' gradient is the float32 sum of the bfloat16 output
+    gradient (not a sum rounded to bfloat16)."""
+    g = torch.Generator().manual_seed(0)
+    x, w = torch.randn(2, 4, 6, 5, generator=g), torch.randn(3, 4, 3, 3, generator=g) * 0.3
+    b = torch.randn(3, generator=g).requires_grad_()
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        out = nc_conv2d(x, w, b, (1, 1, 1, 1), impl=impl)
+    go = torch.randn(out.shape, generator=g).bfloat16()
+    (grad_b,) = torch.autograd.grad(out, b, go)
+    assert grad_b.dtype == torch.float32
+    assert_close(grad_b, go.float().sum((0, 2, 3)), rtol=1e-6, atol=1e-6)
