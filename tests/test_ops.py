@@ -914,3 +914,12 @@ def test_bias_gradient_sums_in_float32_under_autocast(impl):
     (grad_b,) = torch.autograd.grad(out, b, go)
     assert grad_b.dtype == torch.float32
     assert_close(grad_b, go.float().sum((0, 2, 3)), rtol=1e-6, atol=1e-6)
+
+
+@pytest.mark.parametrize("impl", ["op", "torch"])
+def test_units_add_the_bias_in_the_statistics_dtype(impl):
+    """A float64 bias on a float32 unit is added in float32 (acc): bit for bit the float32 bias' output."""
+    x, w, b = _x((1, 4, 6, 5), torch.float32), _x((3, 4, 3, 3), torch.float32, seed=1) * 0.3, _x((3,), seed=2)
+    want = nc_conv2d(x, w, b.float(), (1, 1, 1, 1), impl=impl)
+    got = nc_conv2d(x, w, b, (1, 1, 1, 1), impl=impl)
+    assert got.dtype == torch.float32 and torch.equal(got, want)
