@@ -4,14 +4,19 @@ from __future__ import annotations
 
 import json
 import os
+import re
+import struct
 import subprocess
 import sys
 import warnings
+import zlib
+from io import BytesIO
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
+import torch.nn.functional as F
 from PIL import Image
 
 import gennorm
@@ -190,7 +195,9 @@ def test_onnx_and_torch_export_equal_pytorch(exported, name):
     onnx_file, program_file = exported(name)
     model = onnx.load(str(onnx_file))
     assert not [n.op_type for n in model.graph.node if n.domain not in ("", "ai.onnx")]  # standard operators only
+    assert {o.domain: o.version for o in model.opset_import}[""] == 18  # opset 18: onnxruntime >= 1.14 runs it
     session = ort.InferenceSession(str(onnx_file), providers=["CPUExecutionProvider"])
+    assert [i.name for i in session.get_inputs()] == ["image"] and [o.name for o in session.get_outputs()] == ["translated"]
     program = torch.export.load(str(program_file)).module()
     tr = gennorm.load(MODELS / name)
     for h, w in ((64, 64), (96, 160)):
@@ -205,7 +212,428 @@ def test_onnx_and_torch_export_equal_pytorch(exported, name):
 
 
 def test_export_verb_writes_graph_files(tmp_path):
-    # the verb's plumbing (any model source, --format, --size); the graphs' values are checked above
-    assert main(["export", "scenes-instance", str(tmp_path / "g.onnx"), "--format", "onnx", "--size", "32"]) == 0
+    # the verb's plumbing (any model source, --format, --size, missing folders made); the graphs' values are checked above
+    onnx_file = tmp_path / "new" / "folder" / "g.onnx"
+    assert main(["export", "scenes-instance", str(onnx_file), "--format", "onnx", "--size", "32"]) == 0
     assert main(["export", "scenes-instance", str(tmp_path / "g.pt2"), "--format", "torch-export", "--size", "32"]) == 0
-    assert (tmp_path / "g.onnx").stat().st_size > 100_000 and (tmp_path / "g.pt2").stat().st_size > 100_000
+    assert onnx_file.stat().st_size > 100_000 and (tmp_path / "g.pt2").stat().st_size > 100_000
+    assert sorted(p.name for p in onnx_file.parent.iterdir()) == ["g.onnx"]  # no temporary file left
+
+
+# ---- the Translator's arithmetic on stand-in generators (exact values; fast) -------------------------
+
+class _Pointwise(torch.nn.Module):
+    """A generator stand-in that looks at each pixel alone (so any tiling is exact): identity, or with
+    `conv` a seeded 1x1 convolution; on a ResNet's size grid (4). Sides under `min_side` raise `error`,
+    as a real generator's padding layers do on too small inputs."""
+
+    size_multiple = 4
+
+    def __init__(self, channels: int = 3, conv: bool = False, min_side: int = 1, error=RuntimeError):
+        super().__init__()
+        self.conv = torch.nn.Conv2d(channels, channels, 1) if conv else None
+        if conv:
+            with torch.no_grad():
+                g = torch.Generator().manual_seed(0)
+                self.conv.weight.copy_(torch.rand(self.conv.weight.shape, generator=g) - 0.5)
+                self.conv.bias.copy_(torch.rand(channels, generator=g) * 0.2)
+        self.min_side, self.error = min_side, error
+
+    def forward(self, x):
+        if min(x.shape[-2:]) < self.min_side:
+            raise self.error(f"input {tuple(x.shape)} too small")
+        return self.conv(x) if self.conv is not None else x.clone()
+
+
+class _TileMean(torch.nn.Module):
+    """A stand-in with instance statistics: each input minus its own mean (tiles see different means)."""
+
+    size_multiple = 4
+
+    def forward(self, x):
+        return x - x.mean(dim=(2, 3), keepdim=True)
+
+
+def _config(norm="nc", input_nc=3, output_nc=3):
+    from types import SimpleNamespace
+
+    return SimpleNamespace(model=SimpleNamespace(input_nc=input_nc, output_nc=output_nc, g_norm=norm),
+                           data=SimpleNamespace(direction="AtoB"))
+
+
+def _translator(net, norm="nc", input_nc=3, output_nc=3, direction="AtoB", device="cpu", **kw):
+    from gennorm.inference import Translator
+
+    return Translator(net, _config(norm, input_nc, output_nc), torch.device(device), "stand-in", direction, **kw)
+
+
+def test_translator_settings():
+    """The constructor's defaults and checks: direction AtoB, eval mode unless train_mode (dropout /
+    batch statistics off), float32 unless a dtype is named, the network moved to the device (here
+    "meta": a GPU's translator must not leave it on the CPU), channels swapped for BtoA only, tile a
+    positive int (1 is allowed), the grid from net.size_multiple, tiles exact per the norm (batch norm
+    only in eval)."""
+    from gennorm.inference import Translator
+
+    tr = Translator(_Pointwise(), _config(input_nc=1, output_nc=3), torch.device("cpu"), "stand-in")
+    assert tr.direction == "AtoB" and (tr.input_nc, tr.output_nc) == (1, 3)
+    assert tr.dtype == torch.float32 and tr.net.training is False and tr.meta == {}
+    assert (tr.multiple, tr.tile, tr.overlap) == (4, None, "auto")
+    assert next(_translator(_Pointwise(conv=True), device="meta").net.parameters()).device.type == "meta"
+    assert _translator(_Pointwise(), train_mode=True).net.training is True
+    assert _translator(_Pointwise(), dtype="bfloat16").dtype == torch.bfloat16
+    assert _translator(_Pointwise(), dtype=torch.float16).dtype == torch.float16
+    with pytest.raises(ValueError, match="dtype must be float32, bfloat16 or float16"):
+        _translator(_Pointwise(), dtype="int8")
+    swapped = _translator(_Pointwise(), input_nc=1, output_nc=3, direction="BtoA")
+    assert (swapped.input_nc, swapped.output_nc, swapped.direction) == (3, 1, "BtoA")
+    assert _translator(_Pointwise(), tile=1).tile == 1
+    for bad in (0, -4, 2.5, "8"):
+        with pytest.raises(ValueError, match="tile must be a positive number of pixels"):
+            _translator(_Pointwise(), tile=bad)
+    assert _translator(_Pointwise(), norm="batch").tiles_exactly
+    assert not _translator(_Pointwise(), norm="batch", train_mode=True).tiles_exactly
+    assert not _translator(_Pointwise(), norm="instance").tiles_exactly
+
+
+def test_tile_size_margin_and_crops():
+    """Tiles and margins on the size grid (4): tile 1 -> 4, 3 -> 4, 5 -> 8, 8 -> 8; overlap 0 -> 0,
+    5 -> 8, 8 -> 8, "auto" = tile_margin of the network rounded up. crops of a 21 x 13 image with
+    4-pixel tiles and an 8-pixel margin, by hand: row by row, each output box and its input box
+    (the output box grown by the margin, cut at the image's edges)."""
+    from gennorm.networks.receptive import tile_margin
+
+    sizes = {tile: _translator(_Pointwise(), tile=tile).tile_size() for tile in (1, 3, 5, 8)}
+    assert sizes == {1: 4, 3: 4, 5: 8, 8: 8}
+    margins = {overlap: _translator(_Pointwise(), tile=4, overlap=overlap).margin() for overlap in (0, 5, 8, "8")}
+    assert margins == {0: 0, 5: 8, 8: 8, "8": 8}
+    zoo = gennorm.load("scenes-nc", tile=64)
+    assert zoo.margin() == -(-tile_margin(zoo.net, 3) // 4) * 4 > 0
+    tr = _translator(_Pointwise(), tile=3, overlap=5)
+    rows = [((0, 4), (0, 12)), ((4, 8), (0, 16)), ((8, 12), (0, 20)), ((12, 16), (4, 21)), ((16, 20), (8, 21)),
+            ((20, 21), (12, 21))]
+    cols = [((0, 4), (0, 12)), ((4, 8), (0, 13)), ((8, 12), (0, 13)), ((12, 13), (4, 13))]
+    assert list(tr.crops(21, 13)) == [(oy + ox, iy + ix) for oy, iy in rows for ox, ix in cols]
+
+
+def test_smallest_side_and_valid_sizes():
+    """min_side: the first of 4, 8, 16, 32, ... (the grid times powers of 2) that the network runs on,
+    whether a too small input raises RuntimeError or ValueError, with input_nc channels (a 1-channel
+    network refuses 3), probed with one image: batch norm in train mode (the original's test mode)
+    fails on a single image's 1 x 1 bottleneck (8 px through an 8 x 8 pooling) and runs at 16.
+    valid_size: the nearest multiple of 4 (halves to even, as Python's round),
+    at least min_side. The zoo's ResNet runs from 8."""
+    assert _translator(_Pointwise()).min_side() == 4
+    assert _translator(_Pointwise(min_side=20)).min_side() == 32
+    assert _translator(_Pointwise(min_side=9, error=ValueError)).min_side() == 16
+    gray = _translator(_Pointwise(1, conv=True), input_nc=1, output_nc=1)
+    assert gray.min_side() == 4
+    bottleneck = torch.nn.Sequential(torch.nn.MaxPool2d(8), torch.nn.BatchNorm2d(3))
+    bottleneck.size_multiple = 4
+    assert _translator(bottleneck, norm="batch", train_mode=True).min_side() == 16
+    sizes = ((10, 18), (14, 22), (16, 17), (1, 3), (9, 30))
+    tr = _translator(_Pointwise())
+    assert [tr.valid_size(*size) for size in sizes] == [(8, 16), (16, 24), (16, 16), (4, 4), (8, 32)]
+    tr = _translator(_Pointwise(min_side=9))
+    assert [tr.valid_size(*size) for size in sizes] == [(16, 16), (16, 24), (16, 16), (16, 16), (16, 32)]
+    assert gennorm.load("scenes-nc").min_side() == 8
+
+
+def test_run_under_autocast_and_resizing_to_the_grid():
+    """run: float32 as the network computes it; with dtype bfloat16 / float16 the convolution runs
+    under autocast in that dtype (every value a bfloat16 / float16 one, not the float32 result; CPU
+    autocast's default would be bfloat16) and comes back as float32. translate_tensor
+    off the grid: bicubic to valid_size (clamped), the network, bicubic back, clamped; the same op for
+    op, so bit for bit. On the grid the network sees the input itself (unclamped), cast to float32."""
+    net = _Pointwise(conv=True)
+    x = _rand(12, 20)
+    with torch.no_grad():
+        want = net(x)
+        assert torch.equal(_translator(net).run(x), want)
+        bf16 = _translator(net, dtype="bfloat16").run(x)
+        fp16 = _translator(net, dtype="float16").run(x)
+    assert bf16.dtype == fp16.dtype == torch.float32
+    assert torch.equal(bf16, bf16.bfloat16().float()) and not torch.equal(bf16, want)
+    assert torch.equal(fp16, fp16.half().float()) and not torch.equal(fp16, fp16.bfloat16().float())
+    tr = _translator(net)
+    assert torch.equal(tr(x), want.clamp(-1, 1)) and tr.to_valid_size(x) is x
+    with torch.no_grad():  # on the grid, values outside [-1, 1] reach the network as they are
+        assert torch.equal(tr(1.5 * x), net(1.5 * x).clamp(-1, 1))
+    assert torch.equal(tr(x.double()), tr(x))  # float32 for the network, whatever comes in
+    assert torch.equal(_translator(_Pointwise())(1.5 * x), (1.5 * x).clamp(-1, 1))  # outputs clamped to [-1, 1]
+    x = _rand(10, 18, seed=3)
+    with torch.no_grad():
+        inner = net(F.interpolate(x, size=(8, 16), mode="bicubic", align_corners=False).clamp(-1, 1))
+    want = F.interpolate(inner, size=(10, 18), mode="bicubic", align_corners=False).clamp(-1, 1)
+    assert torch.equal(tr(x), want) and torch.equal(tr(x[0]), want[0])
+    assert torch.equal(tr.to_valid_size(x), F.interpolate(x, size=(8, 16), mode="bicubic", align_corners=False).clamp(-1, 1))
+
+
+def test_tiles_of_a_local_network_are_exact_and_others_blend_over_the_margins():
+    """A pixel-wise network tiled (4-pixel tiles, margin 4) gives the whole image's output bit for bit
+    (also off the grid, and for an image exactly one tile large, which runs whole). A network with
+    instance statistics warns and blends (4-pixel tiles, margin 8: pixels near the image's edge are
+    covered by tiles that start at the edge and by tiles that start inside): each tile's output
+    weighted by the product of two _ramp's (linear over the margin at the tile's inner edges only)
+    and divided by the summed weights, computed here tile by tile. _ramp by hand: (i + 0.5) / margin
+    at a faded start, (size - i - 0.5) / margin at a faded end, 1 elsewhere, never under 1e-3."""
+    from gennorm.inference.translator import _ramp
+
+    assert _ramp(6, True, True, 2).tolist() == [0.25, 0.75, 1.0, 1.0, 0.75, 0.25]
+    assert _ramp(5, True, False, 4).tolist() == [0.125, 0.375, 0.625, 0.875, 1.0]
+    assert _ramp(3, False, True, 2).tolist() == [1.0, 0.75, 0.25]
+    assert _ramp(3, False, False, 2).tolist() == [1.0, 1.0, 1.0]
+    assert torch.allclose(_ramp(2, True, False, 1000), torch.tensor([1e-3, 1.5e-3]), rtol=1e-6, atol=0)
+    net = _Pointwise(conv=True)
+    whole, tiled = _translator(net), _translator(net, tile=4, overlap=4)
+    for size in ((20, 12), (10, 18), (4, 4)):
+        x = _rand(*size, seed=size[0])
+        assert torch.equal(tiled(x), whole(x))
+    blend = _translator(_TileMean(), norm="instance", tile=4, overlap=5)
+    x = _rand(4, 4)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # one tile: run whole, no warning
+        assert torch.equal(blend(x), (x - x.mean(dim=(2, 3), keepdim=True)).clamp(-1, 1))
+    x = _rand(20, 24, seed=5)
+    out, weight = torch.zeros(1, 3, 20, 24), torch.zeros(1, 1, 20, 24)
+    for _, (cy0, cy1, cx0, cx1) in blend.crops(20, 24):
+        tile = x[..., cy0:cy1, cx0:cx1]
+        ramp = _ramp(cy1 - cy0, cy0 > 0, cy1 < 20, 8)[:, None] * _ramp(cx1 - cx0, cx0 > 0, cx1 < 24, 8)[None, :]
+        out[..., cy0:cy1, cx0:cx1] += (tile - tile.mean(dim=(2, 3), keepdim=True)) * ramp
+        weight[..., cy0:cy1, cx0:cx1] += ramp
+    with pytest.warns(UserWarning, match=re.escape(
+            "norm 'instance' normalizes with statistics of the whole feature map: tiles see different statistics, "
+            "so their overlaps are blended and the result differs from the whole image's")):
+        got = blend(x)
+    torch.testing.assert_close(got, (out / weight).clamp(-1, 1), rtol=0, atol=1e-6)
+    assert (got - _translator(_TileMean(), norm="instance")(x)).abs().max() > 0.02  # the blend is not the whole
+
+
+def test_gray_translators_and_quantization():
+    """A 1-channel translator takes a PIL image converted to L (an RGB image's luminance) and gives L
+    back; an identity network returns the 8-bit levels themselves with quantize "round", and
+    "floor" (pytorch-CycleGAN-and-pix2pix's) puts some a level lower."""
+    gray = _translator(_Pointwise(1), input_nc=1, output_nc=1)
+    rgb = Image.fromarray(np.random.default_rng(3).integers(0, 256, (12, 20, 3), dtype=np.uint8))
+    out = gray(rgb)
+    assert out.mode == "L" and np.array_equal(np.asarray(out), np.asarray(rgb.convert("L")))
+    levels = np.asarray(rgb).astype(int)
+    assert np.array_equal(np.asarray(_translator(_Pointwise()).translate(rgb)), levels)
+    floor = np.asarray(_translator(_Pointwise()).translate(rgb, "floor")).astype(int)
+    assert floor.min() >= 0 and set(np.unique(levels - floor)) == {0, 1}
+
+
+def test_streamed_png_files_hold_the_exact_levels(tmp_path):
+    """Streaming (a tiling translator, a local norm, an image on the grid larger than a tile, no side
+    under min_side) through an identity network gives back the input's 8-bit levels exactly, for RGB and for 1-channel models
+    (colour type 2 / 0 in the IHDR chunk: width, height, bit depth 8, compression, filter and interlace
+    0), ending in the standard IEND chunk; quantize defaults to "round" and "floor" is passed on (the
+    same levels as the whole-image path). write_png refuses a row count other than the height."""
+    from gennorm.inference import streams, translate_folder, translate_streaming, write_png
+
+    rng = np.random.default_rng(4)
+    src = tmp_path / "in"
+    src.mkdir()
+    rgb = Image.fromarray(rng.integers(0, 256, (28, 20, 3), dtype=np.uint8))  # rows of tiles at 0, 8, 16, 24
+    rgb.save(src / "a.png")
+    tr = _translator(_Pointwise(), tile=8, overlap=4)
+    assert streams(tr, 20, 28) and streams(tr, 12, 4) and streams(tr, 4, 12)
+    assert not any((streams(_translator(_Pointwise()), 20, 28), streams(tr, 8, 8), streams(tr, 20, 26),
+                    streams(tr, 18, 28), streams(_translator(_Pointwise(min_side=5)), 12, 4),
+                    streams(_translator(_Pointwise(), norm="instance", tile=8), 20, 28)))
+    assert translate_folder(tr, src, tmp_path / "out") == [tmp_path / "out" / "a.png"]
+    data = (tmp_path / "out" / "a.png").read_bytes()
+    assert data[12:29] == b"IHDR" + struct.pack(">IIBBBBB", 20, 28, 8, 2, 0, 0, 0)
+    assert data.endswith(struct.pack(">I", 0) + b"IEND" + struct.pack(">I", zlib.crc32(b"IEND")))
+    assert np.array_equal(np.asarray(Image.open(tmp_path / "out" / "a.png")), np.asarray(rgb))
+    translate_streaming(tr, rgb, tmp_path / "round.png")
+    assert np.array_equal(np.asarray(Image.open(tmp_path / "round.png")), np.asarray(rgb))
+    translate_streaming(tr, rgb, tmp_path / "floor.png", "floor")
+    floor = np.asarray(Image.open(tmp_path / "floor.png"))
+    assert np.array_equal(floor, np.asarray(tr.translate(rgb, "floor"))) and not np.array_equal(floor, np.asarray(rgb))
+    translate_folder(tr, src, tmp_path / "floored", quantize="floor")
+    assert np.array_equal(np.asarray(Image.open(tmp_path / "floored" / "a.png")), floor)
+    gray = _translator(_Pointwise(1), input_nc=1, output_nc=1, tile=8, overlap=4)
+    translate_streaming(gray, rgb, tmp_path / "gray.png")
+    data = (tmp_path / "gray.png").read_bytes()
+    assert data[12:29] == b"IHDR" + struct.pack(">IIBBBBB", 20, 28, 8, 0, 0, 0, 0)
+    got = Image.open(tmp_path / "gray.png")
+    assert got.mode == "L" and np.array_equal(np.asarray(got), np.asarray(rgb.convert("L")))
+    with pytest.raises(ValueError, match="write_png: got 2 rows for a 3-row image"):
+        write_png(BytesIO(), 2, 3, 3, [np.zeros((2, 2, 3), np.uint8)])
+
+
+def test_index_pages_of_translated_folders(tmp_path):
+    """gennorm's index.html, whole: a header row (name, input, output and, for aligned pairs, target),
+    then one row per image with its name and its pictures at 256 px, pixelated; the title names the
+    model, the direction and the input folder. For A|B pairs the A half (left: the model trained AtoB)
+    is the input and the B half the target."""
+    from gennorm.inference import translate_folder
+
+    rng = np.random.default_rng(5)
+    style = 'style="width:256px;image-rendering:pixelated"'
+    for aligned in (False, True):
+        src, out = tmp_path / f"in{aligned}", tmp_path / f"out{aligned}"
+        src.mkdir()
+        pairs = {name: rng.integers(0, 256, (8, 16 if aligned else 8, 3), dtype=np.uint8) for name in ("a", "b")}
+        for name, pixels in pairs.items():
+            Image.fromarray(pixels).save(src / f"{name}.png")
+        translate_folder(_translator(_Pointwise()), src, out, aligned=aligned)
+        head = "<tr><th>name</th><th>input</th><th>output</th>" + ("<th>target</th>" if aligned else "") + "</tr>"
+        rows = "".join(f'<tr><td>{n}.png</td><td><img {style} src="inputs/{n}.png"></td><td><img {style} src="{n}.png"></td>'
+                       + (f'<td><img {style} src="targets/{n}.png"></td>' if aligned else "") + "</tr>" for n in pairs)
+        title = f"stand-in (AtoB) on {src}"
+        assert (out / "index.html").read_text() == (
+            f"<!doctype html><html><head><meta charset='utf-8'><title>{title}</title></head><body>"
+            f"<h1>{title}</h1><table>{head}{rows}</table></body></html>\n")
+        for name, pixels in pairs.items():
+            assert np.array_equal(np.asarray(Image.open(out / f"{name}.png")), pixels[:, :8])
+            assert np.array_equal(np.asarray(Image.open(out / "inputs" / f"{name}.png")), pixels[:, :8])
+            assert (out / "targets" / f"{name}.png").is_file() == aligned
+            if aligned:
+                assert np.array_equal(np.asarray(Image.open(out / "targets" / f"{name}.png")), pixels[:, 8:])
+
+
+class _BatchNormed(torch.nn.Sequential):
+    """A stand-in whose output changes in train mode: a seeded 1x1 convolution, then batch norm with
+    running statistics far from a batch's own (train mode would normalize with the batch's)."""
+
+    size_multiple = 4
+
+    def __init__(self):
+        super().__init__(_Pointwise(conv=True), torch.nn.BatchNorm2d(3))
+        self[1].running_mean.fill_(0.5)
+        self[1].running_var.fill_(4.0)
+
+
+def test_graph_exports_resize_as_the_translator_off_the_grid(monkeypatch):
+    """GridResized (the exported graphs' wrapper) resizes as Translator.translate_tensor: off the grid
+    (10 x 18 -> 8 x 16 and back), under min_side (3 x 5 -> 16 x 16), on it and at MAX_SIDE, clamped
+    to [-1, 1], bit for bit in eager mode. trace hands torch.export the network in eval mode (running
+    statistics, even from a network left in train mode) and float32 in GridResized with the
+    translator's grid and min_side, and an example input: the requested size (default 256) rounded
+    up to the grid, at least min_side, seeded; H and W dynamic from 2 to MAX_SIDE (torch.export
+    itself is stubbed: the zoo tests above run it)."""
+    from gennorm.inference import trace
+    from gennorm.inference.export import MAX_SIDE, GridResized
+
+    net = _Pointwise(conv=True, min_side=9)
+    with torch.no_grad():
+        net.conv.weight.mul_(8)  # outputs far outside [-1, 1]: the final clamp shows
+    tr = _translator(net)
+    grid = GridResized(net, 4, tr.min_side())
+    for size in ((10, 18), (3, 5), (16, 24), (MAX_SIDE, 4)):
+        x = _rand(*size, seed=size[1])
+        with torch.no_grad():
+            got = grid(x)
+            assert torch.equal(got, tr(x)) and got.min() == -1 and got.max() == 1
+    calls = []
+    monkeypatch.setattr(torch.export, "export", lambda module, args, dynamic_shapes: calls.append(
+        (module, args, dynamic_shapes)) or "program")
+    tr = _translator(_BatchNormed(), norm="batch")
+    assert tr.min_side() == 4  # probed in eval mode (in train mode the probe would move the running statistics)
+    tr.net.double().train()
+    for size, side in ((17, 20), (2, 4), (None, 256)):  # None: the default size, 256
+        assert (trace(tr) if size is None else trace(tr, size)) == "program"
+        module, (x,), (shapes,) = calls.pop()
+        assert isinstance(module, GridResized) and (module.net, module.k, module.low) == (tr.net, 4, 4)
+        assert not module.net.training and module.net[1].running_mean.dtype == torch.float32
+        assert torch.equal(x, torch.rand(1, 3, side, side, generator=torch.Generator().manual_seed(0)) * 2 - 1)
+        assert sorted(shapes) == [2, 3] and [(d.min, d.max) for d in shapes.values()] == [(2, MAX_SIDE)] * 2
+    assert trace(_translator(_Pointwise(min_side=9)), 5) == "program" and calls[0][1][0].shape == (1, 3, 16, 16)
+    assert calls[0][0].low == 16
+
+
+def test_translate_folder_layouts_and_refusals(tmp_path):
+    """translate_folder's naming "junyanz" (pytorch-CycleGAN-and-pix2pix's test.py): images/NAME_real_A,
+    _fake_B, _real_B (A and B swapped for a BtoA translator, whose input is then the B half: the
+    right one when the model trained AtoB), quantize "floor" by default, its index.html whole (a
+    heading per image, each picture captioned with its visual name, also for a stem in a subfolder);
+    num_test keeps the first images; a model folder is loaded AtoB (BtoA refused); leftovers of killed
+    translations are swept from every folder written, subfolders too. Refused, naming what is wrong:
+    an image with a side under 4 px (8 for pairs, whose halves are translated), a missing input
+    folder, a file, a folder without images, two inputs that would write one file (a.jpg and a.png;
+    with pairs, a.png's target and targets/a.png's output), an unknown naming, an output that contains
+    the model's folder (one inside it is fine; a model source that is no folder holds nothing back)."""
+    from gennorm.errors import ConfigError, DataError
+    from gennorm.inference import translate_folder
+
+    rng = np.random.default_rng(6)
+    src = tmp_path / "in"
+    (src / "sub").mkdir(parents=True)
+    pairs = {"a": rng.integers(0, 256, (8, 16, 3), dtype=np.uint8), "sub/b": rng.integers(0, 256, (8, 16, 3), dtype=np.uint8)}
+    for stem, pixels in pairs.items():
+        Image.fromarray(pixels).save(src / f"{stem}.png")
+    for direction, real, fake in (("AtoB", "A", "B"), ("BtoA", "B", "A")):
+        tr, out = _translator(_Pointwise(), direction=direction), tmp_path / direction
+        written = translate_folder(tr, src, out, aligned=True, naming="junyanz")
+        assert written == [out / "images" / f"{stem}_fake_{fake}.png" for stem in pairs]
+        cells = []
+        for stem, pixels in pairs.items():
+            left, right = pixels[:, :8], pixels[:, 8:]
+            seen, other = (left, right) if direction == "AtoB" else (right, left)
+            files = {f"real_{real}": seen, f"fake_{fake}": np.asarray(tr.translate(Image.fromarray(seen), "floor")),
+                     f"real_{'B' if real == 'A' else 'A'}": other}
+            assert not np.array_equal(files[f"fake_{fake}"], seen)  # floor: some levels one lower
+            for label, want in files.items():
+                assert np.array_equal(np.asarray(Image.open(out / "images" / f"{stem}_{label}.png")), want)
+            cells.append(f"<h3>{stem}</h3><table border='1' style='table-layout: fixed;'><tr>" + "".join(
+                f"<td halign='center' style='word-wrap: break-word;' valign='top'><p><a href='images/{stem}_{label}.png'>"
+                f"<img style='width:256px' src='images/{stem}_{label}.png'></a><br><p>{label}</p></p></td>"
+                for label in files) + "</tr></table>")
+        title = f"stand-in ({direction}) on {src}"
+        assert (out / "index.html").read_text() == (f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>{title}"
+                                                    f"</title></head><body>{''.join(cells)}</body></html>\n")
+    assert translate_folder(_translator(_Pointwise()), src, tmp_path / "first", num_test=1) == [tmp_path / "first" / "a.png"]
+    assert sorted(p.name for p in (tmp_path / "first").rglob("*.png")) == ["a.png", "a.png"]
+    tr = _translator(_Pointwise())
+    (tmp_path / "empty").mkdir()
+    for folder, words in ((tmp_path / "nothing", f"input folder {tmp_path / 'nothing'} does not exist"),
+                          (src / "a.png", f"{src / 'a.png'}: not a folder of images"),
+                          (tmp_path / "empty", f"{tmp_path / 'empty'}: no images found (png, jpg, ...)")):
+        with pytest.raises(DataError, match=re.escape(words)):
+            translate_folder(tr, folder, tmp_path / "o")
+    Image.fromarray(pairs["a"]).save(src / "a.jpg")
+    with pytest.raises(DataError, match=re.escape(f"{src / 'a.jpg'} and {src / 'a.png'} would both be written as "
+                                                  f"{tmp_path / 'o' / 'inputs' / 'a.png'}; rename one of them")):
+        translate_folder(tr, src, tmp_path / "o")
+    (src / "a.jpg").unlink()
+    with pytest.raises(ConfigError, match=re.escape("naming 'cyclegan': allowed: gennorm, junyanz")):
+        translate_folder(tr, src, tmp_path / "o", naming="cyclegan")
+    small = tmp_path / "small"
+    small.mkdir()
+    Image.fromarray(np.zeros((4, 6, 3), np.uint8)).save(small / "s.png")  # whole: 4 px is enough; a pair's halves: 3 x 4
+    assert translate_folder(tr, small, tmp_path / "s1") == [tmp_path / "s1" / "s.png"]
+    with pytest.raises(DataError, match=re.escape(f"image {small / 's.png'} is 6x4: too small, the model needs at least 8")):
+        translate_folder(tr, small, tmp_path / "s2", aligned=True)
+    tr.source = str(tmp_path / "gone" / "model")  # no such folder: nothing to keep the output apart from
+    assert translate_folder(tr, src, tmp_path / "gone", num_test=1) == [tmp_path / "gone" / "a.png"]
+    one = tmp_path / "one"
+    one.mkdir()
+    Image.fromarray(pairs["a"]).save(one / "a.png")
+    translate_folder(MODELS / "scenes-nc", one, tmp_path / "zoo")  # a model folder: loaded AtoB, on the CPU
+    want = gennorm.load(MODELS / "scenes-nc").translate(Image.fromarray(pairs["a"]))
+    assert np.array_equal(np.asarray(Image.open(tmp_path / "zoo" / "a.png")), np.asarray(want))
+    with pytest.raises(ConfigError, match="a models/ folder holds the AtoB generator only"):
+        translate_folder(MODELS / "scenes-nc", one, tmp_path / "zoo-b", direction="BtoA")
+    clash = tmp_path / "clash"
+    (clash / "targets").mkdir(parents=True)
+    for name in ("a.png", "targets/a.png"):
+        Image.fromarray(pairs["a"]).save(clash / name)
+    translate_folder(tr, clash, tmp_path / "c1")  # no targets written: targets/a.png's output is nobody else's
+    with pytest.raises(DataError, match=re.escape(f"{clash / 'a.png'} and {clash / 'targets' / 'a.png'} would both be "
+                                                  f"written as {tmp_path / 'c2' / 'targets' / 'a.png'}")):
+        translate_folder(tr, clash, tmp_path / "c2", aligned=True)
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    leftover = tmp_path / "swept" / "inputs" / "sub" / f".b.png.{dead.pid}.tmp"  # of a killed translation
+    leftover.parent.mkdir(parents=True)
+    leftover.write_bytes(b"half a PNG")
+    translate_folder(tr, src, tmp_path / "swept")
+    assert not leftover.exists() and (tmp_path / "swept" / "inputs" / "sub" / "b.png").is_file()
+    model = tmp_path / "runs" / "model"
+    model.mkdir(parents=True)
+    tr.source = str(model)
+    with pytest.raises(DataError, match=re.escape(f"gennorm translate: the output {model.parent} contains the input {model}")):
+        translate_folder(tr, src, model.parent)
+    assert translate_folder(tr, src, model / "eval", num_test=1) == [model / "eval" / "a.png"]
