@@ -958,3 +958,14 @@ def test_create_graph_x_gradient_with_dropout_statistics_that_need_a_gradient():
 
     want = torch.autograd.grad(unit(), x, go)[0]
     assert_close(torch.autograd.grad(unit(), x, go, create_graph=True)[0], want, rtol=1e-10, atol=1e-10)
+
+
+def test_pad_center_sums_backward_computes_in_the_statistics_dtype():
+    """pad_center_sums_backward computes in grad_window's dtype (acc): a float64 grad_xc next to float32
+    statistics gives bit for bit the float32 grad_xc's result (docs/SPEC.md: every implementation computes in acc)."""
+    x = _x((2, 4, 6, 5), torch.float32)
+    xc, sums = torch.ops.gennorm.pad_center_sums(x, [1, 1, 1, 1], "reflect", 2)
+    grad_xc, grad_window = _x(xc.shape, seed=1), _x((2, 4, 6, 5), torch.float32, seed=2)
+    args = ([3, 3], [1, 1], [1, 1], [1, 1, 1, 1], "reflect", 2)
+    want = torch.ops.gennorm.pad_center_sums_backward(grad_xc.float(), xc, grad_window, *args)
+    assert torch.equal(torch.ops.gennorm.pad_center_sums_backward(grad_xc, xc, grad_window, *args), want)
