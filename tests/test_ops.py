@@ -961,11 +961,14 @@ def test_create_graph_x_gradient_with_dropout_statistics_that_need_a_gradient():
 
 
 def test_pad_center_sums_backward_computes_in_the_statistics_dtype():
-    """pad_center_sums_backward computes in grad_window's dtype (acc): a float64 grad_xc next to float32
-    statistics gives bit for bit the float32 grad_xc's result (docs/SPEC.md: every implementation computes in acc)."""
+    """pad_center_sums_backward computes in grad_window's dtype (acc): a float64 grad_xc or xc next to
+    float32 statistics gives bit for bit the float32 one's result (docs/SPEC.md: every implementation
+    computes in acc), returned in xc's dtype."""
     x = _x((2, 4, 6, 5), torch.float32)
     xc, sums = torch.ops.gennorm.pad_center_sums(x, [1, 1, 1, 1], "reflect", 2)
     grad_xc, grad_window = _x(xc.shape, seed=1), _x((2, 4, 6, 5), torch.float32, seed=2)
     args = ([3, 3], [1, 1], [1, 1], [1, 1, 1, 1], "reflect", 2)
     want = torch.ops.gennorm.pad_center_sums_backward(grad_xc.float(), xc, grad_window, *args)
     assert torch.equal(torch.ops.gennorm.pad_center_sums_backward(grad_xc, xc, grad_window, *args), want)
+    got = torch.ops.gennorm.pad_center_sums_backward(grad_xc.float(), xc.double(), grad_window, *args)
+    assert got.dtype == f64 and torch.equal(got.float(), want)
