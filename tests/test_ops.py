@@ -855,6 +855,8 @@ def test_epilogue_computes_in_the_statistics_dtype_whatever_y_s_and_bias_are():
     out, mean, rstd = torch.ops.gennorm.window_epilogue(y, sums, S, b, *args)
     want, want_mean, want_rstd = torch.ops.gennorm.window_epilogue(y, sums, S.float(), b.float(), *args)
     assert out.dtype == torch.float32 and torch.equal(out, want) and torch.equal(rstd, want_rstd)
+    out = torch.ops.gennorm.window_epilogue(y.double(), sums, S, b, *args)[0]
+    assert out.dtype == f64 and torch.equal(out.float(), want)
     go = _x(y.shape, seed=4)
     got = torch.ops.gennorm.window_epilogue_backward(go, y.double(), mean, rstd, S, 2, [3, 3])
     wants = torch.ops.gennorm.window_epilogue_backward(go.float(), y, mean, rstd, S.float(), 2, [3, 3])
