@@ -479,6 +479,66 @@ def test_convert_uses_the_example_input():
     assert isinstance(out[0], NCConv2d) and out(torch.randn(2, 3, 8, 8)).shape == (2, 2)
 
 
+def test_registry_resolves_names_and_callables():
+    """get_norm_layer: underscores read as hyphens, in any case; a callable becomes an instance-statistics spec
+    named after it ("custom" for a callable object), probed with 4 channels (GroupNorm(4, c) works), with a conv
+    bias only when the probe has no shift (a probe without a bias attribute has none); the errors list the known
+    norms / name the type. Instance norm: per image, no affine, no running statistics; the plain conv keeps its
+    padding mode; an explicit bias beats the norm's default."""
+    assert get_norm_layer("PONO_MS").name == "pono-ms"
+
+    def my_norm(c):
+        return nn.GroupNorm(4, c)
+
+    spec = get_norm_layer(my_norm)
+    assert (spec.name, spec.label, spec.description, spec.statistics, spec.conv_bias, spec.make_norm) == (
+        "my_norm", "my_norm", "my_norm", "instance", False, my_norm)
+    block = conv_norm(my_norm, 3, 8, 3)
+    assert type(block[0]) is nn.Conv2d and block[0].bias is None and isinstance(block[1], nn.GroupNorm)
+
+    class Factory:
+        def __call__(self, c):
+            return nn.Identity()
+
+    custom = get_norm_layer(Factory())
+    assert (custom.name, custom.conv_bias) == ("custom", True)
+    known = "instance, batch, group, none, spectral, pono-ms, pono-dms, nc, kn, convnorm"
+    with pytest.raises(ValueError, match=rf"^unknown norm 'layer'; known norms: {known}$"):
+        get_norm_layer("layer")
+    with pytest.raises(TypeError, match=r"^norm must be a name or a callable, got int$"):
+        get_norm_layer(3)
+    inst = create_norm("instance", 5)
+    assert (inst.num_features, inst.affine, inst.track_running_stats) == (5, False, False)
+    assert conv_norm("instance", 3, 4, 3, padding=1, padding_mode="reflect")[0].padding_mode == "reflect"
+    assert conv_norm("batch", 3, 4, 3, bias=True)[0].bias is not None
+
+
+def test_nc_arguments_weight_standardization_and_errors():
+    """NCConv2d: stride 1 by default; dtype / device / bias / padding mode reach nn.Conv2d; eps reaches the op;
+    weight_standardization standardizes each filter first (NC itself ignores a per-filter offset of the weights,
+    not their scale); the errors name the layer (a wrong type, reflect padding too large, a kernel too large)."""
+    from gennorm.layers.nc_conv import standardize_weight
+
+    m = NCConv2d(3, 4, 3)
+    assert m.stride == (1, 1) and NCConv2d(3, 4, 3, bias=False).bias is None
+    assert NCConv2d(3, 4, 3, padding=1, padding_mode="reflect").padding_mode == "reflect"
+    made = NCConv2d(3, 4, 3, device="meta", dtype=f64)
+    assert made.weight.device.type == "meta" and made.weight.dtype == f64
+    x = torch.randn(2, 3, 6, 6, dtype=f64)
+    ws = NCConv2d(3, 4, 3, padding=1, eps=0.5, weight_standardization=True).to(f64)
+    assert ws.weight_standardization is True
+    with torch.no_grad():
+        ws.weight.mul_(torch.arange(1, 5, dtype=f64).view(4, 1, 1, 1))
+    want = literal.nc_conv(F.pad(x, (1, 1, 1, 1)), standardize_weight(ws.weight, 0.5), ws.bias, (1, 1), (1, 1), 1, 0.5)
+    assert_close(ws(x), want, rtol=1e-10, atol=1e-10)
+    with pytest.raises(TypeError, match=r"^NCConv2d expects a torch.Tensor, got list$"):
+        m([[1.0]])
+    with pytest.raises(ValueError, match=r"^NCConv2d"):
+        NCConv2d(3, 4, 3, padding=3, padding_mode="reflect")(torch.randn(1, 3, 2, 2))
+    with pytest.raises(ValueError, match=r"^NCConv2d: .*larger than the padded input"):
+        m(torch.randn(1, 3, 2, 8))
+
+
 def test_train_eval_modes_do_not_change_nc():
     m = NCConv2d(3, 3, 3, padding=1)
     x = torch.randn(1, 3, 5, 5)
