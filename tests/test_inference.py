@@ -2,6 +2,7 @@
 norms, bounded-memory streaming, input limits, receptive fields."""
 from __future__ import annotations
 
+import errno
 import json
 import os
 import re
@@ -410,13 +411,17 @@ def test_tiles_of_a_local_network_are_exact_and_others_blend_over_the_margins():
 
 
 def test_gray_translators_and_quantization():
-    """A 1-channel translator takes a PIL image converted to L (an RGB image's luminance) and gives L
-    back; an identity network returns the 8-bit levels themselves with quantize "round", and
-    "floor" (pytorch-CycleGAN-and-pix2pix's) puts some a level lower."""
+    """A 1-channel translator takes a PIL image converted to L (an RGB image's luminance) or an H x W
+    uint8 array, and gives the same kind back; a path is refused, naming its type. An identity
+    network returns the 8-bit levels themselves with quantize "round", and "floor"
+    (pytorch-CycleGAN-and-pix2pix's) puts some a level lower."""
     gray = _translator(_Pointwise(1), input_nc=1, output_nc=1)
     rgb = Image.fromarray(np.random.default_rng(3).integers(0, 256, (12, 20, 3), dtype=np.uint8))
     out = gray(rgb)
     assert out.mode == "L" and np.array_equal(np.asarray(out), np.asarray(rgb.convert("L")))
+    assert np.array_equal(gray(np.asarray(out)), np.asarray(out))  # an H x W uint8 array: gray levels
+    with pytest.raises(TypeError, match=re.escape("cannot translate a str: give a PIL image, a uint8 numpy array")):
+        gray("x.png")
     levels = np.asarray(rgb).astype(int)
     assert np.array_equal(np.asarray(_translator(_Pointwise()).translate(rgb)), levels)
     floor = np.asarray(_translator(_Pointwise()).translate(rgb, "floor")).astype(int)
@@ -544,7 +549,7 @@ def test_graph_exports_resize_as_the_translator_off_the_grid(monkeypatch):
     assert calls[0][0].low == 16
 
 
-def test_translate_folder_layouts_and_refusals(tmp_path):
+def test_translate_folder_layouts_and_refusals(tmp_path, monkeypatch):
     """translate_folder's naming "junyanz" (pytorch-CycleGAN-and-pix2pix's test.py): images/NAME_real_A,
     _fake_B, _real_B (A and B swapped for a BtoA translator, whose input is then the B half: the
     right one when the model trained AtoB), quantize "floor" by default, its index.html whole (a
@@ -554,9 +559,10 @@ def test_translate_folder_layouts_and_refusals(tmp_path):
     an image with a side under 4 px (8 for pairs, whose halves are translated), a missing input
     folder, a file, a folder without images, two inputs that would write one file (a.jpg and a.png;
     with pairs, a.png's target and targets/a.png's output), an unknown naming, an output that contains
-    the model's folder (one inside it is fine; a model source that is no folder holds nothing back)."""
-    from gennorm.errors import ConfigError, DataError
-    from gennorm.inference import translate_folder
+    the model's folder (one inside it is fine; a model source that is no folder holds nothing back); a
+    full disk names the file, the reason and what to do."""
+    from gennorm.errors import ConfigError, DataError, GennormError
+    from gennorm.inference import folders, translate_folder
 
     rng = np.random.default_rng(6)
     src = tmp_path / "in"
@@ -631,6 +637,16 @@ def test_translate_folder_layouts_and_refusals(tmp_path):
     leftover.write_bytes(b"half a PNG")
     translate_folder(tr, src, tmp_path / "swept")
     assert not leftover.exists() and (tmp_path / "swept" / "inputs" / "sub" / "b.png").is_file()
+    def full_disk(path, data):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(folders, "atomic_write_bytes", full_disk)
+    first = tmp_path / "full" / "inputs" / "a.png"
+    with pytest.raises(GennormError, match=re.escape(
+            f"cannot write {first} (No space left on device); free space or choose another output folder (the images "
+            f"written before it in {first.parent} are complete)")):
+        translate_folder(tr, src, tmp_path / "full")
+    monkeypatch.undo()
     model = tmp_path / "runs" / "model"
     model.mkdir(parents=True)
     tr.source = str(model)
