@@ -82,7 +82,12 @@ def nc_conv2d_ref(x, weight, bias, stats, cfg, dtype=None):
 
 
 def _double_backward(ctx, grad_out, inputs):
-    """Differentiable gradients (create_graph=True): recompute with nc_conv2d_ref and differentiate it."""
+    """Differentiable gradients (create_graph=True): recompute with nc_conv2d_ref and differentiate it.
+
+    The gradients are taken with respect to aliases of the inputs (views: still in the graph, so the result stays
+    differentiable), not the inputs: KN's dropout statistics are made from x, and a gradient with respect to x
+    itself would also follow that path, which autograd then adds a second time through the statistics' gradient."""
+    inputs = tuple(t.view_as(t) if t is not None and ctx.needs_input_grad[i] else t for i, t in enumerate(inputs))
     wanted = [(i, t) for i, t in enumerate(inputs) if t is not None and ctx.needs_input_grad[i]]
     with torch.enable_grad():
         out = nc_conv2d_ref(*inputs, ctx.cfg, ctx.dtype) if len(inputs) == 4 else nc_conv2d_ref(*inputs[:3], None, ctx.cfg, ctx.dtype)
