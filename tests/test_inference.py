@@ -447,6 +447,7 @@ def test_streamed_png_files_hold_the_exact_levels(tmp_path):
                     streams(tr, 18, 28), streams(_translator(_Pointwise(min_side=5)), 12, 4),
                     streams(_translator(_Pointwise(), norm="instance", tile=8), 20, 28)))
     assert translate_folder(tr, src, tmp_path / "out") == [tmp_path / "out" / "a.png"]
+    assert "<td>a.png</td>" in (tmp_path / "out" / "index.html").read_text()  # the page's row: the streamed output
     data = (tmp_path / "out" / "a.png").read_bytes()
     assert data[12:29] == b"IHDR" + struct.pack(">IIBBBBB", 20, 28, 8, 2, 0, 0, 0)
     assert data.endswith(struct.pack(">I", 0) + b"IEND" + struct.pack(">I", zlib.crc32(b"IEND")))
@@ -637,6 +638,11 @@ def test_translate_folder_layouts_and_refusals(tmp_path, monkeypatch):
     leftover.write_bytes(b"half a PNG")
     translate_folder(tr, src, tmp_path / "swept")
     assert not leftover.exists() and (tmp_path / "swept" / "inputs" / "sub" / "b.png").is_file()
+    (tmp_path / "nested" / "deep").mkdir(parents=True)  # the first input in a subfolder: inputs/deep needs inputs/
+    Image.fromarray(pairs["a"]).save(tmp_path / "nested" / "deep" / "x.png")
+    translate_folder(tr, tmp_path / "nested", tmp_path / "n-out", aligned=True)
+    assert sorted(p.relative_to(tmp_path / "n-out").as_posix() for p in (tmp_path / "n-out").rglob("*.png")) == [
+        "deep/x.png", "inputs/deep/x.png", "targets/deep/x.png"]
     def full_disk(path, data):
         raise OSError(errno.ENOSPC, "No space left on device")
 
