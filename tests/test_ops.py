@@ -974,3 +974,14 @@ def test_pad_center_sums_backward_computes_in_the_statistics_dtype():
     assert torch.equal(torch.ops.gennorm.pad_center_sums_backward(grad_xc, xc, grad_window, *args), want)
     got = torch.ops.gennorm.pad_center_sums_backward(grad_xc.float(), xc.double(), grad_window, *args)
     assert got.dtype == f64 and torch.equal(got.float(), want)
+
+
+def test_export_traces_the_reference_with_every_argument():
+    """torch.export traces the plain-op reference (no autograd.Function, no gennorm op in the graph)
+    with x, W, the bias and the configuration: the exported program equals the eager layer."""
+    torch.manual_seed(0)
+    m = NCConv2d(4, 3, 3, stride=2, padding=1, padding_mode="reflect").double().eval()
+    x = _x((1, 4, 6, 5))
+    exported = torch.export.export(m, (x,))
+    assert not [n for n in exported.graph.nodes if n.op == "call_function" and "gennorm" in str(n.target)]
+    assert_close(exported.module()(x), m(x), rtol=1e-12, atol=1e-12)
