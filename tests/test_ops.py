@@ -985,3 +985,30 @@ def test_export_traces_the_reference_with_every_argument():
     exported = torch.export.export(m, (x,))
     assert not [n for n in exported.graph.nodes if n.op == "call_function" and "gennorm" in str(n.target)]
     assert_close(exported.module()(x), m(x), rtol=1e-12, atol=1e-12)
+
+
+def test_torch_unit_with_one_output_row_and_grouped_statistics():
+    """Output height 1 with 2 statistics groups for 4 outputs: the per-group moments still expand to
+    their outputs (values and gradients as the reference)."""
+    x = _x((2, 4, 3, 6)).requires_grad_()
+    w = (_x((4, 2, 3, 3), seed=1) * 0.3).requires_grad_()
+    cfg = ((0, 0, 0, 0), "zeros", (3, 3), (1, 1), (1, 1), 2, 2, 1e-3)
+    got = nc_conv2d(x, w, None, *cfg[:2], cfg[3], cfg[4], 2, 1e-3, 2, None, "torch")
+    want = nc_conv2d_ref(x, w, None, None, cfg)
+    assert got.shape[2] == 1
+    assert_close(got, want, rtol=1e-12, atol=1e-12)
+    g = _x(got.shape, seed=2)
+    assert_close(torch.autograd.grad(got, (x, w), g), torch.autograd.grad(want, (x, w), g), rtol=1e-10, atol=1e-10)
+
+
+def test_torch_unit_input_gradient_keeps_float32_under_autocast():
+    """Under a bfloat16 autocast, the torch unit adds the statistics' part of a float32 x's gradient in
+    float32 onto the bfloat16 conv gradient (the result is not rounded to bfloat16 numbers)."""
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(2, 4, 6, 5, generator=g).requires_grad_()
+    w = torch.randn(3, 4, 3, 3, generator=g) * 0.3
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        out = nc_conv2d(x, w, None, (1, 1, 1, 1), impl="torch")
+    (grad_x,) = torch.autograd.grad(out, x, torch.randn(out.shape, generator=g).bfloat16())
+    assert grad_x.dtype == torch.float32
+    assert not torch.equal(grad_x, grad_x.bfloat16().float())
