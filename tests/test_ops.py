@@ -932,7 +932,7 @@ def test_create_graph_gradients_equal_the_plain_ones(impl, dropout):
     """With create_graph=True (double backward recomputes with the reference) the gradients of x, W and
     the bias are those of the plain backward: the bias and KN's dropout statistics are carried along.
     (gradgradcheck drops a gradient that comes back None, so it cannot see a missing one.) The
-    statistics here need no gradient: see the xfail test below for ones that do."""
+    statistics here need no gradient: see the next test for ones that do."""
     x = _x((1, 4, 6, 5)).requires_grad_()
     w = (_x((3, 4, 3, 3), seed=1) * 0.3).requires_grad_()
     b = _x((3,), seed=2).requires_grad_()
@@ -944,12 +944,10 @@ def test_create_graph_gradients_equal_the_plain_ones(impl, dropout):
     assert_close(grads[True], grads[False], rtol=1e-10, atol=1e-10)
 
 
-@pytest.mark.xfail(strict=True, reason="known bug (issue 35 mutation run): with create_graph=True, _double_backward "
-                   "differentiates the reference with respect to x *through* the saved statistics' own graph "
-                   "(stats = dropout(pad(x))) and also returns the statistics' gradient, which autograd adds to x again")
 def test_create_graph_x_gradient_with_dropout_statistics_that_need_a_gradient():
     """KN with dropout in training, double backward (e.g. a WGAN-GP penalty): x's gradient with
-    create_graph=True must equal the plain one and the reference's."""
+    create_graph=True equals the plain one (found by the mutation run: double backward once counted the
+    statistics' path into x twice, differentiating through the saved statistics' own graph)."""
     x = _x((1, 4, 6, 5)).requires_grad_()
     w = (_x((3, 4, 3, 3), seed=1) * 0.3).requires_grad_()
     mask = (torch.rand(1, 4, 8, 7, generator=torch.Generator().manual_seed(3)) > 0.3).double() / 0.7
