@@ -512,6 +512,17 @@ class _BatchNormed(torch.nn.Sequential):
         self[1].running_var.fill_(4.0)
 
 
+def test_probing_the_smallest_side_leaves_the_network_as_it_was():
+    """min_side runs the network on zeros; in train mode (the original test mode) that would move batch norm's
+    running statistics, which an export (eval mode) then uses: the probe restores every buffer."""
+    net = _BatchNormed()
+    before = {k: v.clone() for k, v in net.state_dict().items()}
+    tr = _translator(net, norm="batch", train_mode=True)
+    assert tr.min_side() == 4 and net.training
+    after = net.state_dict()
+    assert all(torch.equal(before[k], after[k]) for k in before), [k for k in before if not torch.equal(before[k], after[k])]
+
+
 def test_graph_exports_resize_as_the_translator_off_the_grid(monkeypatch):
     """GridResized (the exported graphs' wrapper) resizes as Translator.translate_tensor: off the grid
     (10 x 18 -> 8 x 16 and back), under min_side (3 x 5 -> 16 x 16), on it and at MAX_SIDE, clamped

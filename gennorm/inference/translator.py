@@ -65,12 +65,19 @@ class Translator:
         return self._min_side
 
     def _runs_at(self, side: int) -> bool:
+        # the probe leaves the network as it found it: in train mode (train_mode=True) batch norm would move
+        # its running statistics (which an export, in eval mode, then uses) and count a step
+        saved = {name: b.clone() for name, b in self.net.named_buffers()}
         try:
             with torch.no_grad():
                 self.run(torch.zeros(1, self.input_nc, side, side))
             return True
         except (ValueError, RuntimeError):
             return False
+        finally:
+            for name, value in saved.items():  # by name: a layer may have replaced a buffer, not updated it
+                module, _, attr = name.rpartition(".")
+                setattr(self.net.get_submodule(module), attr, value)
 
     def tile_size(self) -> int:
         return max(self.multiple, -(-self.tile // self.multiple) * self.multiple)
