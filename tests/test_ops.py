@@ -1010,3 +1010,20 @@ def test_torch_unit_input_gradient_keeps_float32_under_autocast():
     (grad_x,) = torch.autograd.grad(out, x, torch.randn(out.shape, generator=g).bfloat16())
     assert grad_x.dtype == torch.float32
     assert not torch.equal(grad_x, grad_x.bfloat16().float())
+
+
+@pytest.mark.parametrize("impl", ["op", "torch"])
+def test_create_graph_under_autocast_recomputes_in_the_autocast_dtype(impl):
+    """Double backward of a unit run under a bfloat16 autocast recomputes the reference in bfloat16 (the
+    unit's dtype, not x's float32), and skips inputs that need no gradient (a frozen bias)."""
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(1, 4, 6, 5, generator=g).requires_grad_()
+    w = (torch.randn(3, 4, 3, 3, generator=g) * 0.3).requires_grad_()
+    b = torch.randn(3, generator=g)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        out = nc_conv2d(x, w, b, (1, 1, 1, 1), impl=impl)
+    go = torch.randn(out.shape, generator=g).bfloat16()
+    got = torch.autograd.grad(out, (x, w), go, create_graph=True)
+    cfg = ((1, 1, 1, 1), "zeros", (3, 3), (1, 1), (1, 1), 1, 1, 1e-5)
+    want = torch.autograd.grad(nc_conv2d_ref(x.bfloat16(), w.bfloat16(), b, None, cfg), (x, w), go)
+    assert all(torch.equal(a, c) for a, c in zip(got, want))
