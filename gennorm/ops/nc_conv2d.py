@@ -82,11 +82,8 @@ def nc_conv2d_ref(x, weight, bias, stats, cfg, dtype=None):
 
 
 def _double_backward(ctx, grad_out, inputs):
-    """Differentiable gradients (create_graph=True): recompute with nc_conv2d_ref and differentiate it.
-
-    The gradients are taken with respect to aliases of the inputs (views: still in the graph, so the result stays
-    differentiable), not the inputs: KN's dropout statistics are made from x, and a gradient with respect to x
-    itself would also follow that path, which autograd then adds a second time through the statistics' gradient."""
+    """Differentiable gradients (create_graph=True): nc_conv2d_ref recomputed, differentiated with respect to aliases
+    of the inputs (KN's dropout statistics are made from x: with respect to x itself they would count twice)."""
     inputs = tuple(t.view_as(t) if t is not None and ctx.needs_input_grad[i] else t for i, t in enumerate(inputs))
     wanted = [(i, t) for i, t in enumerate(inputs) if t is not None and ctx.needs_input_grad[i]]
     with torch.enable_grad():
