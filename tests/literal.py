@@ -51,6 +51,14 @@ def window_moments(xp, kernel_size, stride, dilation, groups, eps):
     return mean.view(n, groups, ho, wo), (var + eps).rsqrt().view(n, groups, ho, wo)
 
 
+def knconv(xp, weight, bias, kernel_size, stride, eps, stats=None):
+    """KNConv on the padded x~ (one statistics group): (conv(x~, W) - mean * sum W[o]) * rstd + b, with the window
+    moments of `stats` (KN's dropout(x~) in training; default x~ itself)."""
+    mean, rstd = window_moments(xp if stats is None else stats, kernel_size, stride, (1, 1), 1, eps)
+    y = F.conv2d(xp, weight, stride=stride)
+    return (y - mean * weight.sum((1, 2, 3)).view(1, -1, 1, 1)) * rstd + bias.view(1, -1, 1, 1)
+
+
 def kernel_norm_tiles(xp, kernel_size, stride, eps):
     """KernelNorm2d: each window over (C, kh, kw) standardized, laid out as tiles."""
     n, c = xp.shape[:2]

@@ -129,13 +129,10 @@ def test_knconv_dropout_only_on_statistics_in_training():
     torch.manual_seed(5)
     xp = F.pad(x, m.kn_padding)
     dropped = F.dropout(xp, 0.5, training=True)
-    mean, rstd = literal.window_moments(dropped, m.kernel_size, m.stride, (1, 1), 1, m.eps)
-    y = F.conv2d(xp, m.weight)
-    ref = (y - mean * m.weight.sum((1, 2, 3)).view(1, -1, 1, 1)) * rstd + m.bias.view(1, -1, 1, 1)
+    ref = literal.knconv(xp, m.weight, m.bias, m.kernel_size, m.stride, m.eps, stats=dropped)
     assert_close(out, ref, rtol=1e-10, atol=1e-10)
     m.eval()  # no dropout in eval: the statistics of the clean windows ...
-    mean, rstd = literal.window_moments(xp, m.kernel_size, m.stride, (1, 1), 1, m.eps)
-    clean = (y - mean * m.weight.sum((1, 2, 3)).view(1, -1, 1, 1)) * rstd + m.bias.view(1, -1, 1, 1)
+    clean = literal.knconv(xp, m.weight, m.bias, m.kernel_size, m.stride, m.eps)
     assert_close(m(x), clean, rtol=1e-10, atol=1e-10)
     assert not torch.allclose(out, clean)  # (which training's dropout changed)
     m.dropout_in_eval = True
@@ -215,8 +212,7 @@ def test_kn_two_value_padding_is_height_then_width():
     m = KNConv2d(2, 3, 3, padding=(1, 2)).to(f64).eval()
     assert m.kn_padding == (2, 2, 1, 1)
     xp = F.pad(x, (2, 2, 1, 1))  # [1, 2, 7, 10]
-    mean, rstd = literal.window_moments(xp, m.kernel_size, m.stride, (1, 1), 1, m.eps)
-    ref = (F.conv2d(xp, m.weight) - mean * m.weight.sum((1, 2, 3)).view(1, -1, 1, 1)) * rstd + m.bias.view(1, -1, 1, 1)
+    ref = literal.knconv(xp, m.weight, m.bias, m.kernel_size, m.stride, m.eps)
     out = m(x)
     assert out.shape == nn.Conv2d(2, 3, 3, padding=(1, 2))(x.float()).shape == (1, 3, 5, 8)
     assert_close(out, ref, rtol=1e-10, atol=1e-10)
@@ -437,8 +433,7 @@ def test_knconv_defaults_arguments_and_errors():
     out = k(x)
     torch.manual_seed(2)
     xp = F.pad(x, k.kn_padding)
-    mean, rstd = literal.window_moments(F.dropout(xp, 0.3, training=True), k.kernel_size, k.stride, (1, 1), 1, 0.5)
-    ref = (F.conv2d(xp, k.weight) - mean * k.weight.sum((1, 2, 3)).view(1, -1, 1, 1)) * rstd + k.bias.view(1, -1, 1, 1)
+    ref = literal.knconv(xp, k.weight, k.bias, k.kernel_size, k.stride, 0.5, stats=F.dropout(xp, 0.3, training=True))
     assert_close(out, ref, rtol=1e-10, atol=1e-10)
     with pytest.raises(ValueError, match="impl must be one of"):
         KNConv2d(3, 4, 3, impl="cudnn")(x.float())
