@@ -561,6 +561,40 @@ def test_graph_exports_resize_as_the_translator_off_the_grid(monkeypatch):
     assert calls[0][0].low == 16
 
 
+def test_graph_export_files_of_a_stand_in(tmp_path, monkeypatch):
+    """export_onnx / export_program on a 1x1-conv stand-in (seconds, not the zoo's minutes): each traces at
+    size 256 unless given a program (then it traces nothing), writes its file atomically (missing folders
+    made, no temporary file left, a str path returned as a Path), ONNX with opset 18 and the names "image" /
+    "translated"; both files give the translator's values off the grid."""
+    ort = pytest.importorskip("onnxruntime")
+    onnx = pytest.importorskip("onnx")
+    from gennorm.inference import export as ex
+
+    tr = _translator(_Pointwise(conv=True))
+    sizes, real_trace = [], ex.trace
+    monkeypatch.setattr(ex, "trace", lambda t, size: sizes.append(size) or real_trace(t, 8))
+    onnx_file = ex.export_onnx(tr, str(tmp_path / "new" / "g.onnx"))
+    program_file = ex.export_program(tr, str(tmp_path / "g.pt2"))
+    assert sizes == [256, 256] and onnx_file == tmp_path / "new" / "g.onnx" and program_file == tmp_path / "g.pt2"
+    assert sorted(p.name for p in tmp_path.rglob("*")) == ["g.onnx", "g.pt2", "new"]
+    program = real_trace(tr, 8)
+    ex.export_onnx(tr, tmp_path / "h.onnx", program=program, opset=17)
+    ex.export_program(tr, tmp_path / "h.pt2", program=program)
+    assert sizes == [256, 256]
+    model = onnx.load(str(onnx_file))
+    assert {o.domain: o.version for o in model.opset_import}[""] == 18
+    assert {o.domain: o.version for o in onnx.load(str(tmp_path / "h.onnx")).opset_import}[""] == 17
+    x = _rand(10, 18, seed=3)
+    with torch.no_grad():
+        want = tr(x)
+        for pt2 in (program_file, tmp_path / "h.pt2"):
+            assert (torch.export.load(str(pt2)).module()(x) - want).abs().max() <= 1e-5
+    for path in (onnx_file, tmp_path / "h.onnx"):
+        session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+        assert [i.name for i in session.get_inputs()] == ["image"] and [o.name for o in session.get_outputs()] == ["translated"]
+        assert (torch.from_numpy(session.run(None, {"image": x.numpy()})[0]) - want).abs().max() <= 1e-5
+
+
 def test_translate_folder_layouts_and_refusals(tmp_path, monkeypatch):
     """translate_folder's naming "junyanz" (pytorch-CycleGAN-and-pix2pix's test.py): images/NAME_real_A,
     _fake_B, _real_B (A and B swapped for a BtoA translator, whose input is then the B half: the
