@@ -266,6 +266,9 @@ def test_resume_refuses_changed_keys_except_the_resumable_ones():
     with pytest.raises(ConfigError, match=r"^config key 'train.lr' cannot change when resuming \(0.0002 -> 0.1\); "):
         check_unchanged(before, dict(before, **{"train.lr": 0.1}))
     check_unchanged(before, dict(before, **{"train.max_steps": 5, "out": "x"}))
+    check_unchanged(before, dict(before, **{"train.lr": 0.1}), allowed={"train.lr"})  # the caller's keys
+    with pytest.raises(ConfigError, match=r"'train.max_steps' cannot change .*; keys that may change: train.lr$"):
+        check_unchanged(before, dict(before, **{"train.max_steps": 5}), allowed={"train.lr"})
     long = "x" * 100
     with pytest.raises(ConfigError, match=rf"\('{'x' * 79}\.\.\. -> 'y'\)"):
         check_unchanged({"model.g_arch": long}, {"model.g_arch": "y"})

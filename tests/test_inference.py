@@ -573,10 +573,10 @@ def test_graph_export_files_of_a_stand_in(tmp_path, monkeypatch):
     tr = _translator(_Pointwise(conv=True))
     sizes, real_trace = [], ex.trace
     monkeypatch.setattr(ex, "trace", lambda t, size: sizes.append(size) or real_trace(t, 8))
-    onnx_file = ex.export_onnx(tr, str(tmp_path / "new" / "g.onnx"))
+    onnx_file = ex.export_onnx(tr, str(tmp_path / "new" / "deeper" / "g.onnx"))
     program_file = ex.export_program(tr, str(tmp_path / "g.pt2"))
-    assert sizes == [256, 256] and onnx_file == tmp_path / "new" / "g.onnx" and program_file == tmp_path / "g.pt2"
-    assert sorted(p.name for p in tmp_path.rglob("*")) == ["g.onnx", "g.pt2", "new"]
+    assert sizes == [256, 256] and onnx_file == tmp_path / "new" / "deeper" / "g.onnx" and program_file == tmp_path / "g.pt2"
+    assert sorted(p.name for p in tmp_path.rglob("*")) == ["deeper", "g.onnx", "g.pt2", "new"]
     program = real_trace(tr, 8)
     ex.export_onnx(tr, tmp_path / "h.onnx", program=program, opset=17)
     ex.export_program(tr, tmp_path / "h.pt2", program=program)

@@ -74,3 +74,33 @@ def test_aligned_items_are_crops_of_the_loaded_halves_at_varying_positions(tmp_p
         assert np.allclose(item["B"].numpy(), to_tensor(b.crop((x, y, x + 12, y + 12))).numpy())  # ... B at the same place
         found.append(hits[0])
     assert len(set(found)) >= 6, found
+
+
+def test_tensors_become_8_bit_levels_by_round_or_floor():
+    """to_uint8 "round": (t + 1) * 127.5 to the nearest level (the inverse of to_tensor); "floor":
+    pytorch-CycleGAN-and-pix2pix's tensor2im, (t + 1) / 2 * 255 truncated; both clamp to [-1, 1] first.
+    to_image makes RGB from 3 channels and L from 1; an unknown quantize names the choices."""
+    import torch
+
+    from gennorm.data.transforms import to_image, to_uint8
+
+    levels = torch.tensor([-2.0, -1.0, -0.999, 0.0, 0.2, 1 / 127.5 - 1, 0.999, 1.0, 3.0])
+    t = levels.view(1, 1, -1).expand(3, 2, -1)  # [3, 2, 9]: every value in each channel and row
+    want_round = [0, 0, 0, 128, 153, 1, 255, 255, 255]  # 0.1275 -> 0; 127.5 -> 128 (half to even); 153.0
+    want_floor = [0, 0, 0, 127, 153, 0, 254, 255, 255]  # level 1 of to_tensor floors to 0 in float32
+    for quantize, want in (("round", want_round), ("floor", want_floor)):
+        arr = to_uint8(t, quantize)
+        assert arr.dtype == np.uint8 and arr.shape == (2, 9, 3)  # [H, W, C]
+        assert arr[:, :, 0].tolist() == [want, want] and (arr == arr[:, :, :1]).all()
+    assert to_uint8(t).tolist() == to_uint8(t, "round").tolist()
+    rgb = torch.stack([t[0], t[1] * 0 - 1, t[2] * 0 + 1])
+    img = to_image(rgb)
+    assert img.mode == "RGB" and img.size == (9, 2)
+    assert np.asarray(img)[0, :, 0].tolist() == want_round and (np.asarray(img)[:, :, 1] == 0).all()
+    assert (np.asarray(img)[:, :, 2] == 255).all()
+    gray = to_image(t[:1], "floor")
+    assert gray.mode == "L" and np.asarray(gray).tolist() == [want_floor, want_floor]
+    x = noise_image(7, 5)
+    assert np.array_equal(np.asarray(to_image(to_tensor(x))), np.asarray(x))  # the inverse of to_tensor
+    with pytest.raises(ValueError, match=r"^quantize must be one of \('round', 'floor'\), got 'up'$"):
+        to_uint8(t, "up")
