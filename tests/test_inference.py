@@ -595,6 +595,51 @@ def test_graph_export_files_of_a_stand_in(tmp_path, monkeypatch):
         assert (torch.from_numpy(session.run(None, {"image": x.numpy()})[0]) - want).abs().max() <= 1e-5
 
 
+def test_a_run_directory_loads_the_generator_of_each_direction_and_step(scenes, tmp_path):
+    """A CycleGAN run: AtoB is G_A, BtoA is G_B (the EMA copies when the run kept them, the nets otherwise),
+    from the latest checkpoint or the one of `checkpoint`; the translator's metadata names step, EMA and file.
+    pix2pix / CUT runs translate AtoB only; unknown directions name the choices."""
+    from types import SimpleNamespace
+
+    from gennorm.config import load_config
+    from gennorm.errors import CheckpointError, ConfigError
+    from gennorm.inference import load_translator
+    from gennorm.inference.loading import generator_name
+    from gennorm.train.loop import train
+
+    tiny = ["model.ngf=4", "model.ndf=4", "model.g_arch=resnet_6blocks", "data.load_size=36", "data.crop_size=32",
+            "train.checkpoint_every=1", "train.sample_every=2", "train.log_every=1", "train.device=cpu",
+            "train.progress=false", "train.num_samples=1", "train.max_steps=2", f"data.root={scenes / 'unpaired'}"]
+    runs = {ema: train(load_config("cyclegan-instance", [f"out={tmp_path / str(ema)}", f"train.ema={ema}", *tiny]))
+            for ema in (0.9, 0)}
+    for ema, run in runs.items():
+        for step in (1, 2):
+            state = torch.load(run / "checkpoints" / f"step_{step:08d}.pt", weights_only=True)["task"]
+            for direction, name in (("AtoB", "G_A"), ("BtoA", "G_B")):
+                kw = {} if step == 2 else {"checkpoint": step}
+                tr = load_translator(run, direction=direction, **kw)
+                want = state["ema"][name] if ema else state["nets"][name]
+                got = tr.net.state_dict()
+                assert set(got) == set(want) and all(torch.equal(got[k], want[k]) for k in want), (ema, step, direction)
+                assert tr.meta == {"step": str(step), "ema": str(bool(ema)),
+                                   "checkpoint": str(run / "checkpoints" / f"step_{step:08d}.pt")}
+                assert tr.direction == direction
+            nets = state["nets"]
+            pairs = [(nets["G_A"], nets["G_B"])] + ([(nets["G_A"], state["ema"]["G_A"])] if ema else [])
+            assert all(any(not torch.equal(a[k], b[k]) for k in a) for a, b in pairs)  # G_A, G_B, the EMA differ
+    with pytest.raises(CheckpointError, match="step_00000007.pt"):
+        load_translator(runs[0], checkpoint=7)
+    one_way = SimpleNamespace(train=SimpleNamespace(task="pix2pix"))
+    assert generator_name(one_way, "AtoB") == "G" and generator_name(SimpleNamespace(train=SimpleNamespace(task="cut")),
+                                                                     "AtoB") == "G"
+    with pytest.raises(ConfigError, match=r"^direction 'BtoA': a pix2pix model translates one way only; allowed: AtoB$"):
+        generator_name(one_way, "BtoA")
+    with pytest.raises(ConfigError, match=r"^direction 'AB': allowed: AtoB, BtoA$"):
+        generator_name(one_way, "AB")
+    with pytest.raises(ValueError, match=r"^direction must be 'AtoB' or 'BtoA', got 'AB'$"):
+        load_translator(runs[0], direction="AB")
+
+
 def test_translate_folder_layouts_and_refusals(tmp_path, monkeypatch):
     """translate_folder's naming "junyanz" (pytorch-CycleGAN-and-pix2pix's test.py): images/NAME_real_A,
     _fake_B, _real_B (A and B swapped for a BtoA translator, whose input is then the B half: the

@@ -7,6 +7,7 @@ images and share one module-scoped evaluation.
 """
 from __future__ import annotations
 
+import math
 import os
 import shutil
 import subprocess
@@ -294,3 +295,46 @@ def test_cli_eval_writes_json_and_run_contract(tmp_path, monkeypatch, capsys):
     assert main(["eval", "--run", str(run_dir), "--metrics", "psnr,ssim", "--quiet"]) == 0
     data = json.loads((run_dir / "eval" / "metrics.json").read_text())
     assert data["run"] == str(run_dir) and data["counts"]["pairs"] == 3
+
+
+def test_which_metrics_run_follows_the_weights_folder_and_verification(random_weights, tmp_path):
+    """available / usable metrics honour the weights folder and `verify` (the random files have the wrong
+    size: verified, they are not the official files); `--metrics auto` picks fid, kid (+ the paired metrics
+    for paired folders) of those; the skip message names each missing file, its metrics and the folders."""
+    from gennorm.metrics.evaluate import missing_weights_message, usable_metrics
+    from gennorm.metrics.results import auto_metrics, names_pair_up
+
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    assert available_metrics(empty) == available_metrics(random_weights) == ["psnr", "ssim"]
+    assert available_metrics(random_weights, verify=False) == ["fid", "kid", "lpips", "lpips-squeeze", "psnr", "ssim"]
+    ok, missing = usable_metrics(["fid", "lpips", "psnr"], empty)
+    assert ok == ["psnr"] and missing == {"fid": [INCEPTION], "lpips": [ALEXNET]}
+    assert usable_metrics(["fid"], random_weights) == ([], {"fid": [f"{INCEPTION} ({random_weights / INCEPTION} is "
+                                                                   "not the official file)"]})
+    hub = Path(torch.hub.get_dir()) / "checkpoints"
+    assert missing_weights_message(usable_metrics(["fid", "kid", "lpips"], empty)[1], empty) == (
+        f"fid, kid, lpips skipped: weight files not on disk: {INCEPTION} for fid/kid, {ALEXNET} for lpips; put them "
+        f"in {empty} (looked in: {empty}, {hub}) or run `gennorm weights fetch` (see `gennorm weights status`)")
+    assert auto_metrics(True, random_weights, False) == (["fid", "kid", "lpips", "psnr", "ssim"], {})
+    assert auto_metrics(False, random_weights, False) == (["fid", "kid"], {})
+    assert auto_metrics(True, random_weights) == (["psnr", "ssim"], {m: "weights not on disk" for m in
+                                                                      ("fid", "kid", "lpips")})
+    assert auto_metrics(False, empty) == ([], {"fid": "weights not on disk", "kid": "weights not on disk"})
+    _write_images(tmp_path / "r", seed=1, n=2, names=["a", "b"])
+    _write_images(tmp_path / "f", seed=2, n=2, names=["b", "a"])
+    _write_images(tmp_path / "g", seed=2, n=2, names=["a", "c"])
+    assert names_pair_up(tmp_path / "r", tmp_path / "f") and not names_pair_up(tmp_path / "r", tmp_path / "g")
+
+
+def test_identical_pairs_give_an_infinite_psnr_and_a_note_with_the_other_pairs_mean():
+    real = torch.rand(3, 3, 12, 12, generator=torch.Generator().manual_seed(0))
+    fake = torch.stack([real[0], (real[1] * 0.9).clamp(0, 1), real[2] * 0.5])
+    others = evaluate_tensors(real[1:], fake[1:], metrics=("psnr",))
+    assert "notes" not in others and math.isfinite(others["metrics"]["psnr"])
+    result = evaluate_tensors(real, fake, metrics=("psnr", "ssim"))
+    assert result["metrics"]["psnr"] == math.inf and result["notes"] == {
+        "psnr": f"infinite: 1 of 3 pairs are identical (MSE 0); the mean over the other 2 pairs is "
+                f"{others['metrics']['psnr']:.4f} dB"}
+    same = evaluate_tensors(real[:1], fake[:1], metrics=("psnr",))
+    assert same["notes"] == {"psnr": "infinite: 1 of 1 pairs are identical (MSE 0)"}

@@ -104,3 +104,14 @@ def test_tensors_become_8_bit_levels_by_round_or_floor():
     assert np.array_equal(np.asarray(to_image(to_tensor(x))), np.asarray(x))  # the inverse of to_tensor
     with pytest.raises(ValueError, match=r"^quantize must be one of \('round', 'floor'\), got 'up'$"):
         to_uint8(t, "up")
+
+
+def test_item_rng_is_seeded_by_the_sha256_of_seed_epoch_index_and_stream():
+    """The derivation is a contract (an item is the same in every process and in every gennorm version that
+    resumes a run): the first 8 bytes of SHA-256("gennorm.data:SEED:EPOCH:INDEX:STREAM"), big-endian."""
+    import hashlib
+    import random
+
+    for args, text in (((1, 2, 3, "A"), "1:2:3:A"), ((0, 0, 0), "0:0:0:"), ((2**40, 7, 123456, "B-index"), f"{2**40}:7:123456:B-index")):
+        seed = int.from_bytes(hashlib.sha256(f"gennorm.data:{text}".encode()).digest()[:8], "big")
+        assert item_rng(*args).getrandbits(64) == random.Random(seed).getrandbits(64)
