@@ -629,6 +629,24 @@ def test_a_run_directory_loads_the_generator_of_each_direction_and_step(scenes, 
             assert all(any(not torch.equal(a[k], b[k]) for k in a) for a, b in pairs)  # G_A, G_B, the EMA differ
     with pytest.raises(CheckpointError, match="step_00000007.pt"):
         load_translator(runs[0], checkpoint=7)
+    # a checkpoint picked by step is checked as the latest one is: content hash, then structure
+    from gennorm.networks.checkpoint import HASH_KEY
+
+    ckpt = runs[0] / "checkpoints" / "step_00000001.pt"
+    state = torch.load(ckpt, weights_only=True)
+    weights = state["task"]["nets"]["G_B"]
+    weights[next(iter(weights))].add_(1)
+    torch.save(state, ckpt)
+    with pytest.raises(CheckpointError, match=rf"^checkpoint {ckpt} is corrupt: its content does not match"):
+        load_translator(runs[0], direction="BtoA", checkpoint=1)
+    del state[HASH_KEY], state["epoch"]
+    torch.save(state, ckpt)
+    with pytest.raises(CheckpointError, match=rf"^checkpoint {ckpt} is incomplete: no 'epoch'"):
+        load_translator(runs[0], direction="BtoA", checkpoint=1)
+    state["epoch"], state["task"]["ema"] = 0, None  # no EMA dict (a run without EMA): the nets
+    torch.save(state, ckpt)
+    tr = load_translator(runs[0], direction="BtoA", checkpoint=1)
+    assert torch.equal(tr.net.state_dict()[next(iter(weights))], weights[next(iter(weights))])
     one_way = SimpleNamespace(train=SimpleNamespace(task="pix2pix"))
     assert generator_name(one_way, "AtoB") == "G" and generator_name(SimpleNamespace(train=SimpleNamespace(task="cut")),
                                                                      "AtoB") == "G"

@@ -325,6 +325,9 @@ def test_which_metrics_run_follows_the_weights_folder_and_verification(random_we
     _write_images(tmp_path / "f", seed=2, n=2, names=["b", "a"])
     _write_images(tmp_path / "g", seed=2, n=2, names=["a", "c"])
     assert names_pair_up(tmp_path / "r", tmp_path / "f") and not names_pair_up(tmp_path / "r", tmp_path / "g")
+    for real, fake, role in ((empty, tmp_path / "f", "real"), (tmp_path / "r", empty, "fake")):
+        with pytest.raises(DataError, match=rf"^no images in {empty}; expected a folder of {role} images "):
+            names_pair_up(real, fake)
 
 
 def test_identical_pairs_give_an_infinite_psnr_and_a_note_with_the_other_pairs_mean():
@@ -338,3 +341,15 @@ def test_identical_pairs_give_an_infinite_psnr_and_a_note_with_the_other_pairs_m
                 f"{others['metrics']['psnr']:.4f} dB"}
     same = evaluate_tensors(real[:1], fake[:1], metrics=("psnr",))
     assert same["notes"] == {"psnr": "infinite: 1 of 1 pairs are identical (MSE 0)"}
+
+
+def test_unmatched_names_show_five_and_count_the_rest(tmp_path):
+    from gennorm.metrics.images import pair_by_name
+
+    real = [tmp_path / "r" / f"{i}.png" for i in range(8)]
+    fake = [tmp_path / "f" / "0.png", tmp_path / "f" / "x.png"]
+    with pytest.raises(DataError, match=rf"^paired metrics \(lpips, psnr, ssim\) need the same file names in both "
+                                        rf"folders; 8 real vs 2 fake images; only in {tmp_path / 'r'}: 1, 2, 3, 4, 5 "
+                                        rf"and 2 more; only in {tmp_path / 'f'}: x$"):
+        pair_by_name(tmp_path / "r", tmp_path / "f", real, fake)
+    assert pair_by_name(tmp_path / "r", tmp_path / "f", real[:1], fake[:1]) == [(real[0], fake[0])]

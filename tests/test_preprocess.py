@@ -9,7 +9,7 @@ import pytest
 from PIL import Image
 
 from gennorm.data.aligned import AlignedDataset
-from gennorm.data.transforms import PreprocessOptions, apply_transform, item_rng, sample_params, to_tensor
+from gennorm.data.transforms import PreprocessOptions, TransformParams, apply_transform, item_rng, sample_params, to_tensor
 
 
 def noise_image(w: int, h: int, seed: int = 0) -> Image.Image:
@@ -115,3 +115,45 @@ def test_item_rng_is_seeded_by_the_sha256_of_seed_epoch_index_and_stream():
     for args, text in (((1, 2, 3, "A"), "1:2:3:A"), ((0, 0, 0), "0:0:0:"), ((2**40, 7, 123456, "B-index"), f"{2**40}:7:123456:B-index")):
         seed = int.from_bytes(hashlib.sha256(f"gennorm.data:{text}".encode()).digest()[:8], "big")
         assert item_rng(*args).getrandbits(64) == random.Random(seed).getrandbits(64)
+
+
+@pytest.mark.parametrize("mode, load, crop, size, want", [
+    ("resize_and_crop", 20, 16, (30, 22), (20, 20)),
+    ("scale_width", 20, 12, (40, 30), (20, 15)),  # aspect kept
+    ("scale_width", 20, 16, (40, 10), (20, 16)),  # height at least the crop
+    ("scale_width", 20, 16, (20, 16), (20, 16)),  # already there
+    ("scale_width", 20, 16, (20, 12), (20, 16)),
+    ("none", 20, 16, (30, 21), (32, 20)),  # each side to the nearest multiple of 4
+    ("none", 20, 16, (1, 9), (4, 8)),  # never below 4
+    ("none", 20, 16, (2, 2), (4, 4)),
+    ("crop", 20, 16, (24, 19), (24, 19)),
+    ("crop", 20, 16, (10, 20), (16, 32)),  # too small to crop: scaled up, aspect kept
+    ("crop", 20, 16, (20, 10), (32, 16)),
+    ("crop", 20, 16, (16, 40), (16, 40)),
+    ("scale_width_and_crop", 20, 16, (40, 10), (20, 16)),
+])
+def test_resized_size_of_each_mode(mode, load, crop, size, want):
+    from gennorm.data.transforms import resized_size
+
+    assert resized_size(size, PreprocessOptions(mode, load, crop)) == want
+
+
+def test_crops_stay_inside_and_modes_without_a_crop_draw_the_origin():
+    """An image exactly the crop size has one crop position (0, 0); modes without a crop always report (0, 0)
+    (the draws still happen, so the streams stay aligned); the flip is drawn in every mode."""
+    for mode, size in (("crop", (16, 16)), ("resize_and_crop", (40, 30)), ("scale_width_and_crop", (16, 16))):
+        opts = PreprocessOptions(mode, 16, 16)
+        assert {sample_params(size, opts, item_rng(0, 0, i)).crop_pos for i in range(64)} == {(0, 0)}
+    for mode in ("scale_width", "none"):
+        params = [sample_params((40, 30), PreprocessOptions(mode, 20, 16), item_rng(0, 0, i)) for i in range(64)]
+        assert {p.crop_pos for p in params} == {(0, 0)} and {p.flip for p in params} == {False, True}
+
+
+def test_apply_transform_resizes_with_the_given_method():
+    img = noise_image(30, 22)
+    opts, params = PreprocessOptions("resize_and_crop", 20, 16), TransformParams((3, 2), False)
+    for method in (Image.NEAREST, Image.BILINEAR, Image.BICUBIC):
+        got = apply_transform(img, opts, params, method)
+        assert np.array_equal(np.asarray(got), np.asarray(img.resize((20, 20), method).crop((3, 2, 19, 18))))
+    assert np.array_equal(np.asarray(apply_transform(img, opts, params)), np.asarray(apply_transform(img, opts, params,
+                                                                                                      Image.BICUBIC)))
