@@ -403,3 +403,39 @@ def test_every_optimizer_is_adam_with_the_configured_betas_over_several_steps(cl
         want = adam_by_definition(p0, grads, opt.param_groups[0]["lr"], 0.5, 0.999)
         assert_close(p.detach().double(), want, rtol=1e-6, atol=1e-9)
         assert not torch.allclose(want, adam_by_definition(p0, grads, opt.param_groups[0]["lr"], 0.999, 0.5), atol=1e-6)
+
+
+def test_task_state_round_trip_and_refusals():
+    """load_state_dict restores nets, optimizers, schedules and EMA; a state of another kind of run names the
+    networks on both sides; an optimizer state that does not fit the nets is one CheckpointError naming the
+    error; a state without EMA (a run that had none) starts the EMA from the net."""
+    from gennorm.errors import CheckpointError
+
+    src, _ = make_task(TinyPix2Pix, "pix2pix-nc", "train.ema=0.5")
+    src.train_step(batch(0), 1)
+    src.after_step()
+    state = copy.deepcopy(src.state_dict())
+    dst, _ = make_task(TinyPix2Pix, "pix2pix-nc", "train.ema=0.5")
+    dst.load_state_dict(copy.deepcopy(state))
+    for name in ("G", "D"):
+        assert all(torch.equal(a, b) for a, b in zip(src.nets[name].state_dict().values(), dst.nets[name].state_dict().values()))
+    assert all(torch.equal(a, b) for a, b in zip(src.ema["G"].module.state_dict().values(),
+                                                 dst.ema["G"].module.state_dict().values()))
+    assert dst.optims["G"].state_dict()["state"][0]["exp_avg"].equal(src.optims["G"].state_dict()["state"][0]["exp_avg"])
+    assert dst.scheds["G"].last_epoch == src.scheds["G"].last_epoch == 2 and dst.lr() == src.lr()
+    for bad, says in (({}, r"^it holds the networks none, but this pix2pix run has G, D \(a checkpoint of another "
+                           r"kind of run\?\)$"),
+                      ({"nets": {"G_A": {}, "G_B": {}}}, r"^it holds the networks G_A, G_B, but this pix2pix run has G, D")):
+        with pytest.raises(CheckpointError, match=says):
+            dst.load_state_dict(bad)
+    broken = copy.deepcopy(state)
+    del broken["optims"]["D"]
+    with pytest.raises(CheckpointError, match=r"^its optimizer/scheduler state does not match the configured networks "
+                                              r"\(KeyError: 'D'\)$"):
+        dst.load_state_dict(broken)
+    fresh, _ = make_task(TinyPix2Pix, "pix2pix-nc", "train.ema=0.5")
+    no_ema = copy.deepcopy(state)
+    del no_ema["ema"]
+    fresh.load_state_dict(no_ema)
+    assert all(torch.equal(a, b) for a, b in zip(fresh.ema["G"].module.state_dict().values(),
+                                                 src.nets["G"].state_dict().values()))
