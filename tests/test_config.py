@@ -91,7 +91,8 @@ def test_epoch_schedules_check_their_three_keys_together():
     _refused(says + "1, 0, 0", "train.n_epochs=1", "train.lr_decay_iters=0")
     _load("train.n_epochs_decay=-1", "train.lr_decay_iters=0")  # only read by epoch schedules
     for policy in ("step", "plateau", "cosine"):
-        _refused(rf"'train.lr_policy': '{policy}' is an epoch schedule; set train.n_epochs", f"train.lr_policy={policy}")
+        _refused(rf"'train.lr_policy': '{policy}' is an epoch schedule; set train.n_epochs \(and train.n_epochs_decay\), "
+                 "or use linear$", f"train.lr_policy={policy}")
     assert _load("train.lr_policy=linear").train.lr_policy == "linear"
 
 

@@ -439,3 +439,12 @@ def test_task_state_round_trip_and_refusals():
     fresh.load_state_dict(no_ema)
     assert all(torch.equal(a, b) for a, b in zip(fresh.ema["G"].module.state_dict().values(),
                                                  src.nets["G"].state_dict().values()))
+
+
+def test_init_from_needs_the_generator_file(tmp_path):
+    """model.init_from: the generator file is required (the discriminator file is optional)."""
+    from gennorm.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=rf"^config key 'model.init_from': {tmp_path / 'generator.safetensors'} does not "
+                                          r"exist \(a model folder made by gennorm export or gennorm import\)$"):
+        make_task(TinyPix2Pix, "pix2pix-nc", f"model.init_from={tmp_path}")
