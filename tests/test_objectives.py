@@ -448,3 +448,20 @@ def test_init_from_needs_the_generator_file(tmp_path):
     with pytest.raises(ConfigError, match=rf"^config key 'model.init_from': {tmp_path / 'generator.safetensors'} does not "
                                           r"exist \(a model folder made by gennorm export or gennorm import\)$"):
         make_task(TinyPix2Pix, "pix2pix-nc", f"model.init_from={tmp_path}")
+
+
+def test_task_state_compares_the_saved_build_options():
+    """A checkpoint's task.options (each net's build options) are compared when loading: an instance-norm G's
+    weights recorded as another norm's are refused naming the network and both options."""
+    from gennorm.errors import CheckpointError
+    from gennorm.train.loop import make_task as build
+
+    tiny = ["model.ngf=4", "model.ndf=4", "model.g_arch=resnet_6blocks", "train.device=cpu"]
+    task = build(load_config("pix2pix-instance", tiny), CPU)
+    state = copy.deepcopy(task.state_dict())
+    assert state["options"]["G"]["norm"] == "instance"
+    task.load_state_dict(copy.deepcopy(state))
+    state["options"]["G"]["norm"] = "pono-ms"
+    with pytest.raises(CheckpointError, match=r"^network G: checkpoint was built with .*pono-ms.*; this network has "
+                                              r".*instance"):
+        task.load_state_dict(state)
