@@ -442,12 +442,24 @@ def test_task_state_round_trip_and_refusals():
 
 
 def test_init_from_needs_the_generator_file(tmp_path):
-    """model.init_from: the generator file is required (the discriminator file is optional)."""
+    """model.init_from: the generator file is required, the discriminator file optional; the file's header is
+    checked against the network before any tensor is read."""
     from gennorm.errors import ConfigError
 
     with pytest.raises(ConfigError, match=rf"^config key 'model.init_from': {tmp_path / 'generator.safetensors'} does not "
                                           r"exist \(a model folder made by gennorm export or gennorm import\)$"):
         make_task(TinyPix2Pix, "pix2pix-nc", f"model.init_from={tmp_path}")
+    from safetensors.torch import save_file
+
+    state = {k: v.clone() for k, v in tiny_g(3, 3, 5).state_dict().items()}
+    save_file(state, str(tmp_path / "generator.safetensors"))
+    task, _ = make_task(TinyPix2Pix, "pix2pix-nc", f"model.init_from={tmp_path}")  # no discriminator file: D as built
+    assert all(torch.equal(task.nets["G"].state_dict()[k], v) for k, v in state.items())
+    assert all(torch.equal(a, b) for a, b in zip(task.nets["D"].state_dict().values(), tiny_d(6, 2).state_dict().values()))
+    save_file({**state, "extra.weight": torch.zeros(2)}, str(tmp_path / "generator.safetensors"))
+    with pytest.raises(ConfigError, match=rf"^config key 'model.init_from': {tmp_path / 'generator.safetensors'}: 1 "
+                                          r"tensor\(s\) the network does not have \(extra.weight\); nothing was loaded$"):
+        make_task(TinyPix2Pix, "pix2pix-nc", f"model.init_from={tmp_path}")  # the header is checked before reading
 
 
 def test_task_state_compares_the_saved_build_options():
