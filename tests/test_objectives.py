@@ -439,6 +439,12 @@ def test_task_state_round_trip_and_refusals():
     fresh.load_state_dict(no_ema)
     assert all(torch.equal(a, b) for a, b in zip(fresh.ema["G"].module.state_dict().values(),
                                                  src.nets["G"].state_dict().values()))
+    scaled, _ = make_task(TinyPix2Pix, "pix2pix-nc", "train.amp=fp16")  # the fp16 loss scales are restored
+    scaled.scalers["G"].scale(torch.ones(()))
+    scaled.scalers["G"].update(new_scale=8.0)
+    loaded, _ = make_task(TinyPix2Pix, "pix2pix-nc", "train.amp=fp16")
+    loaded.load_state_dict(scaled.state_dict())
+    assert loaded.scalers["G"].get_scale() == 8.0 and loaded.scalers["D"].get_scale() == 65536.0
 
 
 def test_init_from_needs_the_generator_file(tmp_path):
