@@ -83,6 +83,12 @@ def test_clean_quantizes_float_inputs_to_8_bits_first():
     jittered = img.float() + torch.empty(img.shape).uniform_(-0.45, 0.45, generator=torch.Generator().manual_seed(0))
     assert torch.equal(inception.preprocess([jittered], "clean"), inception.preprocess([img], "clean"))
     assert not torch.equal(inception.preprocess([jittered], "legacy"), inception.preprocess([img], "legacy"))
+    # out of [0, 255] (a generator's output rescaled): clamped to the 8-bit range, never wrapped around
+    beyond = img.float().clone()
+    beyond[:, :4], beyond[:, -4:] = -0.6, 255.6
+    clipped = img.clone()
+    clipped[:, :4], clipped[:, -4:] = 0, 255
+    assert torch.equal(inception.preprocess([beyond], "clean"), inception.preprocess([clipped], "clean"))
 
 
 def test_legacy_preprocessing_is_pytorch_fid_network_input(tmp_path, weights_dir):

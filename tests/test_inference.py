@@ -647,12 +647,13 @@ def test_a_run_directory_loads_the_generator_of_each_direction_and_step(scenes, 
     torch.save(state, ckpt)
     tr = load_translator(runs[0], direction="BtoA", checkpoint=1)
     assert torch.equal(tr.net.state_dict()[next(iter(weights))], weights[next(iter(weights))])
-    state["task"]["nets"] = {"G": weights}  # a pix2pix checkpoint in a CycleGAN run
-    torch.save(state, ckpt)
-    with pytest.raises(CheckpointError, match=rf"^checkpoint {ckpt} has no generator 'G_B' \(it holds G\), but "
-                                              rf"{runs[0] / 'config.yaml'} is a cyclegan run: the checkpoint belongs to "
-                                              r"another run$"):
-        load_translator(runs[0], direction="BtoA", checkpoint=1)
+    for nets, held in (({"G": weights, "D": weights}, "G, D"), ({}, "no networks")):  # pix2pix's, or none
+        state["task"]["nets"] = nets
+        torch.save(state, ckpt)
+        with pytest.raises(CheckpointError, match=rf"^checkpoint {ckpt} has no generator 'G_B' \(it holds {held}\), "
+                                                  rf"but {runs[0] / 'config.yaml'} is a cyclegan run: the checkpoint "
+                                                  r"belongs to another run$"):
+            load_translator(runs[0], direction="BtoA", checkpoint=1)
     one_way = SimpleNamespace(train=SimpleNamespace(task="pix2pix"))
     assert generator_name(one_way, "AtoB") == "G" and generator_name(SimpleNamespace(train=SimpleNamespace(task="cut")),
                                                                      "AtoB") == "G"
