@@ -63,6 +63,9 @@ def test_cuda_rng_round_trip():
     torch.cuda.manual_seed_all(4)
     ckpt.set_rng_state(state)
     assert torch.rand(4, device="cuda").tolist() == want
+    del state["cuda"]  # a CPU run's state resumed on a GPU machine: the GPU generators are left as they are
+    ckpt.set_rng_state(state)
+    assert torch.rand(4, device="cuda").tolist() != want
 
 
 class Draw(Callback):
