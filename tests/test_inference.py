@@ -654,6 +654,16 @@ def test_a_run_directory_loads_the_generator_of_each_direction_and_step(scenes, 
                                                   rf"but {runs[0] / 'config.yaml'} is a cyclegan run: the checkpoint "
                                                   r"belongs to another run$"):
             load_translator(runs[0], direction="BtoA", checkpoint=1)
+    for ema, net in ((0.9, "G_A EMA"), (0, "G_A")):  # a diverged run's weights are refused, naming what they are
+        ckpt = runs[ema] / "checkpoints" / "step_00000002.pt"
+        state = torch.load(ckpt, weights_only=True)
+        del state[HASH_KEY]
+        weights = state["task"]["ema" if ema else "nets"]["G_A"]
+        first = next(iter(weights))
+        weights[first].view(-1)[0] = float("nan")
+        torch.save(state, ckpt)
+        with pytest.raises(CheckpointError, match=rf"^checkpoint {ckpt} \({net}\): tensor '{first}' has 1 of "):
+            load_translator(runs[ema])
     one_way = SimpleNamespace(train=SimpleNamespace(task="pix2pix"))
     assert generator_name(one_way, "AtoB") == "G" and generator_name(SimpleNamespace(train=SimpleNamespace(task="cut")),
                                                                      "AtoB") == "G"
