@@ -483,3 +483,24 @@ def test_task_state_compares_the_saved_build_options():
     with pytest.raises(CheckpointError, match=r"^network G: checkpoint was built with .*pono-ms.*; this network has "
                                               r".*instance"):
         task.load_state_dict(state)
+
+
+def test_task_local_state_restores_the_image_pools_and_the_penalty_generator():
+    src, _ = make_task(TinyCycleGAN, "cyclegan-nc", "train.pool_size=3", "train.gan_mode=wgangp")
+    for i in range(2):
+        src.train_step(batch(i), i + 1)
+    state = copy.deepcopy(src.local_state())
+    assert set(state["pools"]) == {"A", "B"} and all(len(p["images"]) == 3 for p in state["pools"].values())
+    dst, _ = make_task(TinyCycleGAN, "cyclegan-nc", "train.pool_size=3", "train.gan_mode=wgangp")
+    dst.load_local_state(state)
+    for name in ("A", "B"):
+        mine, theirs = dst.pools[name].state_dict(), src.pools[name].state_dict()
+        assert all(torch.equal(a, b) for a, b in zip(mine["images"], theirs["images"]))
+        assert torch.equal(dst.pools[name].gen.get_state(), src.pools[name].gen.get_state())
+    assert torch.equal(dst.gp_gen.get_state(), src.gp_gen.get_state())
+    partial = copy.deepcopy(state)
+    del partial["pools"]["B"], partial["gp_gen"]  # an older checkpoint: what is there is loaded
+    other, _ = make_task(TinyCycleGAN, "cyclegan-nc", "train.pool_size=3", "train.gan_mode=wgangp")
+    other.load_local_state(partial)
+    assert len(other.pools["A"].images) == 3 and other.pools["B"].images == []
+    assert not torch.equal(other.gp_gen.get_state(), src.gp_gen.get_state())
