@@ -654,10 +654,29 @@ def test_a_run_directory_loads_the_generator_of_each_direction_and_step(scenes, 
                                                   rf"but {runs[0] / 'config.yaml'} is a cyclegan run: the checkpoint "
                                                   r"belongs to another run$"):
             load_translator(runs[0], direction="BtoA", checkpoint=1)
+    # the saved build options are compared (an edited config.yaml cannot pass one norm's weights off as
+    # another's with the same tensors); a checkpoint without options (older) loads
+    config = runs[0] / "config.yaml"
+    config.write_text(config.read_text().replace("g_norm: instance", "g_norm: pono-ms"))
+    with pytest.raises(CheckpointError, match=r"checkpoint was built with .*instance.*; this network has .*pono-ms"):
+        load_translator(runs[0])
+    config.write_text(config.read_text().replace("g_norm: pono-ms", "g_norm: instance"))
+    ckpt = runs[0] / "checkpoints" / "step_00000002.pt"
+    state = torch.load(ckpt, weights_only=True)
+    state["task"]["options"] = None
+    torch.save({k: v for k, v in state.items() if k != HASH_KEY}, ckpt)
+    assert load_translator(runs[0], direction="BtoA").meta["step"] == "2"
+    gray = train(load_config("cyclegan-instance", [f"out={tmp_path / 'gray'}", "model.input_nc=1",
+                                                   "train.lambda_identity=0", *tiny]))
+    assert [(t.input_nc, t.output_nc) for t in (load_translator(gray), load_translator(gray, direction="BtoA"))] == [
+        (1, 3), (3, 1)]
+    with pytest.raises(CheckpointError, match=rf"^{tmp_path}: no config.yaml \(expected a run directory or a models/ "
+                                              r"folder\)$"):
+        load_translator(tmp_path)
     for ema, net in ((0.9, "G_A EMA"), (0, "G_A")):  # a diverged run's weights are refused, naming what they are
         ckpt = runs[ema] / "checkpoints" / "step_00000002.pt"
         state = torch.load(ckpt, weights_only=True)
-        del state[HASH_KEY]
+        state.pop(HASH_KEY, None)
         weights = state["task"]["ema" if ema else "nets"]["G_A"]
         first = next(iter(weights))
         weights[first].view(-1)[0] = float("nan")
