@@ -429,6 +429,10 @@ def test_task_state_round_trip_and_refusals():
         with pytest.raises(CheckpointError, match=says):
             dst.load_state_dict(bad)
     broken = copy.deepcopy(state)
+    broken["ema"]["G"].popitem()
+    with pytest.raises(CheckpointError, match=r"^EMA: checkpoint does not match the network: 1 missing"):
+        dst.load_state_dict(broken)
+    broken = copy.deepcopy(state)
     del broken["optims"]["D"]
     with pytest.raises(CheckpointError, match=r"^its optimizer/scheduler state does not match the configured networks "
                                               r"\(KeyError: 'D'\)$"):
@@ -504,3 +508,5 @@ def test_task_local_state_restores_the_image_pools_and_the_penalty_generator():
     other.load_local_state(partial)
     assert len(other.pools["A"].images) == 3 and other.pools["B"].images == []
     assert not torch.equal(other.gp_gen.get_state(), src.gp_gen.get_state())
+    other.load_local_state({})  # no pools, no generator state: nothing to load
+    assert len(other.pools["A"].images) == 3
