@@ -10,6 +10,7 @@ identity 0.5 x 10, D's 1/2, WGAN-GP 10), so a changed weight or default fails he
 from __future__ import annotations
 
 import copy
+import re
 
 import pytest
 import torch
@@ -510,3 +511,33 @@ def test_task_local_state_restores_the_image_pools_and_the_penalty_generator():
     assert not torch.equal(other.gp_gen.get_state(), src.gp_gen.get_state())
     other.load_local_state({})  # no pools, no generator state: nothing to load
     assert len(other.pools["A"].images) == 3
+
+
+def test_the_finite_check_covers_every_state_tensor_and_names_the_first_bad_one():
+    """check_state_finite looks at every net's weights and buffers, the EMA copies and the optimizers' moments
+    (not their step counts), names the first non-finite tensor and counts the others."""
+    from gennorm.train.task import TrainingDiverged
+
+    task, _ = make_task(TinyPix2Pix, "pix2pix-nc", "train.ema=0.5", "train.lr=0.001")
+    task.train_step(batch(0), 1)
+    task.check_state_finite(1)
+    moments = task.optims["D"].state[next(iter(task.nets["D"].parameters()))]
+    step = moments["step"].clone()
+    moments["step"].fill_(float("inf"))  # Adam's step count (a float tensor) is not a weight: not checked
+    task.check_state_finite(1)
+    moments["step"].copy_(step)
+    tensors = {"nets.G.0.weight": task.nets["G"][0].weight, "nets.D.2.bias": task.nets["D"][2].bias,
+               "ema.G.2.weight": task.ema["G"].module[2].weight, "optims.D.param0.exp_avg_sq": moments["exp_avg_sq"]}
+    for name, t in tensors.items():
+        saved = t.detach().clone()
+        t.detach().view(-1)[0] = float("inf")
+        with pytest.raises(TrainingDiverged, match=rf"^the update of step 7 made the weights non-finite: {re.escape(name)} "
+                                                    rf"has 1 of {t.numel()} values NaN/inf; stopping before a checkpoint "
+                                                    r"holds them; train again with a lower train.lr \(now 0.001\) or "
+                                                    r"train.amp=none$"):
+            task.check_state_finite(7)
+        t.detach().copy_(saved)
+    for t in tensors.values():
+        t.detach().view(-1)[-1] = float("nan")
+    with pytest.raises(TrainingDiverged, match=r": nets.G.0.weight has 1 of 108 values NaN/inf \(and 3 more tensors\);"):
+        task.check_state_finite(7)
