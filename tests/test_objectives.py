@@ -541,3 +541,20 @@ def test_the_finite_check_covers_every_state_tensor_and_names_the_first_bad_one(
         t.detach().view(-1)[-1] = float("nan")
     with pytest.raises(TrainingDiverged, match=r": nets.G.0.weight has 1 of 108 values NaN/inf \(and 3 more tensors\);"):
         task.check_state_finite(7)
+
+
+def test_a_batch_norm_task_off_ddp_keeps_batch_norm_and_checks_its_statistics():
+    """SyncBatchNorm is for DDP on GPUs only; the finite check skips integer buffers (BatchNorm's
+    num_batches_tracked) and covers the running statistics."""
+    from gennorm.train.loop import make_task as build
+    from gennorm.train.task import TrainingDiverged
+
+    cfg = load_config("pix2pix-instance", ["model.ngf=4", "model.ndf=4", "model.g_arch=resnet_6blocks",
+                                           "train.device=cpu", "model.g_norm=batch", "model.d_norm=batch"])
+    task = build(cfg, CPU)
+    norms = [m for net in task.nets.values() for m in net.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+    assert norms and all(type(m) is nn.BatchNorm2d for m in norms)
+    task.check_state_finite(1)
+    norms[0].running_var[0] = float("nan")
+    with pytest.raises(TrainingDiverged, match=r"running_var has 1 of"):
+        task.check_state_finite(1)
