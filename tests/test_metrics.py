@@ -353,3 +353,12 @@ def test_unmatched_names_show_five_and_count_the_rest(tmp_path):
                                         rf"and 2 more; only in {tmp_path / 'f'}: x$"):
         pair_by_name(tmp_path / "r", tmp_path / "f", real, fake)
     assert pair_by_name(tmp_path / "r", tmp_path / "f", real[:1], fake[:1]) == [(real[0], fake[0])]
+
+
+def test_fid_needs_two_images_per_set(random_weights):
+    """Two images per set are enough for FID (a covariance of rank 1); one is refused naming both counts."""
+    x = torch.rand(3, 3, 16, 16, generator=torch.Generator().manual_seed(0))
+    kw = dict(metrics=("fid",), weights_dir=random_weights, verify_weights=False)
+    assert math.isfinite(evaluate_tensors(x[:2], x[1:], **kw)["metrics"]["fid"])
+    with pytest.raises(DataError, match=r"^FID/KID need at least 2 images per set, got 1 real and 2 fake$"):
+        evaluate_tensors(x[:1], x[1:], **kw)

@@ -390,8 +390,9 @@ def test_pix2pix_and_cyclegan_build_their_nets_from_the_channel_counts():
 
 
 def test_task_seeds_per_rank_and_pool_sizes():
-    """CycleGAN's pools: size train.pool_size, seeds seed * 1000 + 101 * rank + 1 (A) and + 2 (B); CUT's own
-    generator: seed * 1000 + 211 + 101 * rank (rank 1 here: DistInfo without a process group)."""
+    """CycleGAN's pools: size train.pool_size, seeds seed * 1000 + 101 * rank + 1 (A) and + 2 (B); the gradient
+    penalty's generator: seed + 7919 * rank; CUT's own generator: seed * 1000 + 211 + 101 * rank (rank 1 here:
+    DistInfo without a process group). No EMA copies when train.ema is 0."""
     from gennorm.config import load_config
     from gennorm.train.cut import CUTTask
     from gennorm.train.cyclegan import CycleGANTask
@@ -409,6 +410,8 @@ def test_task_seeds_per_rank_and_pool_sizes():
         for name, offset in (("A", 1), ("B", 2)):
             assert task.pools[name].size == 7
             assert torch.equal(task.pools[name].gen.get_state(), seeded(3000 + 101 * rank + offset)), (rank, name)
+        assert torch.equal(task.gp_gen.get_state(), seeded(3 + 7919 * rank))  # the gradient penalty's draws
+        assert task.ema == {} and task.state_dict()["ema"] == {}  # train.ema 0: no EMA copies
     cut = CUTTask(load_config("cut-nc", _TINY + ["train.num_patches=16", "train.netf_nc=8"]), cpu, DistInfo(rank=1))
     assert torch.equal(cut.cut_gen.get_state(), seeded(3000 + 211 + 101))
 
