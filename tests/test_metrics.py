@@ -359,6 +359,7 @@ def test_fid_needs_two_images_per_set(random_weights):
     """Two images per set are enough for FID (a covariance of rank 1); one is refused naming both counts."""
     x = torch.rand(3, 3, 16, 16, generator=torch.Generator().manual_seed(0))
     kw = dict(metrics=("fid",), weights_dir=random_weights, verify_weights=False)
-    assert math.isfinite(evaluate_tensors(x[:2], x[1:], **kw)["metrics"]["fid"])
+    result = evaluate_tensors(x[:2], x[1:], **kw)
+    assert math.isfinite(result["metrics"]["fid"]) and result["cache"] == {"real_features": "off"}  # tensors: no cache
     with pytest.raises(DataError, match=r"^FID/KID need at least 2 images per set, got 1 real and 2 fake$"):
         evaluate_tensors(x[:1], x[1:], **kw)

@@ -558,3 +558,14 @@ def test_a_batch_norm_task_off_ddp_keeps_batch_norm_and_checks_its_statistics():
     norms[0].running_var[0] = float("nan")
     with pytest.raises(TrainingDiverged, match=r"running_var has 1 of"):
         task.check_state_finite(1)
+
+
+def test_task_autocast_uses_the_configured_dtype():
+    for amp, dtype in (("fp16", torch.float16), ("bf16", torch.bfloat16)):
+        task, _ = make_task(TinyPix2Pix, "pix2pix-nc", f"train.amp={amp}")
+        with task.autocast():
+            assert torch.is_autocast_enabled("cpu") and torch.get_autocast_dtype("cpu") == dtype
+            assert task.nets["G"](batch(0)["A"]).dtype == dtype
+    task, _ = make_task(TinyPix2Pix, "pix2pix-nc")
+    with task.autocast():
+        assert not torch.is_autocast_enabled("cpu")
