@@ -363,3 +363,27 @@ def test_fid_needs_two_images_per_set(random_weights):
     assert math.isfinite(result["metrics"]["fid"]) and result["cache"] == {"real_features": "off"}  # tensors: no cache
     with pytest.raises(DataError, match=r"^FID/KID need at least 2 images per set, got 1 real and 2 fake$"):
         evaluate_tensors(x[:1], x[1:], **kw)
+
+
+def test_cached_real_features_of_another_count_are_recomputed(random_weights, tmp_path):
+    """The real features come from the cache when its entry has one row per image; an entry with another
+    count (a damaged or hand-edited cache) is recomputed and rewritten, never used."""
+    _write_images(tmp_path / "real", seed=1, n=3, size=(16, 16))
+    _write_images(tmp_path / "fake", seed=2, n=3, size=(16, 16))
+    kw = dict(metrics=("fid",), weights_dir=random_weights, verify_weights=False, progress=False)
+    with pytest.warns(UserWarning):
+        first = evaluate_folders(tmp_path / "real", tmp_path / "fake", **kw)
+    assert first["cache"]["real_features"] == "miss"
+    path = Path(first["cache"]["file"])
+    with np.load(path) as z:
+        features, names = z["features"], z["names"]
+    np.savez(path, features=features[:2] + 1, names=names[:2])  # the right key, two rows, other values
+    with pytest.warns(UserWarning):
+        again = evaluate_folders(tmp_path / "real", tmp_path / "fake", **kw)
+    assert again["metrics"]["fid"] == pytest.approx(first["metrics"]["fid"], rel=1e-9)
+    with np.load(path) as z:
+        assert np.array_equal(z["features"], features)
+    np.savez(path, features=features + 1, names=names)  # a full entry is used as it is
+    with pytest.warns(UserWarning):
+        used = evaluate_folders(tmp_path / "real", tmp_path / "fake", **kw)
+    assert used["cache"]["real_features"] == "hit" and used["metrics"]["fid"] != pytest.approx(first["metrics"]["fid"])
