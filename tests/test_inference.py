@@ -694,6 +694,26 @@ def test_a_run_directory_loads_the_generator_of_each_direction_and_step(scenes, 
         load_translator(runs[0], direction="AB")
 
 
+def test_a_model_folder_is_checked_against_its_config_before_loading(tmp_path):
+    """A models/ folder's generator file: its header is checked against the network first (an extra tensor:
+    nothing is read). (Its recorded build options against config.yaml: test_integrity, on freshly exported
+    folders.)"""
+    import shutil
+
+    from safetensors.torch import load_file, save_file
+
+    from gennorm.errors import CheckpointError
+    from gennorm.inference import load_translator
+
+    folder = tmp_path / "m"
+    shutil.copytree(MODELS / "scenes-instance", folder)
+    path = folder / "generator.safetensors"
+    save_file({**load_file(path), "extra.weight": torch.zeros(2)}, str(path))
+    with pytest.raises(CheckpointError, match=rf"^{path}: 1 tensor\(s\) the network does not have \(extra.weight\); "
+                                              r"nothing was loaded$"):
+        load_translator(folder)
+
+
 def test_translate_folder_layouts_and_refusals(tmp_path, monkeypatch):
     """translate_folder's naming "junyanz" (pytorch-CycleGAN-and-pix2pix's test.py): images/NAME_real_A,
     _fake_B, _real_B (A and B swapped for a BtoA translator, whose input is then the B half: the
