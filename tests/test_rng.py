@@ -96,3 +96,22 @@ def test_resume_restores_python_numpy_and_torch_rng(scenes, tmp_path):
     for step in (3, 4):
         for which in ("python", "numpy", "torch"):
             assert resumed.by_step[step][which] == straight.by_step[step][which], (step, which)
+
+
+def test_the_data_order_literally():
+    """Epoch e's order: torch.randperm seeded seed * 1_000_003 + e (or 0..n-1 unshuffled); rank r of W takes
+    positions r, r + W, ... of the order padded by wrapping to a multiple of W, in batches, the last partial batch
+    dropped unless it is the only one."""
+    from gennorm.train.data_plan import epoch_order, rank_batches
+
+    assert epoch_order(5, 3, 2, shuffle=False) == [0, 1, 2, 3, 4]
+    assert epoch_order(5, 3, 2) == torch.randperm(5, generator=torch.Generator().manual_seed(3 * 1_000_003 + 2)).tolist()
+    assert epoch_order(9, 3, 2) != epoch_order(9, 3, 3) != epoch_order(9, 4, 2)
+    order = epoch_order(10, 1, 4)
+    assert rank_batches(10, 3, 1, 4) == [order[0:3], order[3:6], order[6:9]]
+    assert rank_batches(10, 3, 1, 4, shuffle=False) == [[0, 1, 2], [3, 4, 5], [6, 7, 8]]
+    padded = (epoch_order(7, 1, 0) * 2)[:8]
+    for rank in (0, 1):
+        mine = padded[rank::2]
+        assert rank_batches(7, 2, 1, 0, rank=rank, world=2) == [mine[0:2], mine[2:4]]
+    assert rank_batches(2, 4, 0, 0, shuffle=False) == [[0, 1]]
