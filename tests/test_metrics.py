@@ -387,3 +387,13 @@ def test_cached_real_features_of_another_count_are_recomputed(random_weights, tm
     with pytest.warns(UserWarning):
         used = evaluate_folders(tmp_path / "real", tmp_path / "fake", **kw)
     assert used["cache"]["real_features"] == "hit" and used["metrics"]["fid"] != pytest.approx(first["metrics"]["fid"])
+
+
+def test_fakes_of_another_size_are_resized_and_counted(tmp_path):
+    """Each fake whose size differs from its real pair is resized to it (antialiased bilinear) and counted."""
+    _write_images(tmp_path / "real", seed=1, n=3, size=(16, 16), names=["a", "b", "c"])
+    _write_images(tmp_path / "fake", seed=2, n=1, size=(16, 16), names=["a"])
+    _write_images(tmp_path / "fake", seed=3, n=2, size=(20, 24), names=["b", "c"])
+    with pytest.warns(UserWarning, match=r"^2 fake image\(s\) differ in size from their real pair and were resized"):
+        result = evaluate_folders(tmp_path / "real", tmp_path / "fake", metrics=("psnr",), progress=False)
+    assert result["counts"]["pairs_resized"] == 2 and result["counts"]["pairs"] == 3
