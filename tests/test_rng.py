@@ -115,3 +115,4 @@ def test_the_data_order_literally():
         mine = padded[rank::2]
         assert rank_batches(7, 2, 1, 0, rank=rank, world=2) == [mine[0:2], mine[2:4]]
     assert rank_batches(2, 4, 0, 0, shuffle=False) == [[0, 1]]
+    assert rank_batches(5, 3, 0, 0, shuffle=False) == [[0, 1, 2]]  # two batches: the partial one is dropped
