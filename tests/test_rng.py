@@ -116,3 +116,39 @@ def test_the_data_order_literally():
         assert rank_batches(7, 2, 1, 0, rank=rank, world=2) == [mine[0:2], mine[2:4]]
     assert rank_batches(2, 4, 0, 0, shuffle=False) == [[0, 1]]
     assert rank_batches(5, 3, 0, 0, shuffle=False) == [[0, 1, 2]]  # two batches: the partial one is dropped
+
+
+class _Indexed(torch.utils.data.Dataset):
+    """Item i is {"i": i}; records the epochs it is told."""
+
+    def __init__(self, n):
+        self.n, self.epochs = n, []
+
+    def __len__(self):
+        return self.n
+
+    def set_epoch(self, epoch):
+        self.epochs.append(epoch)
+
+    def __getitem__(self, i):
+        return {"i": torch.tensor(i)}
+
+
+def test_the_batch_stream_follows_the_data_order_across_epochs_and_resumes_mid_epoch():
+    """BatchStream yields rank_batches(seed, epoch, rank, world) epoch after epoch (telling the dataset its epoch),
+    its position names the next batch, a stream started at a position continues there, and starting an epoch draws
+    nothing from the global RNG (a resumed run would diverge). Defaults: rank 0 of 1, no workers, no pinning."""
+    from gennorm.train.data_plan import BatchStream, Position, rank_batches
+
+    ds = _Indexed(7)
+    stream = BatchStream(ds, 2, seed=5, rank=1, world=2)
+    rng = torch.get_rng_state()
+    got = [next(stream)["i"].tolist() for _ in range(5)]
+    assert torch.equal(torch.get_rng_state(), rng)
+    want = rank_batches(7, 2, 5, 0, 1, 2) + rank_batches(7, 2, 5, 1, 1, 2) + rank_batches(7, 2, 5, 2, 1, 2)[:1]
+    assert got == want and ds.epochs == [0, 1, 2] and stream.position == Position(2, 1)
+    resumed = BatchStream(_Indexed(7), 2, 5, 1, 2, position=Position(1, 1))
+    assert next(resumed)["i"].tolist() == rank_batches(7, 2, 5, 1, 1, 2)[1] and resumed.position == Position(1, 2)
+    plain = BatchStream(_Indexed(5), 2, 3)
+    assert (plain.rank, plain.world, plain.num_workers, plain.pin_memory) == (0, 1, 0, False)
+    assert plain.batches_per_epoch() == 2 and next(plain)["i"].tolist() == rank_batches(5, 2, 3, 0)[0]
