@@ -167,3 +167,11 @@ def test_numpy_cached_gaussian_below_one_survives_the_round_trip():
     np.random.seed(1)
     ckpt.set_rng_state(saved)
     assert np.random.standard_normal() == want
+
+
+def test_seed_everything_seeds_numpy_with_the_seed_modulo_2_32():
+    for seed in (5, 2**32 + 5, 2**62):  # config seeds go up to 2**62; numpy takes 32 bits
+        ckpt.seed_everything(seed)
+        got = (random.random(), np.random.random(), torch.rand(1).item())
+        random.seed(seed), np.random.seed(seed % 2**32), torch.manual_seed(seed)
+        assert got == (random.random(), np.random.random(), torch.rand(1).item())
