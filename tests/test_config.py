@@ -78,7 +78,7 @@ def test_each_bound_accepts_its_edge_and_refuses_the_next_value_naming_the_key(k
 
 @pytest.mark.parametrize("key", ["data.crop_size", "data.load_size"])
 def test_image_sizes_have_a_floor_of_four(key):
-    assert (_load("data.crop_size=4", "data.load_size=4").data.crop_size, _load("data.load_size=4").data.load_size) == (4, 4)
+    assert getattr(_load("data.crop_size=4", "data.load_size=4").data, key.split(".")[1]) == 4
     _refused(rf"config key '{key}': must be >= 4, got 3", "data.crop_size=4", "data.load_size=4", f"{key}=3")
 
 

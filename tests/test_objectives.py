@@ -21,11 +21,14 @@ from gennorm.config import load_config
 from gennorm.train.cyclegan import CycleGANTask
 from gennorm.train.gan import GANLoss, ImagePool
 from gennorm.train.loop import Callback
+from gennorm.train.loop import make_task as build_task
 from gennorm.train.optim import EMA, epoch_lr_factor, lr_factor, schedule_factor
 from gennorm.train.pix2pix import Pix2PixTask
 
 CPU = torch.device("cpu")
 GAN_MODES = ("lsgan", "vanilla", "hinge", "wgangp")
+# the real networks at their smallest, for the tests that need a preset's own generator and discriminator
+TINY_NETS = ["model.ngf=4", "model.ndf=4", "model.g_arch=resnet_6blocks", "train.device=cpu"]
 
 
 def tiny_g(cin: int, cout: int, seed: int) -> nn.Module:
@@ -477,10 +480,8 @@ def test_task_state_compares_the_saved_build_options():
     """A checkpoint's task.options (each net's build options) are compared when loading: an instance-norm G's
     weights recorded as another norm's are refused naming the network and both options."""
     from gennorm.errors import CheckpointError
-    from gennorm.train.loop import make_task as build
 
-    tiny = ["model.ngf=4", "model.ndf=4", "model.g_arch=resnet_6blocks", "train.device=cpu"]
-    task = build(load_config("pix2pix-instance", tiny), CPU)
+    task = build_task(load_config("pix2pix-instance", TINY_NETS), CPU)
     state = copy.deepcopy(task.state_dict())
     assert state["options"]["G"]["norm"] == "instance"
     task.load_state_dict(copy.deepcopy(state))
@@ -546,12 +547,9 @@ def test_the_finite_check_covers_every_state_tensor_and_names_the_first_bad_one(
 def test_a_batch_norm_task_off_ddp_keeps_batch_norm_and_checks_its_statistics():
     """SyncBatchNorm is for DDP on GPUs only; the finite check skips integer buffers (BatchNorm's
     num_batches_tracked) and covers the running statistics."""
-    from gennorm.train.loop import make_task as build
     from gennorm.train.task import TrainingDiverged
 
-    cfg = load_config("pix2pix-instance", ["model.ngf=4", "model.ndf=4", "model.g_arch=resnet_6blocks",
-                                           "train.device=cpu", "model.g_norm=batch", "model.d_norm=batch"])
-    task = build(cfg, CPU)
+    task = build_task(load_config("pix2pix-instance", [*TINY_NETS, "model.g_norm=batch", "model.d_norm=batch"]), CPU)
     norms = [m for net in task.nets.values() for m in net.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
     assert norms and all(type(m) is nn.BatchNorm2d for m in norms)
     task.check_state_finite(1)

@@ -1,15 +1,21 @@
 """Preprocessing by value: the random crop is a PIL crop at the drawn position, the positions vary
 over items and epochs (and cover the whole range), the flip is a PIL mirror about half the time,
-and both halves of a pix2pix pair get the same crop.
+and both halves of a pix2pix pair get the same crop; each mode's resized size, the per-item RNG's
+derivation, and the 8-bit levels of tensors (round, or pytorch-CycleGAN-and-pix2pix's floor).
 """
 from __future__ import annotations
 
+import hashlib
+import random
+
 import numpy as np
 import pytest
+import torch
 from PIL import Image
 
 from gennorm.data.aligned import AlignedDataset
-from gennorm.data.transforms import PreprocessOptions, TransformParams, apply_transform, item_rng, sample_params, to_tensor
+from gennorm.data.transforms import (PreprocessOptions, TransformParams, apply_transform, item_rng, resized_size,
+                                     sample_params, to_image, to_tensor, to_uint8)
 
 
 def noise_image(w: int, h: int, seed: int = 0) -> Image.Image:
@@ -80,10 +86,6 @@ def test_tensors_become_8_bit_levels_by_round_or_floor():
     """to_uint8 "round": (t + 1) * 127.5 to the nearest level (the inverse of to_tensor); "floor":
     pytorch-CycleGAN-and-pix2pix's tensor2im, (t + 1) / 2 * 255 truncated; both clamp to [-1, 1] first.
     to_image makes RGB from 3 channels and L from 1; an unknown quantize names the choices."""
-    import torch
-
-    from gennorm.data.transforms import to_image, to_uint8
-
     levels = torch.tensor([-2.0, -1.0, -0.999, 0.0, 0.2, 1 / 127.5 - 1, 0.999, 1.0, 3.0])
     t = levels.view(1, 1, -1).expand(3, 2, -1)  # [3, 2, 9]: every value in each channel and row
     want_round = [0, 0, 0, 128, 153, 1, 255, 255, 255]  # 0.1275 -> 0; 127.5 -> 128 (half to even); 153.0
@@ -109,9 +111,6 @@ def test_tensors_become_8_bit_levels_by_round_or_floor():
 def test_item_rng_is_seeded_by_the_sha256_of_seed_epoch_index_and_stream():
     """The derivation is a contract (an item is the same in every process and in every gennorm version that
     resumes a run): the first 8 bytes of SHA-256("gennorm.data:SEED:EPOCH:INDEX:STREAM"), big-endian."""
-    import hashlib
-    import random
-
     for args, text in (((1, 2, 3, "A"), "1:2:3:A"), ((0, 0, 0), "0:0:0:"), ((2**40, 7, 123456, "B-index"), f"{2**40}:7:123456:B-index")):
         seed = int.from_bytes(hashlib.sha256(f"gennorm.data:{text}".encode()).digest()[:8], "big")
         assert item_rng(*args).getrandbits(64) == random.Random(seed).getrandbits(64)
@@ -133,8 +132,6 @@ def test_item_rng_is_seeded_by_the_sha256_of_seed_epoch_index_and_stream():
     ("scale_width_and_crop", 20, 16, (40, 10), (20, 16)),
 ])
 def test_resized_size_of_each_mode(mode, load, crop, size, want):
-    from gennorm.data.transforms import resized_size
-
     assert resized_size(size, PreprocessOptions(mode, load, crop)) == want
 
 

@@ -16,6 +16,7 @@ import torch
 
 from gennorm.config import load_config
 from gennorm.train import checkpoint as ckpt
+from gennorm.train.data_plan import BatchStream, Position, epoch_order, rank_batches
 from gennorm.train.loop import Callback, train
 from train_hooks import StopAtStep
 
@@ -102,8 +103,6 @@ def test_the_data_order_literally():
     """Epoch e's order: torch.randperm seeded seed * 1_000_003 + e (or 0..n-1 unshuffled); rank r of W takes
     positions r, r + W, ... of the order padded by wrapping to a multiple of W, in batches, the last partial batch
     dropped unless it is the only one."""
-    from gennorm.train.data_plan import epoch_order, rank_batches
-
     assert epoch_order(5, 3, 2, shuffle=False) == [0, 1, 2, 3, 4]
     assert epoch_order(5, 3, 2) == torch.randperm(5, generator=torch.Generator().manual_seed(3 * 1_000_003 + 2)).tolist()
     assert epoch_order(9, 3, 2) != epoch_order(9, 3, 3) != epoch_order(9, 4, 2)
@@ -138,8 +137,6 @@ def test_the_batch_stream_follows_the_data_order_across_epochs_and_resumes_mid_e
     """BatchStream yields rank_batches(seed, epoch, rank, world) epoch after epoch (telling the dataset its epoch),
     its position names the next batch, a stream started at a position continues there, and starting an epoch draws
     nothing from the global RNG (a resumed run would diverge). Defaults: rank 0 of 1, no workers, no pinning."""
-    from gennorm.train.data_plan import BatchStream, Position, rank_batches
-
     ds = _Indexed(7)
     stream = BatchStream(ds, 2, seed=5, rank=1, world=2)
     rng = torch.get_rng_state()
